@@ -35,8 +35,8 @@ std::string str_cat(const Args&... args) {
 }  // namespace moequant
 
 // MQ_CHECK(cond, parts...): throws moequant::Error(parts...) when cond is false.
-#define MQ_CHECK(cond, ...)                                          \
-  do {                                                               \
+#define MQ_CHECK(cond, ...)                                                 \
+  do {                                                                      \
     if (!(cond)) throw ::moequant::Error(::moequant::str_cat(__VA_ARGS__)); \
   } while (0)
 
@@ -44,8 +44,8 @@ std::string str_cat(const Args&... args) {
 #define MQ_THROW(...) throw ::moequant::Error(::moequant::str_cat(__VA_ARGS__))
 
 // MQ_CHECK_KERNEL(call): runs an mq_* kernel API call and throws its message on failure.
-#define MQ_CHECK_KERNEL(call)                                                          \
-  do {                                                                                 \
-    const mq_status mq_status_ = (call);                                               \
-    if (mq_status_ != MQ_OK) MQ_THROW(#call, " failed: ", mq_last_error());            \
+#define MQ_CHECK_KERNEL(call)                                               \
+  do {                                                                      \
+    const mq_status mq_status_ = (call);                                    \
+    if (mq_status_ != MQ_OK) MQ_THROW(#call, " failed: ", mq_last_error()); \
   } while (0)

@@ -1,0 +1,43 @@
+// Quantizing one 2-D weight into the tensors a checkpoint stores (FORMATS.md), and back.
+//
+// The glue turns at::Tensors into raw pointers for the kernel C API: weights on a CUDA device
+// are quantized there by the CUDA kernels, CPU weights by the CPU path; the bytes are equal.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <string>
+#include <vector>
+
+#include "moequant/core/dtype.h"
+#include "moequant/core/format.h"
+
+namespace moequant {
+
+// One stored tensor: `suffix` replaces ".weight" in the checkpoint name ("weight",
+// "weight_scale", "weight_scale_2", "weight_scale_inv", "qweight", "qzeros", "scales",
+// "g_idx"). `data` is contiguous, on the weight's device, with the bytes of `dtype`
+// (F8_E4M3 and U8 held as kByte).
+struct StoredTensor {
+  std::string suffix;
+  DType dtype;
+  std::vector<int64_t> shape;
+  at::Tensor data;
+};
+
+// Quantizes `w` ([out, in], bf16/fp16/fp32) to `format` with the quantizer's amax (one value,
+// or one per row for fp8). fp8_block and int4 derive their scales from the weight itself and
+// ignore `amax`. `name` (the checkpoint name of the weight) is used in every error message.
+// Format kNone returns the weight itself as "weight".
+std::vector<StoredTensor> quantize_weight(const at::Tensor& w, QuantFormat format,
+                                          const std::vector<float>& amax, const std::string& name);
+
+// Dequantizes what quantize_weight produced back to float32 [rows, cols], on the data's device.
+at::Tensor dequantize_weight(const std::vector<StoredTensor>& stored, QuantFormat format,
+                             int64_t rows, int64_t cols, const std::string& name);
+
+// Finds a stored tensor by suffix; throws naming `name` when absent.
+const StoredTensor& find_stored(const std::vector<StoredTensor>& stored, const std::string& suffix,
+                                const std::string& name);
+
+}  // namespace moequant

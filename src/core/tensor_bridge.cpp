@@ -1,0 +1,78 @@
+#include "moequant/core/tensor_bridge.h"
+
+#include "moequant/core/error.h"
+
+namespace moequant {
+
+mq_dtype kernel_dtype(const at::Tensor& t, const std::string& what) {
+  switch (t.scalar_type()) {
+    case at::kBFloat16:
+      return MQ_DTYPE_BF16;
+    case at::kHalf:
+      return MQ_DTYPE_F16;
+    case at::kFloat:
+      return MQ_DTYPE_F32;
+    default:
+      MQ_THROW(what, ": unsupported weight dtype ", t.scalar_type(),
+               " (expected bfloat16, float16 or float32)");
+  }
+}
+
+DType checkpoint_dtype(const at::Tensor& t) {
+  switch (t.scalar_type()) {
+    case at::kBFloat16:
+      return DType::kBF16;
+    case at::kHalf:
+      return DType::kF16;
+    case at::kFloat:
+      return DType::kF32;
+    case at::kDouble:
+      return DType::kF64;
+    case at::kByte:
+      return DType::kU8;
+    case at::kChar:
+      return DType::kI8;
+    case at::kInt:
+      return DType::kI32;
+    case at::kLong:
+      return DType::kI64;
+    case at::kBool:
+      return DType::kBool;
+    default:
+      MQ_THROW("no checkpoint dtype for ", t.scalar_type());
+  }
+}
+
+at::ScalarType storage_scalar_type(DType t) {
+  switch (t) {
+    case DType::kBF16:
+      return at::kBFloat16;
+    case DType::kF16:
+      return at::kHalf;
+    case DType::kF32:
+      return at::kFloat;
+    case DType::kF64:
+      return at::kDouble;
+    case DType::kF8E4M3:
+    case DType::kU8:
+      return at::kByte;
+    case DType::kI8:
+      return at::kChar;
+    case DType::kI32:
+      return at::kInt;
+    case DType::kI64:
+      return at::kLong;
+    case DType::kBool:
+      return at::kBool;
+  }
+  MQ_THROW("unknown dtype id ", static_cast<int>(t));
+}
+
+bool use_cuda_kernels(const at::Tensor& t) {
+  if (!t.is_cuda()) return false;
+  MQ_CHECK(mq_cuda_available(), "tensor on ", t.device(),
+           " but this build of moequant has no CUDA kernels (rebuild with nvcc available)");
+  return true;
+}
+
+}  // namespace moequant
