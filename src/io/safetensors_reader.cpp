@@ -1,0 +1,93 @@
+// SafetensorsFile: a read-only mapping of one safetensors file.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <utility>
+
+#include "moequant/core/error.h"
+#include "moequant/io/safetensors.h"
+
+namespace moequant::io {
+
+SafetensorsFile SafetensorsFile::open(const std::string& path) {
+  // O_NONBLOCK: opening a FIFO by mistake must not hang; it changes nothing for regular files.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  MQ_CHECK(fd >= 0, path, ": cannot open: ", std::strerror(errno));
+  struct stat st {};
+  const int stat_rc = ::fstat(fd, &st);
+  const int stat_errno = errno;
+  if (stat_rc != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    MQ_CHECK(stat_rc == 0, path, ": cannot stat: ", std::strerror(stat_errno));
+    MQ_THROW(path, ": not a regular file");
+  }
+  SafetensorsFile file;
+  file.path_ = path;
+  file.size_ = static_cast<size_t>(st.st_size);
+  if (file.size_ > 0) {  // mmap refuses length 0; parse_file reports the empty file
+    void* p = ::mmap(nullptr, file.size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    const int err = errno;
+    ::close(fd);  // the mapping keeps the file alive
+    MQ_CHECK(p != MAP_FAILED, path, ": cannot mmap: ", std::strerror(err));
+    file.base_ = static_cast<const uint8_t*>(p);
+  } else {
+    ::close(fd);
+  }
+  // From here on the destructor unmaps if validation throws.
+  file.layout_ = parse_file(file.base_, file.size_, path);
+  const auto& tensors = file.layout_.header.tensors;
+  file.index_.reserve(tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) file.index_.emplace(tensors[i].name, i);
+  return file;
+}
+
+SafetensorsFile::SafetensorsFile(SafetensorsFile&& other) noexcept
+    : path_(std::move(other.path_)),
+      base_(std::exchange(other.base_, nullptr)),
+      size_(std::exchange(other.size_, 0)),
+      layout_(std::move(other.layout_)),
+      index_(std::move(other.index_)) {}
+
+SafetensorsFile& SafetensorsFile::operator=(SafetensorsFile&& other) noexcept {
+  if (this != &other) {
+    unmap();
+    path_ = std::move(other.path_);
+    base_ = std::exchange(other.base_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+    layout_ = std::move(other.layout_);
+    index_ = std::move(other.index_);
+  }
+  return *this;
+}
+
+SafetensorsFile::~SafetensorsFile() {
+  unmap();
+}
+
+void SafetensorsFile::unmap() noexcept {
+  if (base_ != nullptr) ::munmap(const_cast<uint8_t*>(base_), size_);
+  base_ = nullptr;
+  size_ = 0;
+}
+
+const TensorInfo* SafetensorsFile::find(const std::string& name) const {
+  const auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &tensors()[it->second];
+}
+
+const uint8_t* SafetensorsFile::data(const TensorInfo& info) const {
+  // Offsets were validated against this file only: refuse a TensorInfo from anywhere else.
+  const std::vector<TensorInfo>& all = tensors();
+  const std::less<const TensorInfo*> before;
+  const bool ours =
+      !all.empty() && !before(&info, all.data()) && before(&info, all.data() + all.size());
+  MQ_CHECK(ours, path_, ": tensor '", info.name, "' does not come from this file");
+  return base_ + layout_.data_start + info.begin;
+}
+
+}  // namespace moequant::io
