@@ -30,7 +30,7 @@ log() { echo "[setup] $*" >&2; }
 
 # ---- packages (Debian); machines without apt (the GPU image) already carry what is needed ----
 packages=(cmake ninja-build g++ libtorch-dev libopenmpi-dev openmpi-bin nlohmann-json3-dev
-          libgtest-dev clang libclang-rt-14-dev)
+          libgtest-dev libcli11-dev clang libclang-rt-14-dev libomp-14-dev)
 use_python_torch=0
 if [[ -n "${MOEQUANT_TORCH_PREFIX:-}" ]]; then
   torch_prefix="$MOEQUANT_TORCH_PREFIX"
@@ -70,7 +70,13 @@ export NCCL_NVLS_ENABLE=0
 case "$mode" in
   test)
     log "running the test suite"
-    cd "$build" && ctest --output-on-failure -j "$jobs"
+    (cd "$build" && ctest --output-on-failure -j "$jobs")
+    # The safetensors header parser is fed untrusted files: a short libFuzzer run (clang + ASan,
+    # its own build directory) on every test run.
+    if command -v clang++ >/dev/null 2>&1; then
+      log "fuzzing the safetensors header parser for 20 s"
+      BUILD_DIR="$build-fuzz" JOBS="$jobs" bash "$root/tests/fuzz/run_fuzz.sh" 20
+    fi
     ;;
   run)
     if [[ $# -eq 0 ]]; then set -- quantize; fi

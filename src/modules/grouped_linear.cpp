@@ -14,12 +14,13 @@ GroupedLinearImpl::GroupedLinearImpl(const GroupedLinearOptions& options) : opti
   auto opts = at::TensorOptions().dtype(options.dtype);
   const double init_scale = 1.0 / std::sqrt(static_cast<double>(options.in_features));
   for (int64_t i = 0; i < options.num_gemms; ++i) {
-    weights_.push_back(register_parameter(
-        "weight" + std::to_string(i),
-        at::randn({options.out_features, options.in_features}, opts) * init_scale));
+    register_parameter("weight" + std::to_string(i),
+                       options.init_weights ? at::randn({options.out_features, options.in_features},
+                                                        opts) * init_scale
+                                            : at::Tensor(),
+                       options.init_weights);
     if (options.bias)
-      biases_.push_back(
-          register_parameter("bias" + std::to_string(i), at::zeros({options.out_features}, opts)));
+      register_parameter("bias" + std::to_string(i), at::zeros({options.out_features}, opts));
   }
   weight_quantizer = std::make_shared<TensorQuantizer>(options.format);
   weight_quantizer->scope().etp = true;
@@ -35,6 +36,25 @@ GroupedLinearImpl::GroupedLinearImpl(const GroupedLinearOptions& options) : opti
   input_quantizer->scope() = input_scope(/*expert=*/true, /*shared_across_experts=*/true);
 }
 
+at::Tensor GroupedLinearImpl::weight(int64_t i) const {
+  MQ_CHECK(i >= 0 && i < options_.num_gemms, "GroupedLinear: weight", i, " out of range");
+  return parameters_["weight" + std::to_string(i)];
+}
+
+at::Tensor GroupedLinearImpl::bias(int64_t i) const {
+  MQ_CHECK(options_.bias, "GroupedLinear: no biases");
+  return parameters_["bias" + std::to_string(i)];
+}
+
+void GroupedLinearImpl::set_weight(int64_t i, at::Tensor w) {
+  MQ_CHECK(i >= 0 && i < options_.num_gemms, "GroupedLinear: weight", i, " out of range");
+  MQ_CHECK(!w.defined() || (w.dim() == 2 && w.size(0) == options_.out_features &&
+                            w.size(1) == options_.in_features),
+           "GroupedLinear: weight", i, " must be [", options_.out_features, ", ",
+           options_.in_features, "], got ", w.defined() ? w.sizes() : at::IntArrayRef{});
+  parameters_["weight" + std::to_string(i)] = std::move(w);
+}
+
 std::shared_ptr<TensorQuantizer> GroupedLinearImpl::quantizer_for(int64_t i) const {
   MQ_CHECK(i >= 0 && i < options_.num_gemms, "GroupedLinear: gemm ", i, " out of range");
   return options_.per_expert_amax ? expert_weight_quantizers_[i] : weight_quantizer;
@@ -47,8 +67,8 @@ std::vector<CalibPair> GroupedLinearImpl::weights_for_export() {
 std::vector<CalibPair> GroupedLinearImpl::iter_weights_for_calibration() {
   std::vector<CalibPair> pairs;
   for (int64_t i = 0; i < options_.num_gemms; ++i)
-    if (weights_[i].defined())
-      pairs.push_back({"weight" + std::to_string(i), weights_[i], quantizer_for(i)});
+    if (weight(i).defined())
+      pairs.push_back({"weight" + std::to_string(i), weight(i), quantizer_for(i)});
   return pairs;
 }
 
@@ -78,8 +98,7 @@ at::Tensor GroupedLinearImpl::forward(const at::Tensor& x, const std::vector<int
   for (int64_t i = 0; i < options_.num_gemms; ++i) {
     const at::Tensor xi = x.narrow(0, row, m_splits[i]);
     row += m_splits[i];
-    outs.push_back(options_.bias ? at::linear(xi, weights_[i], biases_[i])
-                                 : at::linear(xi, weights_[i]));
+    outs.push_back(options_.bias ? at::linear(xi, weight(i), bias(i)) : at::linear(xi, weight(i)));
   }
   return at::cat(outs, 0);
 }

@@ -25,6 +25,9 @@ struct GroupedLinearOptions {
   bool per_expert_amax = false;
   QuantFormat format = QuantFormat::kNone;
   at::ScalarType dtype = at::kFloat;
+  // false: register weight0.. undefined (no memory), to be set later with set_weight() (a
+  // loader that streams weights in, one layer at a time).
+  bool init_weights = true;
 };
 
 class GroupedLinearImpl : public torch::nn::Module, public QuantModule {
@@ -36,8 +39,11 @@ class GroupedLinearImpl : public torch::nn::Module, public QuantModule {
 
   int64_t num_gemms() const { return options_.num_gemms; }
   const GroupedLinearOptions& options() const { return options_; }
-  at::Tensor& weight(int64_t i) { return weights_.at(i); }
-  at::Tensor& bias(int64_t i) { return biases_.at(i); }
+  // The registered parameters weight{i} / bias{i} (undefined when not set).
+  at::Tensor weight(int64_t i) const;
+  at::Tensor bias(int64_t i) const;
+  // Replaces parameter weight{i} (undefined releases it).
+  void set_weight(int64_t i, at::Tensor w);
   int64_t global_expert(int64_t local) const { return options_.first_global_expert + local; }
 
   // The quantizer that covers weight i: the shared one, or expert i's in per-expert mode.
@@ -50,8 +56,6 @@ class GroupedLinearImpl : public torch::nn::Module, public QuantModule {
 
  private:
   GroupedLinearOptions options_;
-  std::vector<at::Tensor> weights_;
-  std::vector<at::Tensor> biases_;
   std::vector<std::shared_ptr<TensorQuantizer>> expert_weight_quantizers_;
 };
 TORCH_MODULE(GroupedLinear);

@@ -1,0 +1,28 @@
+// The output folder is assembled under a temporary name beside the final one and renamed
+// into place only when complete, so a failed or killed export leaves nothing that looks
+// finished at the final path.
+#pragma once
+
+#include <string>
+
+namespace moequant {
+
+// "<out>.moequant-partial": the same on every rank.
+std::string partial_dir_for(const std::string& out_dir);
+
+// Rank 0, before any rank writes: checks that out_dir can be produced (its parent exists and is
+// writable; out_dir absent, or `overwrite`), removes a stale partial folder, creates a fresh
+// one. Errors name the path.
+void prepare_partial_dir(const std::string& out_dir, bool overwrite);
+
+// Rank 0, after everything is written: moves the partial folder to out_dir (replacing an old
+// out_dir when `overwrite`).
+void publish_partial_dir(const std::string& out_dir, bool overwrite);
+
+// Best-effort removal of the partial folder after a failure.
+void discard_partial_dir(const std::string& out_dir) noexcept;
+
+// Writes a small text file atomically (write to .tmp, fsync, rename). Errors name the path.
+void write_text_file(const std::string& path, const std::string& text);
+
+}  // namespace moequant

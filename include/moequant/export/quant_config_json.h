@@ -1,0 +1,26 @@
+// The JSON files of an exported checkpoint: config.json's "quantization_config" and ModelOpt's
+// hf_quant_config.json (FORMATS.md, "The exported checkpoint").
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+
+#include "moequant/core/format.h"
+#include "moequant/hf/hf_config.h"
+
+namespace moequant {
+
+// Version string written as the producer.
+const char* moequant_version();
+
+// config.json: the source config plus "quantization_config" for `format` (none: unchanged).
+// `exclude`: extra patterns the user excluded, listed with the built-in ones.
+nlohmann::json exported_config(const HfMoeConfig& config, QuantFormat format,
+                               const std::vector<std::string>& exclude = {});
+
+// hf_quant_config.json for the ModelOpt formats (fp8, nvfp4); nullopt for the others.
+std::optional<nlohmann::json> hf_quant_config(const HfMoeConfig& config, QuantFormat format,
+                                              const std::vector<std::string>& exclude = {});
+
+}  // namespace moequant

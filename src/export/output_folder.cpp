@@ -1,0 +1,84 @@
+#include "moequant/export/output_folder.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "moequant/core/error.h"
+
+namespace fs = std::filesystem;
+
+namespace moequant {
+
+std::string partial_dir_for(const std::string& out_dir) {
+  std::string base = out_dir;
+  while (base.size() > 1 && base.back() == '/') base.pop_back();
+  return base + ".moequant-partial";
+}
+
+void prepare_partial_dir(const std::string& out_dir, bool overwrite) {
+  MQ_CHECK(!out_dir.empty(), "no output folder given");
+  std::error_code ec;
+  if (fs::exists(out_dir, ec)) {
+    MQ_CHECK(overwrite, "output folder '", out_dir, "' already exists (pass --overwrite to replace it)");
+    MQ_CHECK(fs::is_directory(out_dir, ec), "output path '", out_dir, "' exists and is not a folder");
+  }
+  fs::path parent = fs::absolute(out_dir, ec).parent_path();
+  MQ_CHECK(fs::is_directory(parent, ec), "cannot create output folder '", out_dir, "': parent folder '",
+           parent.string(), "' does not exist");
+  MQ_CHECK(::access(parent.c_str(), W_OK) == 0, "cannot create output folder '", out_dir,
+           "': parent folder '", parent.string(), "' is not writable");
+  const std::string partial = partial_dir_for(out_dir);
+  fs::remove_all(partial, ec);
+  MQ_CHECK(!ec, "cannot remove stale '", partial, "': ", ec.message());
+  fs::create_directories(partial, ec);
+  MQ_CHECK(!ec, "cannot create '", partial, "': ", ec.message());
+}
+
+void publish_partial_dir(const std::string& out_dir, bool overwrite) {
+  const std::string partial = partial_dir_for(out_dir);
+  std::error_code ec;
+  std::string old;
+  if (fs::exists(out_dir, ec)) {
+    MQ_CHECK(overwrite, "output folder '", out_dir, "' appeared while exporting");
+    old = partial_dir_for(out_dir) + "-old";
+    fs::remove_all(old, ec);
+    fs::rename(out_dir, old, ec);
+    MQ_CHECK(!ec, "cannot move the old '", out_dir, "' aside: ", ec.message());
+  }
+  fs::rename(partial, out_dir, ec);
+  MQ_CHECK(!ec, "cannot rename '", partial, "' to '", out_dir, "': ", ec.message());
+  if (!old.empty()) fs::remove_all(old, ec);
+}
+
+void discard_partial_dir(const std::string& out_dir) noexcept {
+  std::error_code ec;
+  fs::remove_all(partial_dir_for(out_dir), ec);
+}
+
+void write_text_file(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  MQ_CHECK(fd >= 0, "cannot write '", path, "': ", std::strerror(errno));
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = errno;
+      ::close(fd);
+      MQ_THROW("cannot write '", path, "': ", std::strerror(err));
+    }
+    done += static_cast<size_t>(n);
+  }
+  const bool ok = ::fsync(fd) == 0;
+  ::close(fd);
+  MQ_CHECK(ok, "cannot sync '", path, "': ", std::strerror(errno));
+  MQ_CHECK(::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename '", tmp, "': ",
+           std::strerror(errno));
+}
+
+}  // namespace moequant

@@ -1,0 +1,46 @@
+#include "moequant/export/scale_checks.h"
+
+#include <cmath>
+
+#include "moequant/core/error.h"
+#include "moequant/kernels/numerics.h"
+
+namespace moequant {
+
+namespace {
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+}  // namespace
+
+bool is_scale_suffix(const std::string& name) {
+  for (const char* s : {".weight_scale", ".weight_scale_2", ".weight_scale_inv", ".input_scale",
+                        ".scales"})
+    if (ends_with(name, s)) return true;
+  return false;
+}
+
+void check_scale_tensor(const std::string& name, DType dtype, const at::Tensor& host) {
+  if (!is_scale_suffix(name)) return;
+  const int64_t n = host.numel();
+  for (int64_t i = 0; i < n; ++i) {
+    float v;
+    switch (dtype) {
+      case DType::kF32:
+        v = static_cast<const float*>(host.data_ptr())[i];
+        break;
+      case DType::kF16:
+        v = num::half_to_float(static_cast<const uint16_t*>(host.data_ptr())[i]);
+        break;
+      case DType::kF8E4M3:
+        v = num::e4m3_to_float(static_cast<const uint8_t*>(host.data_ptr())[i]);
+        break;
+      default:
+        return;
+    }
+    MQ_CHECK(std::isfinite(v) && v != 0.0f, "scale '", name, "' element ", i, " is ", v,
+             ": a zero or non-finite scale loads as NaN in serving engines");
+  }
+}
+
+}  // namespace moequant

@@ -1,0 +1,60 @@
+// The subcommands of the `moequant` tool. Each add_* registers its options on the app and
+// returns a flag-setting callback target; run_* executes it and returns the exit code.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+namespace moequant::tool {
+
+struct QuantizeArgs {
+  std::string model;  // empty: the built-in model
+  std::string format = "fp8";
+  std::string out;
+  int tp = 0, ep = 0, etp = 0, pp = 0;  // 0: not given
+  std::vector<std::string> exclude;
+  bool overwrite = false;
+  std::string expert_amax = "shared";
+  std::string device = "cpu";
+  std::string max_shard_size = "5GB";
+  double timeout_s = 0;  // 0: the default (MOEQUANT_COLLECTIVE_TIMEOUT_S or 10 min)
+  bool quiet = false;
+  bool no_table = false;
+};
+CLI::App* add_quantize_command(CLI::App& app, QuantizeArgs& args);
+int run_quantize(const QuantizeArgs& args);
+
+struct InspectArgs {
+  std::string dir;
+  bool json = false;
+};
+CLI::App* add_inspect_command(CLI::App& app, InspectArgs& args);
+int run_inspect(const InspectArgs& args);
+
+struct VerifyArgs {
+  std::string source;
+  std::string quantized;
+  double tolerance = 0;  // 0: the format's default
+  bool json = false;
+  bool quiet = false;
+};
+CLI::App* add_verify_command(CLI::App& app, VerifyArgs& args);
+int run_verify(const VerifyArgs& args);
+
+struct GenerateArgs {
+  std::string out;
+  std::string model_type = "qwen3_moe";
+  int layers = 2, experts = 8, shards = 1;
+  int64_t hidden = 64, intermediate = 32;
+  bool fused = false;
+  uint64_t seed = 0;
+};
+CLI::App* add_generate_command(CLI::App& app, GenerateArgs& args);
+int run_generate(const GenerateArgs& args);
+
+// "5GB", "512MiB", "1000" -> bytes; throws moequant::Error naming the flag.
+uint64_t parse_size(const std::string& text, const std::string& flag);
+
+}  // namespace moequant::tool

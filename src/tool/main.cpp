@@ -1,0 +1,40 @@
+// moequant: quantize a Hugging Face MoE checkpoint the way Megatron / Transformer Engine hold
+// it, alone or under torchrun / mpirun; inspect and verify the result.
+#include <cstdio>
+
+#include "commands.h"
+#include "moequant/core/error.h"
+
+int main(int argc, char** argv) {
+  using namespace moequant::tool;
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // keep stdout lines in order with stderr progress
+  CLI::App app{
+      "moequant: quantize Mixture-of-Experts checkpoints (fp8, nvfp4, fp8_block, int4) and export "
+      "Hugging Face folders that serving engines load.\nRun alone, under `torchrun --no-python`, "
+      "or under `mpirun`.",
+      "moequant"};
+  app.require_subcommand(1);
+  QuantizeArgs quantize;
+  InspectArgs inspect;
+  VerifyArgs verify;
+  GenerateArgs generate;
+  CLI::App* q = add_quantize_command(app, quantize);
+  CLI::App* i = add_inspect_command(app, inspect);
+  CLI::App* v = add_verify_command(app, verify);
+  CLI::App* g = add_generate_command(app, generate);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    if (q->parsed()) return run_quantize(quantize);
+    if (i->parsed()) return run_inspect(inspect);
+    if (v->parsed()) return run_verify(verify);
+    if (g->parsed()) return run_generate(generate);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "moequant: error: %s\n", e.what());
+    return 1;
+  }
+  return 2;
+}
