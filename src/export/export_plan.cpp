@@ -12,7 +12,9 @@ namespace moequant {
 
 namespace {
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
 
 uint64_t bytes_of(DType t, const std::vector<int64_t>& shape) {
   uint64_t n = 1;
@@ -54,8 +56,7 @@ QuantFormat expert_format(const std::string& module, QuantFormat format,
 }
 
 std::vector<OutputSpec> quantized_outputs(QuantFormat format, int64_t rows, int64_t cols,
-                                          DType source, bool input_scale,
-                                          const std::string& name) {
+                                          DType source, bool input_scale, const std::string& name) {
   std::vector<OutputSpec> out;
   switch (format) {
     case QuantFormat::kNone:
@@ -64,8 +65,8 @@ std::vector<OutputSpec> quantized_outputs(QuantFormat format, int64_t rows, int6
       out = {{"weight", DType::kF8E4M3, {rows, cols}}, {"weight_scale", DType::kF32, {}}};
       break;
     case QuantFormat::kNVFP4:
-      MQ_CHECK(cols % num::kNvfp4Block == 0, name, ": nvfp4 needs in % 16 == 0, got shape [",
-               rows, ", ", cols, "]");
+      MQ_CHECK(cols % num::kNvfp4Block == 0, name, ": nvfp4 needs in % 16 == 0, got shape [", rows,
+               ", ", cols, "]");
       out = {{"weight", DType::kU8, {rows, cols / 2}},
              {"weight_scale", DType::kF8E4M3, {rows, cols / num::kNvfp4Block}},
              {"weight_scale_2", DType::kF32, {}}};
@@ -125,8 +126,8 @@ ExportPlan make_export_plan(const HfMoeConfig& config, const dist::ParallelState
       int proj_index = 0;
       for (ExpertProj proj : {ExpertProj::kGate, ExpertProj::kUp, ExpertProj::kDown}) {
         const bool down = proj == ExpertProj::kDown;
-        const std::string base = config.experts_prefix(layer) + "." + std::to_string(e) + "." +
-                                 config.proj_name(proj);
+        const std::string base =
+            config.experts_prefix(layer) + "." + std::to_string(e) + "." + config.proj_name(proj);
         const QuantFormat format = expert_format(base, options.format, options.exclude);
         const auto outs = quantized_outputs(format, down ? H : I, down ? I : H,
                                             options.expert_dtype, input_scales, base + ".weight");

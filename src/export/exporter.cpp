@@ -62,15 +62,24 @@ std::shared_ptr<TensorQuantizer> ModuleExpertSource::input_quantizer(int layer, 
 
 namespace {
 
-float input_scale_divisor(QuantFormat f) { return f == QuantFormat::kNVFP4 ? 6.0f * 448.0f : 448.0f; }
+float input_scale_divisor(QuantFormat f) {
+  return f == QuantFormat::kNVFP4 ? 6.0f * 448.0f : 448.0f;
+}
 
 class ExportRun {
  public:
   ExportRun(const HfMoeConfig& config, const dist::ParallelState& ps, dist::Communicator& world,
             ExpertSource& experts, const io::CheckpointFolder* source, DType expert_dtype,
             const ExportOptions& options, const ExportPlan& plan)
-      : config_(config), ps_(ps), world_(world), experts_(experts), source_(source),
-        expert_dtype_(expert_dtype), options_(options), plan_(plan), me_(world.rank()),
+      : config_(config),
+        ps_(ps),
+        world_(world),
+        experts_(experts),
+        source_(source),
+        expert_dtype_(expert_dtype),
+        options_(options),
+        plan_(plan),
+        me_(world.rank()),
         input_scales_(options.input_scales && (options.format == QuantFormat::kFP8 ||
                                                options.format == QuantFormat::kNVFP4)) {}
 
@@ -163,7 +172,8 @@ class ExportRun {
     const int64_t I = config_.intermediate, H = config_.hidden, local_i = I / etp;
     const std::vector<int64_t> shard_shape =
         fc1 ? std::vector<int64_t>{2 * local_i, H} : std::vector<int64_t>{H, local_i};
-    at::Tensor local = fc1 ? experts_.fc1_shard(t.layer, t.expert) : experts_.fc2_shard(t.layer, t.expert);
+    at::Tensor local =
+        fc1 ? experts_.fc1_shard(t.layer, t.expert) : experts_.fc2_shard(t.layer, t.expert);
     MQ_CHECK(local.sizes().vec() == shard_shape, "layer ", t.layer, " expert ", t.expert,
              (fc1 ? " fc1" : " fc2"), " shard has shape ", local.sizes(), ", expected [",
              shard_shape[0], ", ", shard_shape[1], "]");
@@ -214,12 +224,11 @@ class ExportRun {
 
   void produce(const PlannedTensor& t, ExpertProj proj, const at::Tensor& w,
                const std::vector<float>& amax) {
-    const std::string base =
-        config_.experts_prefix(t.layer) + "." + std::to_string(t.expert) + "." + config_.proj_name(proj);
+    const std::string base = config_.experts_prefix(t.layer) + "." + std::to_string(t.expert) +
+                             "." + config_.proj_name(proj);
     const QuantFormat format = expert_format(base, options_.format, options_.exclude);
-    std::vector<StoredTensor> stored =
-        quantize_weight(w, format, format == QuantFormat::kNone ? std::vector<float>{} : amax,
-                        base + ".weight");
+    std::vector<StoredTensor> stored = quantize_weight(
+        w, format, format == QuantFormat::kNone ? std::vector<float>{} : amax, base + ".weight");
     if (input_scales_ && format != QuantFormat::kNone) {
       auto iq = experts_.input_quantizer(t.layer, t.expert, proj != ExpertProj::kDown);
       const float scale = iq->amax_scalar() / input_scale_divisor(options_.format);
@@ -235,7 +244,8 @@ class ExportRun {
 
   // vLLM keeps only the gate's scalar scale for the fused gate_up weight: they must be equal.
   void check_gate_up_scales_equal(const PlannedTensor& t) {
-    const std::string prefix = config_.experts_prefix(t.layer) + "." + std::to_string(t.expert) + ".";
+    const std::string prefix =
+        config_.experts_prefix(t.layer) + "." + std::to_string(t.expert) + ".";
     for (const char* suffix : {"weight_scale_2", "input_scale"}) {
       auto g = cache_.find(prefix + config_.proj_name(ExpertProj::kGate) + "." + suffix);
       auto u = cache_.find(prefix + config_.proj_name(ExpertProj::kUp) + "." + suffix);
@@ -337,7 +347,8 @@ ExportSummary export_checkpoint(const HfMoeConfig& config, const dist::ParallelS
   po.max_shard_bytes = options.max_shard_bytes;
   po.expert_dtype = expert_dtype;
   // Planning is deterministic and identical everywhere: a plan error fails every rank alike.
-  const ExportPlan plan = make_export_plan(config, ps, passthrough_tensors(config, source_ckpt), po);
+  const ExportPlan plan =
+      make_export_plan(config, ps, passthrough_tensors(config, source_ckpt), po);
   ExportRun run(config, ps, world, experts, source_ckpt, expert_dtype, options, plan);
 
   std::string error = run.precheck();
@@ -359,12 +370,23 @@ ExportSummary export_checkpoint(const HfMoeConfig& config, const dist::ParallelS
 
   if (world.rank() == 0) {
     try {
+      // Expert projections the user excluded, by their concrete module names.
+      std::vector<std::string> excluded;
+      for (const PlannedTensor& t : plan.tensors) {
+        if (t.source == TensorSource::kPassthrough) continue;
+        const std::string module = t.name.substr(0, t.name.rfind('.'));
+        if (options.format != QuantFormat::kNone &&
+            expert_format(module, options.format, options.exclude) == QuantFormat::kNone &&
+            (excluded.empty() || excluded.back() != module))
+          excluded.push_back(module);
+      }
       const std::string dir = partial_dir_for(options.out_dir);
       std::map<std::string, std::string> weight_map;
       for (const PlannedTensor& t : plan.tensors) weight_map[t.name] = plan.files[t.file].name;
       io::write_index(dir + "/model.safetensors.index.json", plan.total_bytes, weight_map);
-      write_text_file(dir + "/config.json", exported_config(config, options.format, options.exclude).dump(2) + "\n");
-      if (auto hq = hf_quant_config(config, options.format, options.exclude))
+      write_text_file(dir + "/config.json",
+                      exported_config(config, options.format, excluded).dump(2) + "\n");
+      if (auto hq = hf_quant_config(config, options.format, excluded))
         write_text_file(dir + "/hf_quant_config.json", hq->dump(2) + "\n");
       publish_partial_dir(options.out_dir, options.overwrite);
       error.clear();
@@ -389,10 +411,11 @@ ExportSummary export_checkpoint(const HfMoeConfig& config, const dist::ParallelS
   for (const std::string& r : all_warnings)
     for (const std::string& w : split_lines(r)) unique.insert(w);
   if (!unique.empty())
-    summary.warnings.push_back(str_cat(unique.size(),
-                                       " uncalibrated expert weight quantizer(s) fell back to "
-                                       "the weight's own amax: ",
-                                       join(std::vector<std::string>(unique.begin(), unique.end()), ", ")));
+    summary.warnings.push_back(
+        str_cat(unique.size(),
+                " uncalibrated expert weight quantizer(s) fell back to "
+                "the weight's own amax: ",
+                join(std::vector<std::string>(unique.begin(), unique.end()), ", ")));
   return summary;
 }
 

@@ -23,12 +23,14 @@ void prepare_partial_dir(const std::string& out_dir, bool overwrite) {
   MQ_CHECK(!out_dir.empty(), "no output folder given");
   std::error_code ec;
   if (fs::exists(out_dir, ec)) {
-    MQ_CHECK(overwrite, "output folder '", out_dir, "' already exists (pass --overwrite to replace it)");
-    MQ_CHECK(fs::is_directory(out_dir, ec), "output path '", out_dir, "' exists and is not a folder");
+    MQ_CHECK(overwrite, "output folder '", out_dir,
+             "' already exists (pass --overwrite to replace it)");
+    MQ_CHECK(fs::is_directory(out_dir, ec), "output path '", out_dir,
+             "' exists and is not a folder");
   }
   fs::path parent = fs::absolute(out_dir, ec).parent_path();
-  MQ_CHECK(fs::is_directory(parent, ec), "cannot create output folder '", out_dir, "': parent folder '",
-           parent.string(), "' does not exist");
+  MQ_CHECK(fs::is_directory(parent, ec), "cannot create output folder '", out_dir,
+           "': parent folder '", parent.string(), "' does not exist");
   MQ_CHECK(::access(parent.c_str(), W_OK) == 0, "cannot create output folder '", out_dir,
            "': parent folder '", parent.string(), "' is not writable");
   const std::string partial = partial_dir_for(out_dir);
@@ -77,8 +79,8 @@ void write_text_file(const std::string& path, const std::string& text) {
   const bool ok = ::fsync(fd) == 0;
   ::close(fd);
   MQ_CHECK(ok, "cannot sync '", path, "': ", std::strerror(errno));
-  MQ_CHECK(::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename '", tmp, "': ",
-           std::strerror(errno));
+  MQ_CHECK(::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename '", tmp,
+           "': ", std::strerror(errno));
 }
 
 }  // namespace moequant

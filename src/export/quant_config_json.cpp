@@ -4,30 +4,40 @@ namespace moequant {
 
 namespace {
 
-nlohmann::json producer() { return {{"name", "moequant"}, {"version", moequant_version()}}; }
+nlohmann::json producer() {
+  return {{"name", "moequant"}, {"version", moequant_version()}};
+}
 
-// Regex for GPTQModel's "dynamic" negative matches: a module pattern with globs.
+// Regex for GPTQModel's "dynamic" negative matches (applied with re.match, anchored at the
+// start): a module name or a glob pattern, with dots escaped.
 std::string glob_to_regex(const std::string& glob) {
   std::string re;
   for (char c : glob) {
-    if (c == '*') re += ".*";
-    else if (c == '.') re += "\\.";
-    else re += c;
+    if (c == '*')
+      re += ".*";
+    else if (c == '.')
+      re += "\\.";
+    else
+      re += c;
   }
   return re;
 }
 
-const char* modelopt_algo(QuantFormat f) { return f == QuantFormat::kNVFP4 ? "NVFP4" : "FP8"; }
+const char* modelopt_algo(QuantFormat f) {
+  return f == QuantFormat::kNVFP4 ? "NVFP4" : "FP8";
+}
 
 }  // namespace
 
-const char* moequant_version() { return "0.1.0"; }
+const char* moequant_version() {
+  return "0.1.0";
+}
 
 namespace {
 std::vector<std::string> excluded_modules(const HfMoeConfig& config,
                                           const std::vector<std::string>& exclude) {
   auto out = config.unquantized_module_patterns();
-  for (const auto& p : exclude) out.push_back(p.rfind("re:", 0) == 0 ? p.substr(3) : p);
+  out.insert(out.end(), exclude.begin(), exclude.end());
   return out;
 }
 }  // namespace
@@ -66,8 +76,7 @@ nlohmann::json exported_config(const HfMoeConfig& config, QuantFormat format,
                                     {"sym", true},
                                     {"lm_head", false},
                                     {"checkpoint_format", "gptq"},
-                                    {"modules_in_block_to_quantize",
-                                     {config.experts_in_block()}},
+                                    {"modules_in_block_to_quantize", {config.experts_in_block()}},
                                     {"dynamic", dynamic}};
       break;
     }

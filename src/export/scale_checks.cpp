@@ -9,13 +9,14 @@ namespace moequant {
 
 namespace {
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 }  // namespace
 
 bool is_scale_suffix(const std::string& name) {
-  for (const char* s : {".weight_scale", ".weight_scale_2", ".weight_scale_inv", ".input_scale",
-                        ".scales"})
+  for (const char* s :
+       {".weight_scale", ".weight_scale_2", ".weight_scale_inv", ".input_scale", ".scales"})
     if (ends_with(name, s)) return true;
   return false;
 }

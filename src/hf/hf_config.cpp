@@ -1,8 +1,8 @@
 #include "moequant/hf/hf_config.h"
 
+#include <sys/stat.h>
 #include <algorithm>
 #include <fstream>
-#include <sys/stat.h>
 
 #include "moequant/core/error.h"
 
@@ -40,7 +40,8 @@ std::string HfMoeConfig::experts_prefix(int layer) const {
 }
 
 std::string HfMoeConfig::proj_name(ExpertProj p) const {
-  if (naming == MoeNaming::kMixtral) return p == ExpertProj::kGate ? "w1" : p == ExpertProj::kUp ? "w3" : "w2";
+  if (naming == MoeNaming::kMixtral)
+    return p == ExpertProj::kGate ? "w1" : p == ExpertProj::kUp ? "w3" : "w2";
   return p == ExpertProj::kGate ? "gate_proj" : p == ExpertProj::kUp ? "up_proj" : "down_proj";
 }
 
@@ -61,8 +62,12 @@ std::string HfMoeConfig::experts_in_block() const {
 
 std::vector<std::string> HfMoeConfig::unquantized_module_patterns() const {
   if (naming == MoeNaming::kQwen3)
-    return {"lm_head", "model.embed_tokens", "model.layers.*.self_attn*", "model.layers.*.mlp.gate",
-            "model.layers.*.mlp.shared_expert*", "model.layers.*.mlp.shared_expert_gate"};
+    return {"lm_head",
+            "model.embed_tokens",
+            "model.layers.*.self_attn*",
+            "model.layers.*.mlp.gate",
+            "model.layers.*.mlp.shared_expert*",
+            "model.layers.*.mlp.shared_expert_gate"};
   return {"lm_head", "model.embed_tokens", "model.layers.*.self_attn*",
           "model.layers.*.block_sparse_moe.gate"};
 }

@@ -145,12 +145,11 @@ at::Tensor HfMoeModel::read_fc1_shard(int layer, int global_expert) const {
                     read_rows(name, I + r.begin, I + r.end, 2 * I, H, global_expert)},
                    0);
   }
-  return at::cat(
-      {read_rows(config_.expert_weight_name(layer, global_expert, ExpertProj::kGate), r.begin,
-                 r.end, I, H, -1),
-       read_rows(config_.expert_weight_name(layer, global_expert, ExpertProj::kUp), r.begin,
-                 r.end, I, H, -1)},
-      0);
+  return at::cat({read_rows(config_.expert_weight_name(layer, global_expert, ExpertProj::kGate),
+                            r.begin, r.end, I, H, -1),
+                  read_rows(config_.expert_weight_name(layer, global_expert, ExpertProj::kUp),
+                            r.begin, r.end, I, H, -1)},
+                 0);
 }
 
 at::Tensor HfMoeModel::read_fc2_shard(int layer, int global_expert) const {

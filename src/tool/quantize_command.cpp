@@ -73,8 +73,8 @@ uint64_t parse_size(const std::string& text, const std::string& flag) {
   }
   const std::string unit = text.substr(pos);
   static const std::map<std::string, double> units = {
-      {"", 1},      {"B", 1},          {"KB", 1e3},        {"MB", 1e6},
-      {"GB", 1e9},  {"KiB", 1024.0},   {"MiB", 1048576.0}, {"GiB", 1073741824.0}};
+      {"", 1},     {"B", 1},        {"KB", 1e3},        {"MB", 1e6},
+      {"GB", 1e9}, {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}};
   auto it = units.find(unit);
   MQ_CHECK(it != units.end() && value > 0, flag, ": cannot read size '", text,
            "' (expected e.g. 5GB, 200MB, 1000000)");
@@ -128,9 +128,10 @@ std::string builtin_model_dir(dist::Communicator& world, bool quiet) {
     spec.shards = 2;
     write_synthetic_model(dir, spec);
     if (!quiet)
-      std::printf("No --model given: using a built-in Qwen3-MoE-shaped model (4 layers, 16 "
-                  "experts, hidden 256, expert intermediate 128) written to %s\n",
-                  dir.c_str());
+      std::printf(
+          "No --model given: using a built-in Qwen3-MoE-shaped model (4 layers, 16 "
+          "experts, hidden 256, expert intermediate 128) written to %s\n",
+          dir.c_str());
   });
   return world.all_gather_bytes(dir)[0];
 }
@@ -173,8 +174,8 @@ void print_quantizer_table(torch::nn::Module& model, dist::Communicator& world) 
       }
       char amax[32];
       std::snprintf(amax, sizeof(amax), "%.6g", q.is_calibrated() ? q.amax_slots()[0] : -1.0f);
-      rows += q.name() + "\t" + shape + "\t" + (q.is_calibrated() ? amax : "uncalibrated") +
-              "\t" + format_name(q.format()) + "\n";
+      rows += q.name() + "\t" + shape + "\t" + (q.is_calibrated() ? amax : "uncalibrated") + "\t" +
+              format_name(q.format()) + "\n";
     }
   }
   const auto all = world.all_gather_bytes(rows);
@@ -246,7 +247,8 @@ int quantize_on_every_rank(const QuantizeArgs& a, QuantFormat format, uint64_t m
     if (model_dir.empty()) {
       model_dir = builtin_model_dir(world, a.quiet);
       if (out_dir.empty()) {
-        out_dir = std::filesystem::path(model_dir).parent_path().string() + "/quantized-" + a.format;
+        out_dir =
+            std::filesystem::path(model_dir).parent_path().string() + "/quantized-" + a.format;
         overwrite = true;
       }
     }
@@ -264,13 +266,12 @@ int quantize_on_every_rank(const QuantizeArgs& a, QuantFormat format, uint64_t m
                                                  layout_from(a, world.size()), dims);
     });
     if (chatty)
-      std::printf("model %s (%s): %d layers, %zu MoE, %d experts, hidden %lld, expert "
-                  "intermediate %lld; layout %s; format %s\n",
-                  model_dir.c_str(), config.model_type.c_str(), config.num_layers,
-                  config.moe_layers.size(), config.num_experts,
-                  static_cast<long long>(config.hidden),
-                  static_cast<long long>(config.intermediate), ps->describe().c_str(),
-                  a.format.c_str());
+      std::printf(
+          "model %s (%s): %d layers, %zu MoE, %d experts, hidden %lld, expert "
+          "intermediate %lld; layout %s; format %s\n",
+          model_dir.c_str(), config.model_type.c_str(), config.num_layers, config.moe_layers.size(),
+          config.num_experts, static_cast<long long>(config.hidden),
+          static_cast<long long>(config.intermediate), ps->describe().c_str(), a.format.c_str());
     dist::ProcessGroups groups = dist::ProcessGroups::split_from(std::move(world_comm), *ps);
     dist::Communicator& w = groups.world();
 
@@ -285,9 +286,10 @@ int quantize_on_every_rank(const QuantizeArgs& a, QuantFormat format, uint64_t m
     agreed_step(w, [&] { observed = model->calibrate_weights_streaming(); });
     const AmaxSyncSummary sync = sync_amax(*model, groups);
     if (chatty)
-      std::printf("calibrated %zu expert weights on rank 0; synchronized %zu quantizers with %zu "
-                  "collective(s)\n",
-                  observed, sync.quantizers, sync.collectives);
+      std::printf(
+          "calibrated %zu expert weights on rank 0; synchronized %zu quantizers with %zu "
+          "collective(s)\n",
+          observed, sync.quantizers, sync.collectives);
 
     std::map<int, MoeExperts> layers;
     for (int l : model->local_moe_layers()) layers.emplace(l, model->experts(l));
@@ -313,15 +315,17 @@ int quantize_on_every_rank(const QuantizeArgs& a, QuantFormat format, uint64_t m
       for (const std::string& warning : s.warnings) std::printf("warning: %s\n", warning.c_str());
       const double secs = timer.seconds();
       uint64_t in_bytes = 0;
-      for (const std::string& n : model->checkpoint().names()) in_bytes += model->checkpoint().info(n).nbytes();
+      for (const std::string& n : model->checkpoint().names())
+        in_bytes += model->checkpoint().info(n).nbytes();
       std::printf("\nwrote %s: %zu tensors in %zu file(s), %s (source %s)\n", out_dir.c_str(),
                   s.tensors, s.files, fmt_bytes(static_cast<double>(s.bytes)).c_str(),
                   fmt_bytes(static_cast<double>(in_bytes)).c_str());
       if (s.quantized_params > 0)
-        std::printf("expert weights: %.3g M parameters in %s = %.2f bits per parameter "
-                    "(scales included)\n",
-                    s.quantized_params / 1e6, fmt_bytes(static_cast<double>(s.quantized_bytes)).c_str(),
-                    8.0 * s.quantized_bytes / s.quantized_params);
+        std::printf(
+            "expert weights: %.3g M parameters in %s = %.2f bits per parameter "
+            "(scales included)\n",
+            s.quantized_params / 1e6, fmt_bytes(static_cast<double>(s.quantized_bytes)).c_str(),
+            8.0 * s.quantized_bytes / s.quantized_params);
       std::printf("time %.2f s, %s/s read+written\n", secs,
                   fmt_bytes((in_bytes + s.bytes) / std::max(secs, 1e-9)).c_str());
     }

@@ -26,8 +26,7 @@ struct OutputSpec {
 // "input_scale" when `input_scale` (fp8 / nvfp4 only). Shape errors (nvfp4 in % 16, int4
 // in % 8 / out % 8) throw naming `name`.
 std::vector<OutputSpec> quantized_outputs(QuantFormat format, int64_t rows, int64_t cols,
-                                          DType source, bool input_scale,
-                                          const std::string& name);
+                                          DType source, bool input_scale, const std::string& name);
 
 enum class TensorSource { kPassthrough, kExpertFc1, kExpertFc2 };
 
@@ -40,11 +39,11 @@ struct PlannedTensor {
   int layer = -1;   // global layer, -1 for tensors outside the layers
   int expert = -1;  // global expert index (expert tensors)
   ExpertProj proj = ExpertProj::kGate;
-  std::string suffix;        // expert tensors: "weight", "weight_scale", ...
-  std::string source_name;   // passthrough: the name in the source checkpoint
-  int producer = 0;          // world rank that produces the bytes
-  int file = 0;              // index into ExportPlan::files
-  bool unit_start = false;   // first tensor of its expert unit (fc1 or fc2 of one expert)
+  std::string suffix;       // expert tensors: "weight", "weight_scale", ...
+  std::string source_name;  // passthrough: the name in the source checkpoint
+  int producer = 0;         // world rank that produces the bytes
+  int file = 0;             // index into ExportPlan::files
+  bool unit_start = false;  // first tensor of its expert unit (fc1 or fc2 of one expert)
 };
 
 struct PlannedFile {

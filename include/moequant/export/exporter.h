@@ -56,20 +56,20 @@ struct ExportOptions {
   std::string out_dir;
   QuantFormat format = QuantFormat::kFP8;
   bool overwrite = false;
-  bool input_scales = false;      // write input_scale from the input quantizers (fp8, nvfp4)
+  bool input_scales = false;         // write input_scale from the input quantizers (fp8, nvfp4)
   std::vector<std::string> exclude;  // expert projections (module names) left unquantized
   uint64_t max_shard_bytes = 5ull << 30;
-  std::string device = "cpu";     // where assembled weights are quantized ("cpu", "cuda")
+  std::string device = "cpu";  // where assembled weights are quantized ("cpu", "cuda")
   // Called on rank 0 after each tensor it handled: (tensors done, tensors planned).
   std::function<void(size_t, size_t)> progress;
 };
 
 struct ExportSummary {
-  size_t tensors = 0;              // in the checkpoint
+  size_t tensors = 0;  // in the checkpoint
   size_t files = 0;
-  uint64_t bytes = 0;              // tensor bytes in the checkpoint
-  uint64_t quantized_params = 0;   // elements of quantized expert weights
-  uint64_t quantized_bytes = 0;    // bytes they are stored in (data + scales)
+  uint64_t bytes = 0;                 // tensor bytes in the checkpoint
+  uint64_t quantized_params = 0;      // elements of quantized expert weights
+  uint64_t quantized_bytes = 0;       // bytes they are stored in (data + scales)
   std::vector<std::string> warnings;  // identical on every rank
 };
 

@@ -15,7 +15,8 @@ namespace moequant {
 const char* moequant_version();
 
 // config.json: the source config plus "quantization_config" for `format` (none: unchanged).
-// `exclude`: extra patterns the user excluded, listed with the built-in ones.
+// `exclude`: the names of expert modules the user excluded (concrete names, not patterns, so
+// that every reader's matching rule finds them), listed after the built-in patterns.
 nlohmann::json exported_config(const HfMoeConfig& config, QuantFormat format,
                                const std::vector<std::string>& exclude = {});
 
