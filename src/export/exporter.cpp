@@ -124,6 +124,7 @@ class ExportRun {
           world_.send(bytes, t.nbytes, file.owner);
         }
         cache_.erase(t.name);
+        if (t.source == TensorSource::kPassthrough) source_->release(t.source_name);
       } else if (owner) {
         recv_buffer_.resize(t.nbytes);
         world_.recv(recv_buffer_.data(), t.nbytes, t.producer);

@@ -126,7 +126,11 @@ at::Tensor HfMoeModel::read_rows(const std::string& name, int64_t row_begin, int
   // from_blob views the mapping read-only; clone() makes the one copy this rank keeps.
   at::Tensor view = at::from_blob(const_cast<uint8_t*>(p), {row_end - row_begin, expect_cols},
                                   at::TensorOptions().dtype(t));
-  return view.clone().to(at::Device(options_.device));
+  at::Tensor copy = view.clone().to(at::Device(options_.device));
+  // Per-expert tensors are read once per pass: let their pages go (memory stays at one layer).
+  // A fused 3-D tensor is read once per expert, so its pages stay until the layer is done.
+  if (leading_index < 0) checkpoint_->release(name);
+  return copy;
 }
 
 at::Tensor HfMoeModel::read_cols(const std::string& name, int64_t col_begin, int64_t col_end,

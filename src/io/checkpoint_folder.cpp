@@ -210,6 +210,13 @@ const uint8_t* CheckpointFolder::data(const std::string& name) const {
   return file.data(*t);
 }
 
+void CheckpointFolder::release(const std::string& name) const {
+  const SafetensorsFile& file = shard(file_index_of(name));
+  const TensorInfo* t = file.find(name);
+  MQ_CHECK(t != nullptr, state_->dir, ": no tensor '", name, "' in this checkpoint");
+  file.release(*t);
+}
+
 std::string CheckpointFolder::file_of(const std::string& name) const {
   return state_->files[file_index_of(name)];
 }

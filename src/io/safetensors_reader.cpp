@@ -90,4 +90,15 @@ const uint8_t* SafetensorsFile::data(const TensorInfo& info) const {
   return base_ + layout_.data_start + info.begin;
 }
 
+void SafetensorsFile::release(const TensorInfo& info) const {
+  // Whole pages inside the tensor's range only: a neighbour sharing an edge page keeps it.
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(data(info));
+  const uintptr_t end = begin + info.nbytes();
+  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+  // The mapping is a private, read-only file mapping: dropped pages are read again from the file
+  // if touched later, so this only lowers resident memory. Failure is harmless and ignored.
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 }  // namespace moequant::io

@@ -90,6 +90,10 @@ class SafetensorsFile {
   const TensorInfo* find(const std::string& name) const;
   // The tensor's bytes [data(info), data(info) + info.nbytes()); `info` must come from this file.
   const uint8_t* data(const TensorInfo& info) const;
+  // Lets the kernel drop the resident pages of a tensor that was read (madvise DONTNEED on the
+  // private read-only mapping): a streaming reader keeps its memory bounded this way. The bytes
+  // stay readable; touching them again reads them from the file.
+  void release(const TensorInfo& info) const;
 
  private:
   SafetensorsFile() = default;

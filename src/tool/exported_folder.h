@@ -1,0 +1,141 @@
+// Helpers shared by `moequant inspect` and `moequant verify`: reading an exported folder's
+// format from its config.json, naming stored tensors, and reading scale values from raw bytes.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "moequant/core/dtype.h"
+#include "moequant/core/error.h"
+#include "moequant/core/format.h"
+#include "moequant/kernels/numerics.h"
+
+namespace moequant::tool {
+
+// Reads <dir>/config.json; `what` names the folder in errors ("quantized folder").
+inline nlohmann::json read_folder_config(const std::string& dir, const std::string& what) {
+  std::error_code ec;
+  MQ_CHECK(std::filesystem::is_directory(dir, ec), what, " '", dir,
+           "' does not exist or is not a folder");
+  const std::string file = dir + "/config.json";
+  std::ifstream in(file);
+  MQ_CHECK(in.good(), what, " '", dir, "' has no config.json");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    MQ_THROW(file, ": malformed JSON: ", e.what());
+  }
+  MQ_CHECK(j.is_object(), file, ": expected a JSON object");
+  return j;
+}
+
+// The format an exported config.json declares (FORMATS.md, "The exported checkpoint"):
+// modelopt FP8/NVFP4 -> fp8/nvfp4, fp8 + weight_block_size -> fp8_block, gptq -> int4, none.
+inline QuantFormat format_of_config(const nlohmann::json& config, const std::string& file) {
+  if (!config.contains("quantization_config") || config["quantization_config"].is_null())
+    return QuantFormat::kNone;
+  const nlohmann::json& q = config["quantization_config"];
+  MQ_CHECK(q.is_object() && q.contains("quant_method") && q["quant_method"].is_string(), file,
+           ": quantization_config has no string 'quant_method'");
+  const std::string method = q["quant_method"].get<std::string>();
+  if (method == "modelopt") {
+    const std::string algo = q.contains("quant_algo") && q["quant_algo"].is_string()
+                                 ? q["quant_algo"].get<std::string>()
+                                 : "";
+    if (algo == "FP8") return QuantFormat::kFP8;
+    if (algo == "NVFP4") return QuantFormat::kNVFP4;
+    MQ_THROW(file, ": unsupported modelopt quant_algo '", algo, "' (supported: FP8, NVFP4)");
+  }
+  if (method == "fp8") {
+    MQ_CHECK(q.contains("weight_block_size"), file,
+             ": quant_method 'fp8' without weight_block_size is not a format moequant writes");
+    return QuantFormat::kFP8Block;
+  }
+  if (method == "gptq") {
+    MQ_CHECK(!q.contains("bits") || q["bits"] == 4, file, ": only 4-bit gptq is supported");
+    return QuantFormat::kINT4;
+  }
+  MQ_THROW(file, ": unsupported quant_method '", method, "' (supported: modelopt, fp8, gptq)");
+}
+
+// The suffixes that sit beside a weight ("<base>.<suffix>"), as FORMATS.md names them.
+inline const std::vector<std::string>& stored_suffixes() {
+  static const std::vector<std::string> s = {"weight",           "weight_scale", "weight_scale_2",
+                                             "weight_scale_inv", "input_scale",  "qweight",
+                                             "qzeros",           "scales",       "g_idx"};
+  return s;
+}
+
+// Splits "a.b.gate_proj.weight_scale" into base "a.b.gate_proj" and suffix "weight_scale";
+// a name without a known suffix is its own base with an empty suffix.
+inline std::pair<std::string, std::string> split_stored_name(const std::string& name) {
+  const size_t dot = name.rfind('.');
+  if (dot != std::string::npos) {
+    const std::string suffix = name.substr(dot + 1);
+    for (const std::string& s : stored_suffixes())
+      if (s == suffix) return {name.substr(0, dot), suffix};
+  }
+  return {name, ""};
+}
+
+// Element i of a tensor's raw bytes as float (F32, F16, BF16, F8_E4M3); the bytes may be
+// unaligned (safetensors data offsets are not), hence memcpy.
+inline float element_as_float(const uint8_t* data, DType dtype, int64_t i) {
+  switch (dtype) {
+    case DType::kF32: {
+      float v;
+      std::memcpy(&v, data + 4 * i, 4);
+      return v;
+    }
+    case DType::kF16:
+    case DType::kBF16: {
+      uint16_t h;
+      std::memcpy(&h, data + 2 * i, 2);
+      return dtype == DType::kF16 ? num::half_to_float(h) : num::bf16_to_float(h);
+    }
+    case DType::kF8E4M3:
+      return num::e4m3_to_float(data[i]);
+    default:
+      MQ_THROW("cannot read a ", dtype_name(dtype), " tensor as scale values");
+  }
+}
+
+// Min and max of a scale tensor, and whether every element is finite and non-zero.
+struct ScaleRange {
+  float min = 0, max = 0;
+  bool valid = true;  // every element finite and non-zero
+  int64_t first_bad = -1;
+};
+
+inline ScaleRange scale_range(const uint8_t* data, DType dtype, int64_t numel) {
+  ScaleRange r;
+  bool seen = false;
+  for (int64_t i = 0; i < numel; ++i) {
+    const float v = element_as_float(data, dtype, i);
+    if (!num::is_finite_f(v) || v == 0.0f) {
+      if (r.valid) r.first_bad = i;
+      r.valid = false;
+      continue;
+    }
+    if (!seen || v < r.min) r.min = v;
+    if (!seen || v > r.max) r.max = v;
+    seen = true;
+  }
+  return r;
+}
+
+// "[3, 4]".
+inline std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+}  // namespace moequant::tool

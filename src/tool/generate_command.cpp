@@ -1,0 +1,57 @@
+// `moequant generate`: write a small synthetic Hugging Face MoE checkpoint (for tests,
+// benchmarks and trying the tool without downloading a model).
+#include <cstdio>
+
+#include "commands.h"
+#include "synthetic_model.h"
+
+namespace moequant::tool {
+
+CLI::App* add_generate_command(CLI::App& app, GenerateArgs& a) {
+  CLI::App* c = app.add_subcommand(
+      "generate", "Write a synthetic Hugging Face MoE checkpoint (random bf16 weights, seeded)");
+  c->add_option("--out", a.out, "Output folder (must not exist)")->required();
+  c->add_option("--model-type", a.model_type, "Naming of the experts")
+      ->check(CLI::IsMember({"qwen3_moe", "mixtral"}))
+      ->capture_default_str();
+  c->add_option("--layers", a.layers, "Decoder layers (all MoE)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  c->add_option("--experts", a.experts, "Routed experts per layer")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  c->add_option("--hidden", a.hidden, "Hidden size H")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  c->add_option("--intermediate", a.intermediate, "Expert intermediate size I")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  c->add_option("--shards", a.shards, "Safetensors files (>1 writes an index)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  c->add_flag("--fused", a.fused,
+              "Store experts fused as 3-D gate_up_proj [E, 2I, H] and down_proj [E, H, I]");
+  c->add_option("--seed", a.seed, "Random seed")->capture_default_str();
+  return c;
+}
+
+int run_generate(const GenerateArgs& a) {
+  SyntheticModelSpec spec;
+  spec.model_type = a.model_type;
+  spec.layers = a.layers;
+  spec.experts = a.experts;
+  spec.hidden = a.hidden;
+  spec.intermediate = a.intermediate;
+  spec.shards = a.shards;
+  spec.fused_experts = a.fused;
+  spec.seed = a.seed;
+  write_synthetic_model(a.out, spec);
+  std::printf(
+      "wrote %s: %s, %d layers, %d experts, hidden %lld, expert intermediate %lld%s, %d "
+      "shard(s)\n",
+      a.out.c_str(), a.model_type.c_str(), a.layers, a.experts, static_cast<long long>(a.hidden),
+      static_cast<long long>(a.intermediate), a.fused ? " (fused experts)" : "", a.shards);
+  return 0;
+}
+
+}  // namespace moequant::tool

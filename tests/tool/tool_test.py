@@ -1,0 +1,488 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the `moequant` binary, run as a user would run it.
+
+Usage: tool_test.py --bin BUILT_BINARY --fixtures FIXTURES_DIR [--mpiexec "CMD ..."] CASE
+
+CASE is a test_* function name without the prefix, or roundtrip:MODEL:FORMAT. Every case works
+in a fresh temporary folder; corrupt inputs are built from a copy of a fixture (the fixtures are
+never modified). Python standard library only.
+"""
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+
+FORMATS = ["none", "fp8", "nvfp4", "fp8_block", "int4"]
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, message):
+    if not cond:
+        raise Failure(message)
+
+
+class Ctx:
+    def __init__(self, binary, fixtures, mpiexec, tmp):
+        self.bin = binary
+        self.fixtures = fixtures
+        self.mpiexec = mpiexec
+        self.tmp = tmp
+
+    def path(self, *parts):
+        return os.path.join(self.tmp, *parts)
+
+    def fixture(self, name):
+        path = os.path.join(self.fixtures, name)
+        check(os.path.isfile(os.path.join(path, "config.json")),
+              f"fixture {path} not found (expected shared/ beside the repository)")
+        return path
+
+    def copy_fixture(self, name, dest="model"):
+        out = self.path(dest)
+        shutil.copytree(self.fixture(name), out)
+        return out
+
+    def run(self, *args, launcher=None):
+        cmd = (launcher or []) + [self.bin] + [str(a) for a in args]
+        print("$ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=self.tmp)
+        if proc.stdout:
+            print(proc.stdout.rstrip())
+        if proc.stderr:
+            print("[stderr]\n" + proc.stderr.rstrip())
+        print(f"[exit {proc.returncode}]", flush=True)
+        return proc
+
+    def ok(self, *args, launcher=None):
+        proc = self.run(*args, launcher=launcher)
+        check(proc.returncode == 0, f"expected success, got exit code {proc.returncode}")
+        return proc
+
+
+# ---- assertions on failures ---------------------------------------------------------------
+
+def expect_error(proc, *needles):
+    """Non-zero exit, one clear error line on stderr that names every needle."""
+    check(proc.returncode != 0, "expected a non-zero exit code, got 0")
+    check(proc.returncode not in (-11, -6, 134, 139),
+          f"the tool crashed (exit {proc.returncode}) instead of reporting an error")
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    # "moequant: error: ..." (main), or "moequant: rank R: ..." (an error that ended the job).
+    errors = [l for l in lines if l.startswith("moequant: ")]
+    check(len(errors) == 1, f"expected exactly one 'moequant: ...' error line on stderr, got {lines}")
+    for needle in needles:
+        check(needle in errors[0], f"error line does not name {needle!r}: {errors[0]!r}")
+    return errors[0]
+
+
+def expect_no_output(out):
+    """Nothing that looks like a finished checkpoint at `out`, and no partial folder left."""
+    for name in ("config.json", "model.safetensors.index.json"):
+        check(not os.path.exists(os.path.join(out, name)),
+              f"a failed run left {os.path.join(out, name)}")
+    partial = out.rstrip("/") + ".moequant-partial"
+    check(not os.path.exists(partial), f"a failed run left the partial folder {partial}")
+
+
+# ---- safetensors editing (for building bad inputs) ----------------------------------------
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        blob = f.read()
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + n])
+    meta = header.pop("__metadata__", None)
+    data = blob[8 + n:]
+    tensors = {}
+    for name, info in header.items():
+        b, e = info["data_offsets"]
+        tensors[name] = (info["dtype"], list(info["shape"]), bytearray(data[b:e]))
+    return tensors, meta
+
+
+def write_safetensors(path, tensors, meta=None):
+    header = {}
+    if meta:
+        header["__metadata__"] = meta
+    offset = 0
+    for name, (dtype, shape, data) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": shape,
+                        "data_offsets": [offset, offset + len(data)]}
+        offset += len(data)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text)
+        for _, _, data in tensors.values():
+            f.write(data)
+
+
+def edit_model(model_dir, edit):
+    """Applies edit(tensors) to the single-file checkpoint of a copied fixture."""
+    path = os.path.join(model_dir, "model.safetensors")
+    tensors, meta = read_safetensors(path)
+    edit(tensors)
+    write_safetensors(path, tensors, meta)
+
+
+def set_bf16(tensors, name, index, bits):
+    dtype, _, data = tensors[name]
+    check(dtype == "BF16", f"{name} is {dtype}, expected BF16")
+    data[2 * index:2 * index + 2] = struct.pack("<H", bits)
+
+
+def edit_config(model_dir, **changes):
+    path = os.path.join(model_dir, "config.json")
+    with open(path) as f:
+        config = json.load(f)
+    config.update(changes)
+    with open(path, "w") as f:
+        json.dump(config, f, indent=2)
+
+
+QWEN_EXPERT = "model.layers.{}.mlp.experts.{}.{}.weight"
+
+
+def quantize_bad(ctx, model, *needles, extra=()):
+    """Quantizes `model` expecting a clear error, and checks that no output was left."""
+    out = ctx.path("out")
+    proc = ctx.run("quantize", "--model", model, "--format", "fp8", "--out", out, *extra)
+    expect_error(proc, *needles)
+    expect_no_output(out)
+
+
+# ---- (a) the built-in model -----------------------------------------------------------------
+
+def test_builtin_model(ctx):
+    proc = ctx.ok("quantize", "--format", "nvfp4")
+    check("No --model given" in proc.stdout, "no note about the built-in model")
+    check("wrote " in proc.stdout and "bits per parameter" in proc.stdout,
+          "the summary is missing")
+    check("weight_quantizer" in proc.stdout, "the quantizer table is missing")
+    # The built-in model lives in a fresh /tmp/moequant-builtin-* folder: clean it up.
+    for line in proc.stdout.splitlines():
+        if "written to " in line:
+            folder = os.path.dirname(line.split("written to ", 1)[1].strip())
+            if os.path.basename(folder).startswith("moequant-builtin-"):
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+# ---- (b) round trips over the fixtures --------------------------------------------------------
+
+def roundtrip(ctx, model, fmt):
+    src = ctx.fixture(model)
+    out = ctx.path("q")
+    proc = ctx.ok("quantize", "--model", src, "--format", fmt, "--out", out, "--no-table")
+    check("wrote " in proc.stdout, "no summary line")
+    check(os.path.isfile(os.path.join(out, "model.safetensors.index.json")), "no index written")
+    proc = ctx.ok("verify", "--source", src, "--quantized", out)
+    check("verify: PASSED" in proc.stdout, "verify did not report PASSED")
+    proc = ctx.ok("inspect", out)
+    check(f"format {fmt}" in proc.stdout, f"inspect did not report format {fmt}")
+    doc = json.loads(ctx.ok("inspect", "--json", out).stdout)
+    check(doc["format"] == fmt, f"inspect --json format {doc['format']} != {fmt}")
+    summary = doc["summary"]
+    if fmt == "none":
+        check(summary["weights_quantized"] == 0, "format none reports quantized weights")
+    else:
+        check(summary["weights_quantized"] > 0, "no quantized weights reported")
+        expected_bits = {"fp8": 8, "fp8_block": 8, "nvfp4": 4.5, "int4": 4}[fmt]
+        check(expected_bits <= summary["bits_per_param"] < expected_bits + 1.5,
+              f"{summary['bits_per_param']} bits per parameter for {fmt}")
+        for w in doc["weights"]:
+            if w["format"] != "none":
+                check(w["scales_valid"] and w["amax"] > 0, f"bad scales reported for {w['name']}")
+    verify = json.loads(ctx.ok("verify", "--json", "--source", src, "--quantized", out).stdout)
+    check(verify["passed"] and not verify["problems"], "verify --json did not pass")
+
+
+# ---- (c) bad input ----------------------------------------------------------------------------
+
+def test_missing_model_folder(ctx):
+    quantize_bad(ctx, ctx.path("no-such-model"), "no-such-model", "does not exist")
+
+
+def test_folder_without_config(ctx):
+    model = ctx.copy_fixture("qwen3moe")
+    os.remove(os.path.join(model, "config.json"))
+    quantize_bad(ctx, model, "config.json")
+
+
+def test_unknown_model_type(ctx):
+    model = ctx.copy_fixture("qwen3moe")
+    edit_config(model, model_type="llama")
+    quantize_bad(ctx, model, "llama", "model_type")
+
+
+def test_missing_expert_tensor(ctx):
+    model = ctx.copy_fixture("qwen3moe")
+    name = QWEN_EXPERT.format(1, 3, "up_proj")
+    edit_model(model, lambda t: t.pop(name))
+    quantize_bad(ctx, model, name, "missing")
+
+
+def test_extra_expert_tensor(ctx):
+    model = ctx.copy_fixture("qwen3moe")
+    name = QWEN_EXPERT.format(0, 8, "gate_proj")  # the fixture has experts 0..7
+
+    def add(t):
+        dtype, shape, data = t[QWEN_EXPERT.format(0, 7, "gate_proj")]
+        t[name] = (dtype, shape, bytearray(data))
+
+    edit_model(model, add)
+    quantize_bad(ctx, model, name, "expert 8")
+
+
+def test_shape_mismatch(ctx):
+    model = ctx.copy_fixture("qwen3moe")
+    name = QWEN_EXPERT.format(0, 2, "down_proj")  # [64, 32] in the fixture
+
+    def reshape(t):
+        dtype, shape, data = t[name]
+        t[name] = (dtype, [64, 16], data[:64 * 16 * 2])
+
+    edit_model(model, reshape)
+    quantize_bad(ctx, model, name, "[64, 16]", "[64, 32]")
+
+
+def test_layout_does_not_divide(ctx):
+    # One rank cannot hold an EP-3 layout, and 8 experts do not split over 3 ranks either.
+    quantize_bad(ctx, ctx.fixture("qwen3moe"), "EP", "3", extra=("--ep", "3"))
+
+
+def test_layout_experts_do_not_divide_mpi(ctx):
+    check(ctx.mpiexec, "no mpiexec given")
+    out = ctx.path("out")
+    proc = ctx.run("quantize", "--model", ctx.fixture("qwen3moe"), "--out", out, "--ep", "3",
+                   launcher=ctx.mpiexec + ["-np", "3"])
+    expect_error(proc, "8", "3", "expert")
+    expect_no_output(out)
+
+
+def test_nan_in_expert_weight(ctx):
+    model = ctx.copy_fixture("qwen3moe")
+    name = QWEN_EXPERT.format(1, 4, "down_proj")
+    edit_model(model, lambda t: set_bf16(t, name, 77, 0x7FC0))
+    quantize_bad(ctx, model, name, "NaN")
+
+
+def test_inf_in_expert_weight(ctx):
+    model = ctx.copy_fixture("qwen3moe")
+    name = QWEN_EXPERT.format(0, 6, "gate_proj")
+    edit_model(model, lambda t: set_bf16(t, name, 5, 0xFF80))  # -inf
+    quantize_bad(ctx, model, name, "Inf")
+
+
+def test_truncated_safetensors(ctx):
+    model = ctx.copy_fixture("qwen3moe")
+    path = os.path.join(model, "model.safetensors")
+    size = os.path.getsize(path)
+    os.truncate(path, size // 2)
+    quantize_bad(ctx, model, "model.safetensors")
+
+
+def test_bad_header_length(ctx):
+    model = ctx.copy_fixture("mixtral")
+    path = os.path.join(model, "model.safetensors")
+    with open(path, "r+b") as f:
+        f.write(struct.pack("<Q", 1 << 40))
+    quantize_bad(ctx, model, "model.safetensors", "header")
+
+
+def test_unwritable_output(ctx):
+    # Tests run as root, so permissions would not stop the write: use a path under a file.
+    blocker = ctx.path("file.txt")
+    with open(blocker, "w") as f:
+        f.write("not a folder\n")
+    out = os.path.join(blocker, "out")
+    proc = ctx.run("quantize", "--model", ctx.fixture("qwen3moe"), "--out", out)
+    expect_error(proc, out)
+    check(os.path.isfile(blocker), "the blocking file was touched")
+
+
+def test_existing_output_needs_overwrite(ctx):
+    src = ctx.fixture("mixtral")
+    out = ctx.path("out")
+    os.makedirs(out)
+    marker = os.path.join(out, "keep.txt")
+    with open(marker, "w") as f:
+        f.write("old\n")
+    proc = ctx.run("quantize", "--model", src, "--format", "fp8", "--out", out)
+    expect_error(proc, out, "--overwrite")
+    check(os.path.isfile(marker), "the existing folder was modified without --overwrite")
+    ctx.ok("quantize", "--model", src, "--format", "fp8", "--out", out, "--overwrite", "-q")
+    check(not os.path.exists(marker), "--overwrite kept the old folder's content")
+    ctx.ok("verify", "--quiet", "--source", src, "--quantized", out)
+
+
+def test_unknown_flag(ctx):
+    proc = ctx.run("quantize", "--model", ctx.fixture("qwen3moe"), "--out", ctx.path("out"),
+                   "--bogus-flag")
+    check(proc.returncode != 0, "an unknown flag was accepted")
+    check("--bogus-flag" in proc.stderr.splitlines()[0] if proc.stderr else False,
+          "the error does not name the unknown flag on its first line")
+    expect_no_output(ctx.path("out"))
+
+
+def test_unknown_format(ctx):
+    proc = ctx.run("quantize", "--model", ctx.fixture("qwen3moe"), "--out", ctx.path("out"),
+                   "--format", "fp4")
+    check(proc.returncode != 0, "an unknown format was accepted")
+    first = proc.stderr.splitlines()[0] if proc.stderr else ""
+    check("--format" in first and "fp4" in first, f"unclear error: {first!r}")
+    expect_no_output(ctx.path("out"))
+
+
+# ---- inspect / verify on bad input ---------------------------------------------------------
+
+def test_inspect_bad_input(ctx):
+    expect_error(ctx.run("inspect", ctx.path("missing")), "missing", "does not exist")
+    model = ctx.copy_fixture("qwen3moe")
+    os.remove(os.path.join(model, "config.json"))
+    expect_error(ctx.run("inspect", model), "config.json")
+    model = ctx.copy_fixture("mixtral", "m2")
+    with open(os.path.join(model, "model.safetensors"), "r+b") as f:
+        f.write(struct.pack("<Q", 3))
+    expect_error(ctx.run("inspect", model), "model.safetensors")
+
+
+def quantized_copy(ctx, model, fmt):
+    src = ctx.fixture(model)
+    out = ctx.path("q")
+    ctx.ok("quantize", "-q", "--model", src, "--format", fmt, "--out", out)
+    shard = [f for f in os.listdir(out) if f.endswith(".safetensors")]
+    check(len(shard) == 1, f"expected one shard, got {shard}")
+    return src, out, os.path.join(out, shard[0])
+
+
+def test_verify_detects_changed_passthrough(ctx):
+    src, out, shard = quantized_copy(ctx, "qwen3moe", "fp8")
+    name = "model.layers.1.self_attn.o_proj.weight"
+    tensors, meta = read_safetensors(shard)
+    tensors[name][2][10] ^= 0x01
+    write_safetensors(shard, tensors, meta)
+    proc = ctx.run("verify", "--source", src, "--quantized", out)
+    check(proc.returncode == 1, f"verify exit code {proc.returncode}, expected 1")
+    check(name in proc.stderr and "differs" in proc.stderr, "verify did not name the tensor")
+    check("verify: FAILED" in proc.stdout, "no FAILED verdict")
+
+
+def test_verify_detects_bad_scales(ctx):
+    src, out, shard = quantized_copy(ctx, "mixtral", "nvfp4")
+    zeroed = "model.layers.0.block_sparse_moe.experts.1.w2.weight_scale_2"
+    up = "model.layers.1.block_sparse_moe.experts.2.w3.weight_scale_2"
+    tensors, meta = read_safetensors(shard)
+    tensors[zeroed][2][:] = struct.pack("<f", 0.0)
+    (scale,) = struct.unpack("<f", bytes(tensors[up][2]))
+    tensors[up][2][:] = struct.pack("<f", scale * 1.5)
+    write_safetensors(shard, tensors, meta)
+    proc = ctx.run("verify", "--quiet", "--source", src, "--quantized", out)
+    check(proc.returncode == 1, f"verify exit code {proc.returncode}, expected 1")
+    check(zeroed in proc.stderr, "the zero scale was not named")
+    check("gate and up have different weight_scale_2" in proc.stderr,
+          "the gate/up scale mismatch was not reported")
+
+
+def test_verify_detects_missing_and_extra(ctx):
+    src, out, shard = quantized_copy(ctx, "qwen3moe", "int4")
+    gone = "model.layers.0.mlp.experts.5.up_proj.scales"
+    tensors, meta = read_safetensors(shard)
+    tensors.pop(gone)
+    tensors["model.layers.0.mlp.experts.8.up_proj.qweight"] = ("I32", [1], bytearray(4))
+    write_safetensors(shard, tensors, meta)
+    index = os.path.join(out, "model.safetensors.index.json")
+    with open(index) as f:
+        doc = json.load(f)
+    doc["weight_map"].pop(gone)
+    doc["weight_map"]["model.layers.0.mlp.experts.8.up_proj.qweight"] = os.path.basename(shard)
+    with open(index, "w") as f:
+        json.dump(doc, f)
+    proc = ctx.run("verify", "--json", "--source", src, "--quantized", out)
+    check(proc.returncode == 1, f"verify exit code {proc.returncode}, expected 1")
+    report = json.loads(proc.stdout)
+    text = "\n".join(report["problems"])
+    check(gone in text and "missing" in text, "the missing scales were not reported")
+    check("experts.8.up_proj.qweight" in text and "unexpected" in text,
+          "the extra tensor was not reported")
+
+
+def test_verify_detects_mixed_gate_up(ctx):
+    # An exclude pattern that matches gate but not up gives an expert serving engines cannot
+    # load as one fused gate_up weight: verify must say so.
+    src = ctx.fixture("qwen3moe")
+    out = ctx.path("q")
+    ctx.ok("quantize", "-q", "--model", src, "--format", "fp8", "--out", out,
+           "--exclude", "*.experts.0.gate_proj")
+    proc = ctx.run("verify", "--quiet", "--source", src, "--quantized", out)
+    check(proc.returncode == 1, f"verify exit code {proc.returncode}, expected 1")
+    check("expert 0: gate and up are stored in different formats" in proc.stderr,
+          "the mixed gate/up formats were not reported")
+
+
+def test_verify_tolerance(ctx):
+    src, out, _ = quantized_copy(ctx, "qwen3moe", "nvfp4")
+    proc = ctx.run("verify", "--quiet", "--tolerance", "0.001", "--source", src, "--quantized", out)
+    check(proc.returncode == 1, "a tolerance below the nvfp4 error passed")
+    check("exceeds the tolerance" in proc.stderr, "no tolerance problem reported")
+
+
+# ---- more layouts ---------------------------------------------------------------------------
+
+def test_generated_fused_sharded(ctx):
+    model = ctx.path("gen")
+    ctx.ok("generate", "--out", model, "--model-type", "mixtral", "--fused", "--shards", "2",
+           "--experts", "4", "--hidden", "128", "--intermediate", "64")
+    out = ctx.path("q")
+    ctx.ok("quantize", "-q", "--model", model, "--format", "int4", "--out", out,
+           "--exclude", "*.experts.3.w2", "--max-shard-size", "40KB")
+    check(len([f for f in os.listdir(out) if f.endswith(".safetensors")]) > 1,
+          "--max-shard-size did not split the output")
+    proc = ctx.ok("verify", "--source", model, "--quantized", out)
+    check("excluded): 2" in proc.stdout, "excluded experts not reported")
+
+
+def test_mpirun_two_ranks(ctx):
+    check(ctx.mpiexec, "no mpiexec given")
+    src = ctx.fixture("qwen3moe")
+    out = ctx.path("q")
+    ctx.ok("quantize", "-q", "--model", src, "--format", "nvfp4", "--out", out,
+           launcher=ctx.mpiexec + ["-np", "2"])
+    ctx.ok("verify", "--quiet", "--source", src, "--quantized", out)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin", required=True)
+    parser.add_argument("--fixtures", required=True)
+    parser.add_argument("--mpiexec", default="")
+    parser.add_argument("case")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="moequant-tooltest-") as tmp:
+        ctx = Ctx(os.path.abspath(args.bin), os.path.abspath(args.fixtures),
+                  shlex.split(args.mpiexec), tmp)
+        try:
+            if args.case.startswith("roundtrip:"):
+                _, model, fmt = args.case.split(":")
+                roundtrip(ctx, model, fmt)
+            else:
+                fn = globals().get("test_" + args.case)
+                check(fn is not None, f"unknown case {args.case!r}")
+                fn(ctx)
+        except Failure as e:
+            print(f"FAILED: {args.case}: {e}", file=sys.stderr)
+            return 1
+    print(f"PASSED: {args.case}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
