@@ -27,9 +27,9 @@ void agree_on_error(Communicator& comm, const std::string& local_error) {
       first = str_cat("rank ", m.substr(0, nl), ": ", m.substr(nl + 1));
     }
   }
-  if (failing > 1) first += str_cat(" (and ", failing - 1, " more rank", failing > 2 ? "s" : "",
-                                    " failed)");
-  throw Error(first);
+  if (failing > 1)
+    first += str_cat(" (and ", failing - 1, " more rank", failing > 2 ? "s" : "", " failed)");
+  throw AgreedError(first);
 }
 
 }  // namespace moequant::dist

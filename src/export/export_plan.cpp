@@ -48,11 +48,22 @@ int layer_of_name(const std::string& name) {
   return std::stoi(name.substr(prefix.size(), end - prefix.size()));
 }
 
-QuantFormat expert_format(const std::string& module, QuantFormat format,
-                          const std::vector<std::string>& exclude) {
+bool is_excluded(const std::string& module, const std::vector<std::string>& exclude) {
   for (const std::string& p : exclude)
-    if (pattern_matches(p, module)) return QuantFormat::kNone;
-  return format;
+    if (pattern_matches(p, module)) return true;
+  return false;
+}
+
+QuantFormat expert_format(const HfMoeConfig& config, int layer, int expert, ExpertProj proj,
+                          QuantFormat format, const std::vector<std::string>& exclude) {
+  auto module = [&](ExpertProj p) {
+    return config.experts_prefix(layer) + "." + std::to_string(expert) + "." + config.proj_name(p);
+  };
+  const bool excluded = proj == ExpertProj::kDown
+                            ? is_excluded(module(proj), exclude)
+                            : is_excluded(module(ExpertProj::kGate), exclude) ||
+                                  is_excluded(module(ExpertProj::kUp), exclude);
+  return excluded ? QuantFormat::kNone : format;
 }
 
 std::vector<OutputSpec> quantized_outputs(QuantFormat format, int64_t rows, int64_t cols,
@@ -128,7 +139,8 @@ ExportPlan make_export_plan(const HfMoeConfig& config, const dist::ParallelState
         const bool down = proj == ExpertProj::kDown;
         const std::string base =
             config.experts_prefix(layer) + "." + std::to_string(e) + "." + config.proj_name(proj);
-        const QuantFormat format = expert_format(base, options.format, options.exclude);
+        const QuantFormat format =
+            expert_format(config, layer, e, proj, options.format, options.exclude);
         const auto outs = quantized_outputs(format, down ? H : I, down ? I : H,
                                             options.expert_dtype, input_scales, base + ".weight");
         int suffix_index = 0;
@@ -141,6 +153,7 @@ ExportPlan make_export_plan(const HfMoeConfig& config, const dist::ParallelState
           t.layer = layer;
           t.expert = e;
           t.proj = proj;
+          t.format = format;
           t.suffix = o.suffix;
           t.producer = producer;
           t.unit_start = suffix_index == 0 && proj != ExpertProj::kUp;

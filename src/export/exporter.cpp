@@ -227,7 +227,8 @@ class ExportRun {
                const std::vector<float>& amax) {
     const std::string base = config_.experts_prefix(t.layer) + "." + std::to_string(t.expert) +
                              "." + config_.proj_name(proj);
-    const QuantFormat format = expert_format(base, options_.format, options_.exclude);
+    const QuantFormat format =
+        expert_format(config_, t.layer, t.expert, proj, options_.format, options_.exclude);
     std::vector<StoredTensor> stored = quantize_weight(
         w, format, format == QuantFormat::kNone ? std::vector<float>{} : amax, base + ".weight");
     if (input_scales_ && format != QuantFormat::kNone) {
@@ -347,37 +348,43 @@ ExportSummary export_checkpoint(const HfMoeConfig& config, const dist::ParallelS
   po.exclude = options.exclude;
   po.max_shard_bytes = options.max_shard_bytes;
   po.expert_dtype = expert_dtype;
-  // Planning is deterministic and identical everywhere: a plan error fails every rank alike.
-  const ExportPlan plan =
-      make_export_plan(config, ps, passthrough_tensors(config, source_ckpt), po);
-  ExportRun run(config, ps, world, experts, source_ckpt, expert_dtype, options, plan);
-
-  std::string error = run.precheck();
-  if (world.rank() == 0 && error.empty()) {
-    try {
-      prepare_partial_dir(options.out_dir, options.overwrite);
-    } catch (const std::exception& e) {
-      error = e.what();
-    }
+  // Planning is deterministic and identical everywhere; with the producers' prechecks and the
+  // output folder's preparation it is agreed in one step before any byte moves.
+  ExportPlan plan;
+  std::unique_ptr<ExportRun> run;
+  std::string error;
+  try {
+    plan = make_export_plan(config, ps, passthrough_tensors(config, source_ckpt), po);
+    run = std::make_unique<ExportRun>(config, ps, world, experts, source_ckpt, expert_dtype,
+                                      options, plan);
+    error = run->precheck();
+    if (world.rank() == 0 && error.empty()) prepare_partial_dir(options.out_dir, options.overwrite);
+  } catch (const std::exception& e) {
+    error = e.what();
   }
   dist::agree_on_error(world, error);
 
   // From here a failure on one rank leaves peers waiting on a transfer: the deadlines of the
   // communicator bound that wait, and the tool ends the whole job (dist::abort_job).
-  run.stream();
-  error = check_all_written(world, plan, run.written());
-  const std::vector<std::string> all_warnings = world.all_gather_bytes(join(run.warnings(), "\n"));
+  run->stream();
+  error = check_all_written(world, plan, run->written());
+  const std::vector<std::string> all_warnings = world.all_gather_bytes(join(run->warnings(), "\n"));
   dist::agree_on_error(world, error);
 
   if (world.rank() == 0) {
     try {
       // Expert projections the user excluded, by their concrete module names.
-      std::vector<std::string> excluded;
+      std::vector<std::string> excluded, passthrough_modules;
       for (const PlannedTensor& t : plan.tensors) {
-        if (t.source == TensorSource::kPassthrough) continue;
+        const std::string weight = ".weight";
+        if (t.source == TensorSource::kPassthrough) {
+          if (t.shape.size() == 2 && t.name.size() > weight.size() &&
+              t.name.compare(t.name.size() - weight.size(), weight.size(), weight) == 0)
+            passthrough_modules.push_back(t.name.substr(0, t.name.size() - weight.size()));
+          continue;
+        }
         const std::string module = t.name.substr(0, t.name.rfind('.'));
-        if (options.format != QuantFormat::kNone &&
-            expert_format(module, options.format, options.exclude) == QuantFormat::kNone &&
+        if (options.format != QuantFormat::kNone && t.format == QuantFormat::kNone &&
             (excluded.empty() || excluded.back() != module))
           excluded.push_back(module);
       }
@@ -385,8 +392,9 @@ ExportSummary export_checkpoint(const HfMoeConfig& config, const dist::ParallelS
       std::map<std::string, std::string> weight_map;
       for (const PlannedTensor& t : plan.tensors) weight_map[t.name] = plan.files[t.file].name;
       io::write_index(dir + "/model.safetensors.index.json", plan.total_bytes, weight_map);
-      write_text_file(dir + "/config.json",
-                      exported_config(config, options.format, excluded).dump(2) + "\n");
+      write_text_file(
+          dir + "/config.json",
+          exported_config(config, options.format, excluded, passthrough_modules).dump(2) + "\n");
       if (auto hq = hf_quant_config(config, options.format, excluded))
         write_text_file(dir + "/hf_quant_config.json", hq->dump(2) + "\n");
       publish_partial_dir(options.out_dir, options.overwrite);
@@ -403,7 +411,7 @@ ExportSummary export_checkpoint(const HfMoeConfig& config, const dist::ParallelS
   summary.files = plan.files.size();
   summary.bytes = plan.total_bytes;
   for (const PlannedTensor& t : plan.tensors) {
-    if (t.source == TensorSource::kPassthrough) continue;
+    if (t.source == TensorSource::kPassthrough || t.format == QuantFormat::kNone) continue;
     if (t.suffix == "weight" || t.suffix == "qweight")  // gate, up, down: H x I each
       summary.quantized_params += static_cast<uint64_t>(config.hidden) * config.intermediate;
     summary.quantized_bytes += t.nbytes;

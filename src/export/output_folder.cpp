@@ -19,7 +19,7 @@ std::string partial_dir_for(const std::string& out_dir) {
   return base + ".moequant-partial";
 }
 
-void prepare_partial_dir(const std::string& out_dir, bool overwrite) {
+void check_output_dir(const std::string& out_dir, bool overwrite) {
   MQ_CHECK(!out_dir.empty(), "no output folder given");
   std::error_code ec;
   if (fs::exists(out_dir, ec)) {
@@ -29,10 +29,17 @@ void prepare_partial_dir(const std::string& out_dir, bool overwrite) {
              "' exists and is not a folder");
   }
   fs::path parent = fs::absolute(out_dir, ec).parent_path();
-  MQ_CHECK(fs::is_directory(parent, ec), "cannot create output folder '", out_dir,
-           "': parent folder '", parent.string(), "' does not exist");
+  MQ_CHECK(fs::exists(parent, ec), "cannot create output folder '", out_dir, "': parent folder '",
+           parent.string(), "' does not exist");
+  MQ_CHECK(fs::is_directory(parent, ec), "cannot create output folder '", out_dir, "': '",
+           parent.string(), "' is not a folder");
   MQ_CHECK(::access(parent.c_str(), W_OK) == 0, "cannot create output folder '", out_dir,
            "': parent folder '", parent.string(), "' is not writable");
+}
+
+void prepare_partial_dir(const std::string& out_dir, bool overwrite) {
+  check_output_dir(out_dir, overwrite);
+  std::error_code ec;
   const std::string partial = partial_dir_for(out_dir);
   fs::remove_all(partial, ec);
   MQ_CHECK(!ec, "cannot remove stale '", partial, "': ", ec.message());

@@ -40,10 +40,21 @@ std::vector<std::string> excluded_modules(const HfMoeConfig& config,
   out.insert(out.end(), exclude.begin(), exclude.end());
   return out;
 }
+// transformers matches modules_to_not_convert by name, not by glob: list every unquantized
+// linear by its exact name when the source's module names are known.
+std::vector<std::string> not_converted(const HfMoeConfig& config,
+                                       const std::vector<std::string>& exclude,
+                                       const std::vector<std::string>& passthrough_modules) {
+  if (passthrough_modules.empty()) return excluded_modules(config, exclude);
+  std::vector<std::string> out = passthrough_modules;
+  out.insert(out.end(), exclude.begin(), exclude.end());
+  return out;
+}
 }  // namespace
 
 nlohmann::json exported_config(const HfMoeConfig& config, QuantFormat format,
-                               const std::vector<std::string>& exclude) {
+                               const std::vector<std::string>& exclude,
+                               const std::vector<std::string>& passthrough_modules) {
   nlohmann::json out = config.raw;
   const auto excluded = excluded_modules(config, exclude);
   switch (format) {
@@ -61,10 +72,11 @@ nlohmann::json exported_config(const HfMoeConfig& config, QuantFormat format,
       break;
     }
     case QuantFormat::kFP8Block:
-      out["quantization_config"] = {{"quant_method", "fp8"},
-                                    {"activation_scheme", "dynamic"},
-                                    {"weight_block_size", {128, 128}},
-                                    {"modules_to_not_convert", excluded}};
+      out["quantization_config"] = {
+          {"quant_method", "fp8"},
+          {"activation_scheme", "dynamic"},
+          {"weight_block_size", {128, 128}},
+          {"modules_to_not_convert", not_converted(config, exclude, passthrough_modules)}};
       break;
     case QuantFormat::kINT4: {
       nlohmann::json dynamic = nlohmann::json::object();

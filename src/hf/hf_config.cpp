@@ -112,6 +112,8 @@ HfMoeConfig read_hf_config(const std::string& dir) {
     const bool dense = std::find(dense_only.begin(), dense_only.end(), l) != dense_only.end();
     if (!dense && (l + 1) % sparse_step == 0) c.moe_layers.push_back(l);
   }
+  MQ_CHECK(!c.moe_layers.empty(), file,
+           ": no layer has routed experts (mlp_only_layers / decoder_sparse_step leave none)");
   return c;
 }
 

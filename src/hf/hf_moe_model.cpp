@@ -4,6 +4,7 @@
 
 #include <regex>
 
+#include "moequant/core/batched_amax.h"
 #include "moequant/core/calibrate.h"
 #include "moequant/core/error.h"
 
@@ -183,11 +184,51 @@ void HfMoeModel::release_layer(int layer) {
   }
 }
 
+std::vector<std::string> HfMoeModel::nonfinite_tensors(int layer) const {
+  std::vector<std::string> bad;
+  auto check = [&](const std::string& name, const at::Tensor& t) {
+    try {
+      check_finite(t, name);
+    } catch (const Error&) {
+      bad.push_back(name);
+    }
+  };
+  const int64_t I = config_.intermediate, H = config_.hidden;
+  const dist::IndexRange experts = ps_.local_experts();
+  for (int64_t e = experts.begin; e < experts.end; ++e) {
+    if (fused_on_disk(layer)) {
+      const std::string suffix = "[" + std::to_string(e) + "]";
+      check(config_.fused_gate_up_name(layer) + suffix,
+            read_rows(config_.fused_gate_up_name(layer), 0, 2 * I, 2 * I, H, e));
+      check(config_.fused_down_name(layer) + suffix,
+            read_rows(config_.fused_down_name(layer), 0, H, H, I, e));
+      continue;
+    }
+    for (ExpertProj p : {ExpertProj::kGate, ExpertProj::kUp, ExpertProj::kDown}) {
+      const std::string name = config_.expert_weight_name(layer, static_cast<int>(e), p);
+      const bool down = p == ExpertProj::kDown;
+      check(name, read_rows(name, 0, down ? H : I, down ? H : I, down ? I : H, -1));
+    }
+  }
+  return bad;
+}
+
 size_t HfMoeModel::calibrate_weights_streaming() {
   size_t tensors = 0;
   for (int layer : local_layers_) {
     load_layer(layer);
-    tensors += calibrate_weights(*experts(layer)).tensors;
+    try {
+      tensors += calibrate_weights(*experts(layer)).tensors;
+    } catch (const Error& e) {
+      release_layer(layer);
+      // The batched pass names module weights; find the checkpoint tensors to blame (this
+      // second read happens only on the error path).
+      const std::vector<std::string> bad = nonfinite_tensors(layer);
+      if (bad.empty()) throw;
+      std::string list;
+      for (const std::string& b : bad) list += (list.empty() ? "" : ", ") + b;
+      MQ_THROW(config_.dir, ": NaN or Inf in expert weight(s) ", list);
+    }
     release_layer(layer);
   }
   find_quant_modules(*this);  // full names ("layers.3.linear_fc1.weight_quantizer")

@@ -16,7 +16,9 @@
 #include "moequant/dist/error_agreement.h"
 #include "moequant/dist/job_abort.h"
 #include "moequant/dist/process_groups.h"
+#include "moequant/export/export_plan.h"
 #include "moequant/export/exporter.h"
+#include "moequant/export/output_folder.h"
 #include "moequant/hf/hf_moe_model.h"
 #include "progress.h"
 #include "synthetic_model.h"
@@ -90,11 +92,6 @@ struct Timer {
   }
 };
 
-// An error every rank of the job knows about: reported once (rank 0) with a normal exit.
-struct AgreedError : Error {
-  using Error::Error;
-};
-
 // Runs `step` on every rank and agrees on its outcome: an error anywhere fails every rank of
 // `world` with the message of the rank that found it.
 template <typename Fn>
@@ -105,11 +102,7 @@ void agreed_step(dist::Communicator& world, Fn&& step) {
   } catch (const std::exception& e) {
     error = e.what();
   }
-  try {
-    dist::agree_on_error(world, error);
-  } catch (const Error& e) {
-    throw AgreedError(e.what());
-  }
+  dist::agree_on_error(world, error);  // throws AgreedError on every rank when one failed
 }
 
 // Rank 0 makes the built-in model in a fresh temporary folder; every rank learns its path.
@@ -264,6 +257,14 @@ int quantize_on_every_rank(const QuantizeArgs& a, QuantFormat format, uint64_t m
       dims.expert_intermediate = config.intermediate;
       ps = std::make_unique<dist::ParallelState>(world.size(), world.rank(),
                                                  layout_from(a, world.size()), dims);
+      // What would fail at export fails now, before minutes of loading: the output folder and
+      // the format's shape rules (nvfp4 in % 16, int4 in % 8 and out % 8).
+      if (world.rank() == 0) check_output_dir(out_dir, overwrite);
+      const int64_t H = config.hidden, I = config.intermediate;
+      quantized_outputs(format, I, H, DType::kBF16, false,
+                        config.expert_weight_name(config.moe_layers.at(0), 0, ExpertProj::kGate));
+      quantized_outputs(format, H, I, DType::kBF16, false,
+                        config.expert_weight_name(config.moe_layers.at(0), 0, ExpertProj::kDown));
     });
     if (chatty)
       std::printf(

@@ -13,9 +13,9 @@
 namespace moequant::dist {
 
 // Collective over `comm`. When every rank passes "" it returns normally. Otherwise every rank
-// throws the same moequant::Error "rank R: <message>", where R is the world rank of the lowest
-// failing group rank and <message> its local_error (with ", and N more ranks failed" when several
-// did).
+// throws the same moequant::AgreedError "rank R: <message>", where R is the world rank of the
+// lowest failing group rank and <message> its local_error (with ", and N more ranks failed" when
+// several did).
 void agree_on_error(Communicator& comm, const std::string& local_error);
 
 }  // namespace moequant::dist

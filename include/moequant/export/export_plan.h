@@ -39,10 +39,11 @@ struct PlannedTensor {
   int layer = -1;   // global layer, -1 for tensors outside the layers
   int expert = -1;  // global expert index (expert tensors)
   ExpertProj proj = ExpertProj::kGate;
-  std::string suffix;       // expert tensors: "weight", "weight_scale", ...
-  std::string source_name;  // passthrough: the name in the source checkpoint
-  int producer = 0;         // world rank that produces the bytes
-  int file = 0;             // index into ExportPlan::files
+  QuantFormat format = QuantFormat::kNone;  // expert tensors: the format of their projection
+  std::string suffix;                       // expert tensors: "weight", "weight_scale", ...
+  std::string source_name;                  // passthrough: the name in the source checkpoint
+  int producer = 0;                         // world rank that produces the bytes
+  int file = 0;                             // index into ExportPlan::files
   bool unit_start = false;  // first tensor of its expert unit (fc1 or fc2 of one expert)
 };
 
@@ -66,10 +67,13 @@ struct PassthroughTensor {
   std::vector<int64_t> shape;
 };
 
-// The format of one expert projection ("model.layers.3.mlp.experts.5.gate_proj"): `format`,
-// or none when an exclude pattern (glob or "re:" regex) matches the module name.
-QuantFormat expert_format(const std::string& module, QuantFormat format,
-                          const std::vector<std::string>& exclude);
+// True when an exclude pattern (glob or "re:" regex) matches the module name.
+bool is_excluded(const std::string& module, const std::vector<std::string>& exclude);
+
+// The format of one expert projection: `format`, or none when excluded. Gate and up are one
+// fused weight for serving engines (one fc1 quantizer here), so excluding either excludes both.
+QuantFormat expert_format(const HfMoeConfig& config, int layer, int expert, ExpertProj proj,
+                          QuantFormat format, const std::vector<std::string>& exclude);
 
 struct PlanOptions {
   QuantFormat format = QuantFormat::kFP8;

@@ -10,6 +10,10 @@ namespace moequant {
 // "<out>.moequant-partial": the same on every rank.
 std::string partial_dir_for(const std::string& out_dir);
 
+// Checks that out_dir can be produced: its parent exists, is a folder and is writable; out_dir
+// is absent, or `overwrite`. Errors name the path. (Cheap: the tool runs it before loading.)
+void check_output_dir(const std::string& out_dir, bool overwrite);
+
 // Rank 0, before any rank writes: checks that out_dir can be produced (its parent exists and is
 // writable; out_dir absent, or `overwrite`), removes a stale partial folder, creates a fresh
 // one. Errors name the path.

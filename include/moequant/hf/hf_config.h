@@ -25,7 +25,7 @@ struct HfMoeConfig {
   int num_layers = 0;
   int num_experts = 0;
   int64_t hidden = 0;
-  int64_t intermediate = 0;  // of one expert
+  int64_t intermediate = 0;     // of one expert
   std::vector<int> moe_layers;  // global indices of the layers with routed experts
   nlohmann::json raw;           // config.json as read
 

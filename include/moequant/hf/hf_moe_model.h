@@ -63,6 +63,8 @@ class HfMoeModel : public torch::nn::Module {
   at::Tensor read_cols(const std::string& name, int64_t col_begin, int64_t col_end,
                        int64_t expect_rows, int64_t expect_cols, int64_t leading_index) const;
   void check_expert_tensors() const;
+  // Checkpoint names of this rank's expert tensors of `layer` that hold NaN or Inf.
+  std::vector<std::string> nonfinite_tensors(int layer) const;
   bool fused_on_disk(int layer) const;
 
   HfMoeConfig config_;
