@@ -44,9 +44,8 @@ std::unique_ptr<Communicator> bootstrap_world(const BootstrapOptions& o, const L
 
     case Launcher::kMpi: {
       auto world = MpiCommunicator::world("WORLD", o.timeout);
-      MQ_CHECK(l.world_size < 0 || world->size() == l.world_size,
-               "the launcher announced ", l.world_size, " ranks but MPI started a world of ",
-               world->size(),
+      MQ_CHECK(l.world_size < 0 || world->size() == l.world_size, "the launcher announced ",
+               l.world_size, " ranks but MPI started a world of ", world->size(),
                " (is this binary linked against the MPI library of the mpirun that runs it?)");
       if (!cuda) return world;
 #ifdef MOEQUANT_HAS_NCCL
@@ -61,7 +60,8 @@ std::unique_ptr<Communicator> bootstrap_world(const BootstrapOptions& o, const L
         if (l.world_size == 1) return std::make_unique<SingleCommunicator>("WORLD", 0, o.timeout);
         MQ_THROW("torchrun needs GPUs and NCCL here (rank ", l.rank, " of ", l.world_size,
                  " asked for CPU ranks): run CPU ranks under MPI instead, e.g. "
-                 "launch/mpirun.sh -np ", l.world_size, " <binary> ...");
+                 "launch/mpirun.sh -np ",
+                 l.world_size, " <binary> ...");
       }
 #ifdef MOEQUANT_HAS_NCCL
       return nccl_world_over_torchrun(l, o);

@@ -83,8 +83,7 @@ void Communicator::all_reduce_sum(int64_t* data, size_t n) {
 
 void Communicator::broadcast(void* bytes, size_t n, int root) {
   begin("broadcast", true);
-  MQ_CHECK(root >= 0 && root < size_, name_, " broadcast: root ", root, " is outside size ",
-           size_);
+  MQ_CHECK(root >= 0 && root < size_, name_, " broadcast: root ", root, " is outside size ", size_);
   MQ_CHECK(bytes != nullptr || n == 0, name_, " broadcast: null buffer");
   guarded(failure_, [&] { do_broadcast(bytes, n, root); });
 }

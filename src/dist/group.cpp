@@ -4,13 +4,20 @@ namespace moequant::dist {
 
 const char* group_name(Group g) {
   switch (g) {
-    case Group::kWorld: return "WORLD";
-    case Group::kTP: return "TP";
-    case Group::kDP: return "DP";
-    case Group::kETP: return "ETP";
-    case Group::kEP: return "EP";
-    case Group::kEDP: return "EDP";
-    case Group::kPP: return "PP";
+    case Group::kWorld:
+      return "WORLD";
+    case Group::kTP:
+      return "TP";
+    case Group::kDP:
+      return "DP";
+    case Group::kETP:
+      return "ETP";
+    case Group::kEP:
+      return "EP";
+    case Group::kEDP:
+      return "EDP";
+    case Group::kPP:
+      return "PP";
   }
   return "?";
 }

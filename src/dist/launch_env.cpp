@@ -28,16 +28,20 @@ int env_int(const char* name, int fallback, int min_value = 0) {
 
 const char* launcher_name(Launcher l) {
   switch (l) {
-    case Launcher::kNone: return "none";
-    case Launcher::kMpi: return "mpi";
-    case Launcher::kTorchrun: return "torchrun";
+    case Launcher::kNone:
+      return "none";
+    case Launcher::kMpi:
+      return "mpi";
+    case Launcher::kTorchrun:
+      return "torchrun";
   }
   return "?";
 }
 
 LaunchInfo detect_launch() {
   LaunchInfo info;
-  // Open MPI's mpirun (and Open MPI 5 / PRRTE) set OMPI_COMM_WORLD_*; srun --mpi=pmix sets PMIX_RANK.
+  // Open MPI's mpirun (and Open MPI 5 / PRRTE) set OMPI_COMM_WORLD_*; srun --mpi=pmix sets
+  // PMIX_RANK.
   if (env("OMPI_COMM_WORLD_SIZE") || env("PMIX_RANK")) {
     info.launcher = Launcher::kMpi;
     info.rank = env_int("OMPI_COMM_WORLD_RANK", env_int("PMIX_RANK", -1));
@@ -61,8 +65,8 @@ LaunchInfo detect_launch() {
   info.world_size = env_int("WORLD_SIZE", 1, 1);
   info.rank = env_int("RANK", 0);
   info.local_rank = env_int("LOCAL_RANK", 0);
-  MQ_CHECK(info.rank < info.world_size, "RANK=", info.rank, " is outside WORLD_SIZE=",
-           info.world_size);
+  MQ_CHECK(info.rank < info.world_size, "RANK=", info.rank,
+           " is outside WORLD_SIZE=", info.world_size);
   info.master_addr = env("MASTER_ADDR");
   info.master_port = env_int("MASTER_PORT", 0, 1);
   MQ_CHECK(info.master_port <= 65535, "MASTER_PORT=", info.master_port, " is not a TCP port");

@@ -1,5 +1,6 @@
 #include "list_digest.h"
 
+#include <cstring>
 #include <limits>
 
 namespace moequant::dist {
@@ -9,12 +10,16 @@ namespace {
 constexpr int kChunkBits = 21;
 constexpr uint64_t kChunkMask = (uint64_t{1} << kChunkBits) - 1;
 
-void fnv(uint64_t& h, const void* bytes, size_t n) {
+// FNV-1a style, 8 bytes per step (names are long; a byte at a time costs ~1 ms for 18k names).
+void mix_bytes(uint64_t& h, const void* bytes, size_t n) {
   const auto* p = static_cast<const unsigned char*>(bytes);
-  for (size_t i = 0; i < n; ++i) {
-    h ^= p[i];
-    h *= 0x100000001b3ull;
+  for (; n >= 8; n -= 8, p += 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    h = (h ^ w) * 0x100000001b3ull;
+    h ^= h >> 29;
   }
+  for (; n > 0; --n, ++p) h = (h ^ *p) * 0x100000001b3ull;
 }
 
 // Field f occupies out[6f .. 6f+6): three +chunks, then three -chunks.
@@ -46,11 +51,9 @@ bool decode_field(const float* in, uint64_t* min_out, uint64_t* max_out) {
 void ListDigest::add(const std::string& name, size_t num_values) {
   ++entries;
   values += num_values;
-  fnv(hash, name.data(), name.size());
-  const unsigned char sep = 0;
-  fnv(hash, &sep, 1);
-  const uint64_t n = num_values;
-  fnv(hash, &n, sizeof(n));
+  mix_bytes(hash, name.data(), name.size());
+  const uint64_t n = (uint64_t{name.size()} << 40) ^ num_values;  // separates name from size
+  mix_bytes(hash, &n, sizeof(n));
 }
 
 void encode_digest(const ListDigest& d, float* out) {

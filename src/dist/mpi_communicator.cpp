@@ -116,25 +116,26 @@ std::unique_ptr<MpiCommunicator> MpiCommunicator::duplicate(MPI_Comm comm, const
   require_mpi_initialized(name);
   MQ_CHECK(comm != MPI_COMM_NULL, name, ": cannot duplicate MPI_COMM_NULL");
   auto runtime = MpiRuntime::acquire();
-  MPI_Comm dup = MPI_COMM_NULL;
+  // MPI may write the new handle when the request completes: after a timeout that may still
+  // happen, so the handle lives on the heap and is leaked then.
+  auto* dup = new MPI_Comm(MPI_COMM_NULL);
   MPI_Request req = MPI_REQUEST_NULL;
-  const int rc = MPI_Comm_idup(comm, &dup, &req);
+  const int rc = MPI_Comm_idup(comm, dup, &req);
   MQ_CHECK(rc == MPI_SUCCESS, name, " MPI_Comm_idup failed: ", mpi_error_string(rc));
   if (!poll_one(req, Deadline(timeout), str_cat(name, " MPI_Comm_idup"))) {
     MpiRuntime::note_failure();
-    int rank = MpiRuntime::world_rank_or_unknown();
-    throw Error(timeout_message(name, "duplicate", timeout, rank));
+    throw Error(timeout_message(name, "duplicate", timeout, MpiRuntime::world_rank_or_unknown()));
   }
+  const MPI_Comm handle = *dup;
+  delete dup;
   return std::unique_ptr<MpiCommunicator>(
-      new MpiCommunicator(make_ours(dup), true, name, timeout, std::move(runtime)));
+      new MpiCommunicator(make_ours(handle), true, name, timeout, std::move(runtime)));
 }
 
 std::unique_ptr<MpiCommunicator> MpiCommunicator::world(const std::string& name,
                                                         std::chrono::milliseconds timeout) {
-  auto runtime = MpiRuntime::acquire();  // initializes MPI when needed
-  auto comm = duplicate(MPI_COMM_WORLD, name, timeout);
-  comm->runtime_ = std::move(runtime);
-  return comm;
+  const auto runtime = MpiRuntime::acquire();       // initializes MPI when needed
+  return duplicate(MPI_COMM_WORLD, name, timeout);  // which holds the runtime from then on
 }
 
 void MpiCommunicator::mpi_fail(int rc, const std::string& call) {
@@ -192,8 +193,7 @@ void MpiCommunicator::do_broadcast(void* bytes, size_t n, int root) {
   if (rank() == root && n) std::memcpy(p->staging.data(), bytes, n);
   for (const Chunk& c : chunks(n)) {
     p->reqs.emplace_back();
-    check(MPI_Ibcast(p->staging.data() + c.offset, c.count, MPI_BYTE, root, comm_,
-                     &p->reqs.back()),
+    check(MPI_Ibcast(p->staging.data() + c.offset, c.count, MPI_BYTE, root, comm_, &p->reqs.back()),
           "MPI_Ibcast");
   }
   wait(*p, deadline);
@@ -203,7 +203,7 @@ void MpiCommunicator::do_broadcast(void* bytes, size_t n, int root) {
 
 std::vector<std::string> MpiCommunicator::do_all_gather_bytes(const std::string& local) {
   const Deadline deadline(timeout());  // one deadline for both steps
-  auto* p = new Pending;  // leaked unless the operation completes: see Pending
+  auto* p = new Pending;               // leaked unless the operation completes: see Pending
   // Step 1: every rank's size.
   p->sizes.assign(static_cast<size_t>(size()), 0);
   p->sizes[static_cast<size_t>(rank())] = static_cast<int64_t>(local.size());

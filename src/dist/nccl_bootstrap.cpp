@@ -60,8 +60,7 @@ std::unique_ptr<Communicator> nccl_world_alone(const BootstrapOptions& options) 
 }
 
 std::unique_ptr<Communicator> nccl_world_over_mpi(std::unique_ptr<MpiCommunicator> mpi_world,
-                                                  int local_rank,
-                                                  const BootstrapOptions& options) {
+                                                  int local_rank, const BootstrapOptions& options) {
   if (local_rank < 0) local_rank = local_rank_from_hostnames(*mpi_world);
   const int rank = mpi_world->rank();
   // Agree before NCCL init: a rank without a GPU must not leave the others in ncclCommInitRank.

@@ -14,7 +14,9 @@ namespace moequant::dist {
 
 namespace {
 
-cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
+cudaStream_t as_stream(void* s) {
+  return static_cast<cudaStream_t>(s);
+}
 
 // Makes `device` current for the scope of a call and restores the caller's device after.
 class DeviceGuard {
@@ -87,8 +89,7 @@ NcclCommunicator::NcclCommunicator(ncclComm_t comm, bool owned, int device, void
 
 std::unique_ptr<NcclCommunicator> NcclCommunicator::create(const ncclUniqueId& id, int nranks,
                                                            int rank, int device,
-                                                           const std::string& name,
-                                                           int world_rank,
+                                                           const std::string& name, int world_rank,
                                                            std::chrono::milliseconds timeout) {
   DeviceGuard guard(device);
   const Deadline deadline(timeout);
@@ -131,7 +132,11 @@ NcclCommunicator::~NcclCommunicator() {
     if (device_staging_) cudaFree(device_staging_);
     if (own_stream_ && stream_) cudaStreamDestroy(as_stream(stream_));
   }
-  if (!owned_ || failed()) return;  // failed communicators we own were aborted already
+  if (!owned_ || comm_ == nullptr) return;  // the host's, or aborted already
+  if (failed()) {
+    ncclCommAbort(comm_);  // a failure that did not abort (a local error): never wait on peers
+    return;
+  }
   ncclResult_t state = ncclCommFinalize(comm_);
   if (state == ncclInProgress) poll_state(comm_, Deadline(timeout()), &state);
   if (state == ncclSuccess)
@@ -263,13 +268,12 @@ std::vector<std::string> NcclCommunicator::do_all_gather_bytes(const std::string
   auto* sizes = static_cast<int64_t*>(host_staging_);
   sizes[me] = static_cast<int64_t>(local.size());
   auto* dev_sizes = static_cast<int64_t*>(device_staging_);
-  check_cuda(cudaMemcpyAsync(dev_sizes + me, sizes + me, sizeof(int64_t), cudaMemcpyHostToDevice,
-                             s),
-             "cudaMemcpyAsync");
+  check_cuda(
+      cudaMemcpyAsync(dev_sizes + me, sizes + me, sizeof(int64_t), cudaMemcpyHostToDevice, s),
+      "cudaMemcpyAsync");
   enqueued(ncclAllGather(dev_sizes + me, dev_sizes, 1, ncclInt64, comm_, s), "ncclAllGather",
            deadline);
-  check_cuda(cudaMemcpyAsync(sizes, dev_sizes, nranks * sizeof(int64_t), cudaMemcpyDeviceToHost,
-                             s),
+  check_cuda(cudaMemcpyAsync(sizes, dev_sizes, nranks * sizeof(int64_t), cudaMemcpyDeviceToHost, s),
              "cudaMemcpyAsync");
   wait_stream(stream_, deadline);
   std::vector<int64_t> lengths(sizes, sizes + nranks);
@@ -282,9 +286,9 @@ std::vector<std::string> NcclCommunicator::do_all_gather_bytes(const std::string
   auto* host = static_cast<char*>(host_staging_);
   auto* dev = static_cast<char*>(device_staging_);
   std::memcpy(host + me * longest, local.data(), local.size());
-  check_cuda(cudaMemcpyAsync(dev + me * longest, host + me * longest, longest,
-                             cudaMemcpyHostToDevice, s),
-             "cudaMemcpyAsync");
+  check_cuda(
+      cudaMemcpyAsync(dev + me * longest, host + me * longest, longest, cudaMemcpyHostToDevice, s),
+      "cudaMemcpyAsync");
   enqueued(ncclAllGather(dev + me * longest, dev, longest, ncclUint8, comm_, s), "ncclAllGather",
            deadline);
   check_cuda(cudaMemcpyAsync(host, dev, nranks * longest, cudaMemcpyDeviceToHost, s),
@@ -310,28 +314,32 @@ std::unique_ptr<Communicator> NcclCommunicator::do_split(int color, int key,
   DeviceGuard guard(device_);
   const Deadline deadline(timeout());
   ncclConfig_t config = nonblocking_config(name);
+  // NCCL's split job stores the child into *slot from its own thread once it finishes (success
+  // or failure), so the slot must outlive this call: it is freed only after NCCL wrote it, and
+  // leaked when we give up.
+  auto* slot = new ncclComm_t(nullptr);
+  const ncclResult_t r = ncclCommSplit(comm_, color, key, slot, &config);
+  if (r != ncclSuccess && r != ncclInProgress) fail_nccl(r, "ncclCommSplit");
   ncclComm_t sub = nullptr;
-  ncclResult_t r = ncclCommSplit(comm_, color, key, &sub, &config);
-  if (r == ncclInProgress) {
-    // The parent is busy until the split completes; the child reports its own progress.
-    ncclResult_t parent = ncclInProgress;
-    const bool done = poll_until(deadline, [&] {
-      if (ncclCommGetAsyncError(comm_, &parent) != ncclSuccess) parent = ncclInternalError;
-      if (sub != nullptr && ncclCommGetAsyncError(sub, &r) != ncclSuccess) r = ncclInternalError;
-      return parent != ncclInProgress && (sub == nullptr || r != ncclInProgress);
-    });
-    if (!done) {
-      if (sub) ncclCommAbort(sub);
-      abort_and_timeout();
+  ncclResult_t state = ncclInProgress;
+  const bool done = poll_until(deadline, [&] {
+    ncclResult_t parent = ncclSuccess;
+    if (ncclCommGetAsyncError(comm_, &parent) != ncclSuccess) parent = ncclInternalError;
+    if (parent != ncclSuccess && parent != ncclInProgress) {
+      state = parent;
+      return true;
     }
-    if (parent != ncclSuccess) r = parent;
-  }
-  if (r != ncclSuccess) {
+    sub = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (sub == nullptr) return false;
+    if (ncclCommGetAsyncError(sub, &state) != ncclSuccess) state = ncclInternalError;
+    return state != ncclInProgress;
+  });
+  if (!done) abort_and_timeout();  // aborting the parent also stops the child's init
+  if (state != ncclSuccess) {
     if (sub) ncclCommAbort(sub);
-    fail_nccl(r, "ncclCommSplit");
+    fail_nccl(state, "ncclCommSplit");
   }
-  MQ_CHECK(sub != nullptr, this->name(), " ncclCommSplit into ", name,
-           " returned no communicator");
+  delete slot;
   auto child = std::unique_ptr<NcclCommunicator>(
       new NcclCommunicator(sub, true, device_, nullptr, name, world_rank(), timeout()));
   child->keep_alive_ = keep_alive_;
@@ -366,8 +374,8 @@ void NcclCommunicator::do_all_reduce_max_device(float* data, size_t n, void* str
   DeviceGuard guard(device_);
   const Deadline deadline(timeout());
   void* s = stream ? stream : stream_;
-  enqueued(ncclAllReduce(data, data, n, ncclFloat32, ncclMax, comm_, as_stream(s)),
-           "ncclAllReduce", deadline);
+  enqueued(ncclAllReduce(data, data, n, ncclFloat32, ncclMax, comm_, as_stream(s)), "ncclAllReduce",
+           deadline);
   wait_stream(s, deadline);
 }
 

@@ -6,7 +6,9 @@ namespace moequant::dist {
 
 namespace {
 
-void check_positive(const char* what, int v) { MQ_CHECK(v >= 1, what, " must be >= 1 (got ", v, ")"); }
+void check_positive(const char* what, int v) {
+  MQ_CHECK(v >= 1, what, " must be >= 1 (got ", v, ")");
+}
 
 // Contiguous split of `n` items over `parts`, the first n % parts parts one item longer.
 IndexRange balanced_part(int64_t n, int parts, int index) {
@@ -63,13 +65,20 @@ void ParallelState::check_rank(int world_rank) const {
 
 int ParallelState::size(Group g) const {
   switch (g) {
-    case Group::kWorld: return world_;
-    case Group::kTP: return sizes_.tp;
-    case Group::kDP: return dp_;
-    case Group::kETP: return sizes_.etp;
-    case Group::kEP: return sizes_.ep;
-    case Group::kEDP: return edp_;
-    case Group::kPP: return sizes_.pp;
+    case Group::kWorld:
+      return world_;
+    case Group::kTP:
+      return sizes_.tp;
+    case Group::kDP:
+      return dp_;
+    case Group::kETP:
+      return sizes_.etp;
+    case Group::kEP:
+      return sizes_.ep;
+    case Group::kEDP:
+      return edp_;
+    case Group::kPP:
+      return sizes_.pp;
   }
   MQ_THROW("unknown group id ", static_cast<int>(g));
 }
@@ -94,10 +103,9 @@ ExpertCoord ParallelState::expert_coord_of(int r) const {
 }
 
 int ParallelState::dense_rank(const DenseCoord& c) const {
-  MQ_CHECK(c.tp >= 0 && c.tp < sizes_.tp && c.dp >= 0 && c.dp < dp_ && c.pp >= 0 &&
-               c.pp < sizes_.pp,
-           "dense coordinate (tp ", c.tp, ", dp ", c.dp, ", pp ", c.pp, ") is outside ",
-           describe());
+  MQ_CHECK(
+      c.tp >= 0 && c.tp < sizes_.tp && c.dp >= 0 && c.dp < dp_ && c.pp >= 0 && c.pp < sizes_.pp,
+      "dense coordinate (tp ", c.tp, ", dp ", c.dp, ", pp ", c.pp, ") is outside ", describe());
   return c.tp + sizes_.tp * (c.dp + dp_ * c.pp);
 }
 
@@ -111,18 +119,28 @@ int ParallelState::expert_rank(const ExpertCoord& c) const {
 
 int ParallelState::coord_of(Group g, int r) const {
   switch (g) {
-    case Group::kWorld: check_rank(r); return r;
-    case Group::kTP: return dense_coord_of(r).tp;
-    case Group::kDP: return dense_coord_of(r).dp;
-    case Group::kPP: return dense_coord_of(r).pp;
-    case Group::kETP: return expert_coord_of(r).etp;
-    case Group::kEP: return expert_coord_of(r).ep;
-    case Group::kEDP: return expert_coord_of(r).edp;
+    case Group::kWorld:
+      check_rank(r);
+      return r;
+    case Group::kTP:
+      return dense_coord_of(r).tp;
+    case Group::kDP:
+      return dense_coord_of(r).dp;
+    case Group::kPP:
+      return dense_coord_of(r).pp;
+    case Group::kETP:
+      return expert_coord_of(r).etp;
+    case Group::kEP:
+      return expert_coord_of(r).ep;
+    case Group::kEDP:
+      return expert_coord_of(r).edp;
   }
   MQ_THROW("unknown group id ", static_cast<int>(g));
 }
 
-int ParallelState::group_rank_of(Group g, int world_rank) const { return coord_of(g, world_rank); }
+int ParallelState::group_rank_of(Group g, int world_rank) const {
+  return coord_of(g, world_rank);
+}
 
 const std::vector<int>& ParallelState::group_ranks(Group g) const {
   const auto i = static_cast<size_t>(g);
@@ -138,13 +156,33 @@ std::vector<int> ParallelState::group_ranks_of(Group g, int r) const {
   ExpertCoord e = expert_coord_of(r);
   for (int i = 0; i < n; ++i) {
     switch (g) {
-      case Group::kWorld: out.push_back(i); break;
-      case Group::kTP: d.tp = i; out.push_back(dense_rank(d)); break;
-      case Group::kDP: d.dp = i; out.push_back(dense_rank(d)); break;
-      case Group::kPP: d.pp = i; out.push_back(dense_rank(d)); break;
-      case Group::kETP: e.etp = i; out.push_back(expert_rank(e)); break;
-      case Group::kEP: e.ep = i; out.push_back(expert_rank(e)); break;
-      case Group::kEDP: e.edp = i; out.push_back(expert_rank(e)); break;
+      case Group::kWorld:
+        out.push_back(i);
+        break;
+      case Group::kTP:
+        d.tp = i;
+        out.push_back(dense_rank(d));
+        break;
+      case Group::kDP:
+        d.dp = i;
+        out.push_back(dense_rank(d));
+        break;
+      case Group::kPP:
+        d.pp = i;
+        out.push_back(dense_rank(d));
+        break;
+      case Group::kETP:
+        e.etp = i;
+        out.push_back(expert_rank(e));
+        break;
+      case Group::kEP:
+        e.ep = i;
+        out.push_back(expert_rank(e));
+        break;
+      case Group::kEDP:
+        e.edp = i;
+        out.push_back(expert_rank(e));
+        break;
     }
   }
   return out;
@@ -227,7 +265,8 @@ int ParallelState::local_expert(int global) const {
 
 IndexRange ParallelState::etp_shard(int etp_rank, int64_t dim) const {
   if (dim == 0) dim = model_.expert_intermediate;
-  MQ_CHECK(dim > 0, "expert intermediate size unknown: pass it or set ModelDims::expert_intermediate");
+  MQ_CHECK(dim > 0,
+           "expert intermediate size unknown: pass it or set ModelDims::expert_intermediate");
   MQ_CHECK(dim % sizes_.etp == 0, "expert intermediate size ", dim, " not divisible by ETP ",
            sizes_.etp);
   MQ_CHECK(etp_rank >= 0 && etp_rank < sizes_.etp, "ETP rank ", etp_rank, " is outside ETP ",
@@ -274,6 +313,8 @@ int ParallelState::dense_shard_rank(int layer, int tp_rank, int dp_rank) const {
   return dense_rank({tp_rank, dp_rank, stage_of_layer(layer)});
 }
 
-int ParallelState::stage_writer(int pp_rank) const { return dense_rank({0, 0, pp_rank}); }
+int ParallelState::stage_writer(int pp_rank) const {
+  return dense_rank({0, 0, pp_rank});
+}
 
 }  // namespace moequant::dist

@@ -55,8 +55,8 @@ ProcessGroups ProcessGroups::split_from(std::unique_ptr<Communicator> world,
     if (g == Group::kWorld) continue;
     // Sizes are the same on every rank, so every rank skips the same splits.
     if (state.size(g) == 1) {
-      pg.comms_[i] = std::make_unique<SingleCommunicator>(group_name(g), w.world_rank(),
-                                                          w.timeout());
+      pg.comms_[i] =
+          std::make_unique<SingleCommunicator>(group_name(g), w.world_rank(), w.timeout());
       continue;
     }
     // Color: the lowest world rank of the group, which every member computes alike.
@@ -78,8 +78,8 @@ ProcessGroups ProcessGroups::adopt(const ParallelState& state,
       pg.comms_[i] = std::move(it->second);
     } else {
       MQ_CHECK(state.size(g) == 1, "adopt: no ", group_name(g), " communicator given, but the ",
-               "layout (", state.describe(), ") has ", group_name(g), " groups of ",
-               state.size(g), " ranks");
+               "layout (", state.describe(), ") has ", group_name(g), " groups of ", state.size(g),
+               " ranks");
       pg.comms_[i] = std::make_unique<SingleCommunicator>(group_name(g), state.rank());
     }
     if (err.empty()) err = pg.shape_error(g);

@@ -13,6 +13,12 @@ namespace moequant::dist {
 
 namespace {
 
+// Self-contained on purpose: this library is linked after moequant_dist, so it cannot use
+// moequant_dist's own functions (deadline.h's inline Deadline is fine, format_seconds is not).
+std::string seconds(std::chrono::milliseconds d) {
+  return str_cat(static_cast<double>(d.count()) / 1000.0, " s");
+}
+
 std::string share(const LaunchInfo& l, const std::string& key, const std::string& value,
                   std::chrono::milliseconds timeout) {
   c10d::TCPStoreOptions opts;
@@ -33,7 +39,7 @@ std::string share(const LaunchInfo& l, const std::string& key, const std::string
     const Deadline deadline(timeout);
     while (store.add(readers, 0) < l.world_size) {
       MQ_CHECK(!deadline.expired(), "only ", store.add(readers, 0), " of ", l.world_size,
-               " ranks read '", full, "' within ", format_seconds(timeout));
+               " ranks read '", full, "' within ", seconds(timeout));
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }
@@ -44,18 +50,17 @@ std::string share(const LaunchInfo& l, const std::string& key, const std::string
 
 std::string share_through_tcp_store(const LaunchInfo& l, const std::string& key,
                                     const std::string& value, std::chrono::milliseconds timeout) {
-  const std::string where =
-      str_cat("TCPStore at ", l.master_addr, ":", l.master_port,
-              l.agent_store ? " (torchrun agent's store)" : " (hosted by rank 0)", " on rank ",
-              l.rank);
+  const std::string where = str_cat(
+      "TCPStore at ", l.master_addr, ":", l.master_port,
+      l.agent_store ? " (torchrun agent's store)" : " (hosted by rank 0)", " on rank ", l.rank);
   try {
     return share(l, key, value, timeout);
   } catch (const c10::Error& e) {
-    MQ_THROW(where, ": ", e.what_without_backtrace(), " (timeout ", format_seconds(timeout), ")");
+    MQ_THROW(where, ": ", e.what_without_backtrace(), " (timeout ", seconds(timeout), ")");
   } catch (const Error& e) {
     MQ_THROW(where, ": ", e.what());
   } catch (const std::exception& e) {
-    MQ_THROW(where, ": ", e.what(), " (timeout ", format_seconds(timeout), ")");
+    MQ_THROW(where, ": ", e.what(), " (timeout ", seconds(timeout), ")");
   }
 }
 

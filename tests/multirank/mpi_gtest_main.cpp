@@ -1,5 +1,8 @@
 // gtest main for tests launched under mpiexec: MPI is initialized around the whole run, and
 // only rank 0 prints gtest's listener output so that the log stays readable.
+// Open MPI's mpi.h would otherwise pull its removed C++ bindings, which need libmpi_cxx.
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
 #include <gtest/gtest.h>
 #include <mpi.h>
 

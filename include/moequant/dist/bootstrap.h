@@ -3,8 +3,8 @@
 //   launcher (detected from env)             | DeviceKind::kCpu     | DeviceKind::kCuda
 //   -----------------------------------------+----------------------+-------------------------------
 //   mpirun (OMPI_COMM_WORLD_*), srun (PMIX_*) | MPI world            | NCCL; ncclUniqueId over MPI
-//   torchrun (RANK, WORLD_SIZE, MASTER_*...)  | error (1 rank: alone)| NCCL; ncclUniqueId over TCPStore
-//   nothing                                   | single rank, no MPI  | NCCL world of one
+//   torchrun (RANK, WORLD_SIZE, MASTER_*...)  | error (1 rank: alone)| NCCL; ncclUniqueId over
+//   TCPStore nothing                                   | single rank, no MPI  | NCCL world of one
 //
 // MPI is initialized only if nobody did (MPI_Init_thread) and then finalized when the last
 // communicator derived from the world is destroyed. Under NCCL the device is the local rank

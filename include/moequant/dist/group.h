@@ -12,7 +12,9 @@ enum class Group : uint32_t { kWorld, kTP, kDP, kETP, kEP, kEDP, kPP };
 constexpr int kNumGroups = 7;
 
 // Bit of `g` in a reduce_over mask (see amax_sync.h).
-constexpr uint32_t group_bit(Group g) { return 1u << static_cast<uint32_t>(g); }
+constexpr uint32_t group_bit(Group g) {
+  return 1u << static_cast<uint32_t>(g);
+}
 
 // "WORLD", "TP", "DP", "ETP", "EP", "EDP", "PP": the names used in error messages.
 const char* group_name(Group g);

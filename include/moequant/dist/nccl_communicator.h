@@ -81,7 +81,7 @@ class NcclCommunicator final : public Communicator {
   int device_;
   void* stream_;  // cudaStream_t
   bool own_stream_;
-  void* host_staging_ = nullptr;    // pinned
+  void* host_staging_ = nullptr;  // pinned
   void* device_staging_ = nullptr;
   size_t staging_bytes_ = 0;
   std::shared_ptr<void> keep_alive_;

@@ -104,8 +104,8 @@ class ParallelState {
   IndexRange ep_experts(int ep_rank) const;
   IndexRange local_experts() const { return ep_experts(expert_coord().ep); }
   int num_local_experts() const;
-  int global_expert(int local_expert) const;    // on this rank
-  int local_expert(int global_expert) const;    // throws unless this rank holds it
+  int global_expert(int local_expert) const;  // on this rank
+  int local_expert(int global_expert) const;  // throws unless this rank holds it
   int ep_rank_of_expert(int global_expert) const;
   bool holds_expert(int global_expert) const;
 
