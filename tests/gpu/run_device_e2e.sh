@@ -22,7 +22,7 @@ TORCH_PREFIX=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
 step "build"
 cmake -S "$ROOT" -B "$B" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a \
   -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$ROOT/.deps" > "$OUT/e2e_build.log" 2>&1 || { tail -30 "$OUT/e2e_build.log"; exit 1; }
-targets=(moequant_tool nccl_world_of_one_test ${E2E_EXTRA_TARGETS:-})
+targets=(moequant_tool nccl_world_of_one_test megatron_style_loop test_kernels_gpu ${E2E_EXTRA_TARGETS:-})
 cmake --build "$B" --target "${targets[@]}" -j16 >> "$OUT/e2e_build.log" 2>&1 || { grep -E "error" -A3 "$OUT/e2e_build.log" | head -40; exit 1; }
 echo "build OK"
 TOOL=$B/src/tool/moequant
@@ -53,6 +53,39 @@ for m in qwen3moe mixtral; do
   "$TOOL" quantize --model "$FIX/$m" --format fp8_block --out "/tmp/hf_$m" -q --no-table --device cuda
   python3 tests/gpu/hf_client_check.py "$FIX/$m" "/tmp/hf_$m" 2>&1 | grep -vE "Warning|warn" | tail -5 || fail+=("hf client $m")
 done
+step "GPU kernels bit-exact against the CPU path"
+(cd "$B" && ctest -L gpu --output-on-failure) 2>&1 | tail -15 || fail+=("gpu tests")
+
+step "training-loop example on CUDA tensors (NCCL world of one, host-owned ncclComm_t)"
+LOOP=$(find "$B" -name megatron_style_loop -type f | head -1)
+for dev in cpu cuda; do
+  rm -rf /tmp/loop_$dev /tmp/loopw_$dev
+  # weights-only: same seeded weights, no training, no activations -> identical bytes expected
+  mpirun -np 1 "$LOOP" --skip-train --calib-batches 0 --format nvfp4 --seed 5 --device $dev --out /tmp/loopw_$dev > /tmp/loopw_$dev.log 2>&1 || { cat /tmp/loopw_$dev.log; fail+=("loop weights $dev"); }
+  # full run: training steps, input calibration, export with input_scale
+  mpirun -np 1 "$LOOP" --steps 12 --calib-batches 4 --format fp8 --seed 5 --device $dev --out /tmp/loop_$dev > /tmp/loop_$dev.log 2>&1 || { cat /tmp/loop_$dev.log; fail+=("loop $dev"); }
+  grep -iE "loss|warning|collective|export" /tmp/loop_$dev.log | tail -8
+done
+diff -r /tmp/loopw_cpu /tmp/loopw_cuda > /dev/null && echo "loop weights-only export: CUDA == CPU" || { echo "loop weights-only export: DIFFERS"; fail+=("loop cpu/cuda"); }
+python3 - <<'PY'
+import json, struct
+def tensors(d):
+    out = {}
+    idx = json.load(open(d + "/model.safetensors.index.json"))["weight_map"]
+    for f in sorted(set(idx.values())):
+        b = open(d + "/" + f, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
+        for k, v in h.items():
+            if k != "__metadata__": out[k] = b[8 + n + v["data_offsets"][0]: 8 + n + v["data_offsets"][1]]
+    return out
+a, b = tensors("/tmp/loop_cpu"), tensors("/tmp/loop_cuda")
+same = sum(a[k] == b[k] for k in a)
+print(f"loop with training + input calibration: {same}/{len(a)} tensors byte-identical CPU vs CUDA")
+for k in sorted(a):
+    if k.endswith("input_scale"):
+        x, y = struct.unpack("<f", a[k])[0], struct.unpack("<f", b[k])[0]
+        print(f"  {k}: cpu {x:.9g} cuda {y:.9g} rel {abs(x-y)/max(abs(x),1e-30):.2e}"); break
+PY
+
 [ -n "${E2E_EXTRA_CMD:-}" ] && { step "extra"; bash -c "$E2E_EXTRA_CMD" || fail+=("extra"); }
 
 step "summary"
