@@ -247,4 +247,82 @@ TEST(NumericsScaleRules, TensorScales) {
   EXPECT_EQ(num::nvfp4_scale2_from_amax(5.0f), 5.0f / 2688.0f);
 }
 
+// ---- the branch-free *_simd variants equal the scalar definitions --------------------------
+//
+// The decoders over every code; the encoders over (a) every float32 whose low 13 bits are one of
+// 0, 1, 0xfff, 0x1000, 0x1001, 0x1fff, with all 2^19 patterns of the high bits (sign, exponent
+// and the mantissa bits that every rounding here keeps or tests: so every representable value,
+// every midpoint, and their neighbours one ulp away, of e4m3, e2m1, fp16 and the integers and
+// half-integers of int4), and (b) every 61st float32 bit pattern (70 million, NaN included).
+// The full 2^32 sweep of all four encoders also passes; it takes minutes, too long for a unit
+// test.
+
+void expect_simd_encoders_match(uint32_t b) {
+  const float x = ref::float_of(b);
+  ASSERT_EQ(num::float_to_e4m3_simd(x), num::float_to_e4m3(x)) << "bits 0x" << std::hex << b;
+  ASSERT_EQ(num::float_to_e2m1_simd(x), num::float_to_e2m1(x)) << "bits 0x" << std::hex << b;
+  ASSERT_EQ(num::int4_code_quotient_simd(x), num::int4_code(x, 1.0f)) << "bits 0x" << std::hex << b;
+  bool overflow = false;
+  const uint16_t h = num::float_to_half(x, &overflow);
+  const uint32_t hs = num::float_to_half_simd(x);
+  ASSERT_EQ(hs, h) << "bits 0x" << std::hex << b;
+  ASSERT_EQ((hs & 0x7fffu) == 0x7c00u, overflow) << "bits 0x" << std::hex << b;
+}
+
+TEST(NumericsSimd, DecodersMatchOnEveryCode) {
+  for (uint32_t h = 0; h < 65536; ++h) {
+    ASSERT_EQ(ref::bits_of(num::half_to_float_simd(static_cast<uint16_t>(h))),
+              ref::bits_of(num::half_to_float(static_cast<uint16_t>(h))))
+        << "half 0x" << std::hex << h;
+  }
+  for (uint32_t c = 0; c < 256; ++c) {
+    ASSERT_EQ(ref::bits_of(num::e4m3_to_float_simd(static_cast<uint8_t>(c))),
+              ref::bits_of(num::e4m3_to_float(static_cast<uint8_t>(c))))
+        << "e4m3 0x" << std::hex << c;
+  }
+  for (uint32_t c = 0; c < 256; ++c) {  // the high nibble is ignored by both
+    ASSERT_EQ(ref::bits_of(num::e2m1_to_float_simd(static_cast<uint8_t>(c & 0xfu))),
+              ref::bits_of(num::e2m1_to_float(static_cast<uint8_t>(c & 0xfu))))
+        << "e2m1 0x" << std::hex << c;
+  }
+}
+
+TEST(NumericsSimd, EncodersMatchOnEveryRoundingBoundary) {
+  const uint32_t lows[] = {0x0000u, 0x0001u, 0x0fffu, 0x1000u, 0x1001u, 0x1fffu};
+  for (uint32_t hi = 0; hi < (1u << 19); ++hi) {
+    for (uint32_t lo : lows) expect_simd_encoders_match((hi << 13) | lo);
+  }
+}
+
+TEST(NumericsSimd, EncodersMatchOnADenseSweepOfFloat32) {
+  for (uint64_t b = 0; b <= 0xffffffffull; b += 61) {
+    expect_simd_encoders_match(static_cast<uint32_t>(b));
+  }
+  expect_simd_encoders_match(0xffffffffu);
+}
+
+TEST(NumericsSimd, Nvfp4BlockScaleMatches) {
+  std::mt19937 rng(8);
+  std::uniform_real_distribution<float> exponent(-40.0f, 20.0f);
+  const float inf = std::numeric_limits<float>::infinity();
+  for (int i = 0; i < 400000; ++i) {
+    const float block_amax = (i % 97 == 0) ? 0.0f : std::exp2(exponent(rng));
+    const float scale2 = std::exp2(exponent(rng) / 2);
+    ASSERT_EQ(num::nvfp4_block_scale_simd(block_amax, scale2),
+              num::nvfp4_block_scale(block_amax, scale2))
+        << block_amax << " " << scale2;
+  }
+  for (float a : {0.0f, -0.0f, 1e-45f, 1.0f, 2688.0f, 1e30f, inf, std::nanf("")}) {
+    for (float s2 : {1e-30f, 1e-3f, 1.0f, 1e30f, inf}) {
+      EXPECT_EQ(num::nvfp4_block_scale_simd(a, s2), num::nvfp4_block_scale(a, s2))
+          << a << " " << s2;
+    }
+  }
+}
+
+TEST(NumericsSimd, SelectBits) {
+  EXPECT_EQ(num::select_bits(true, 0x12345678u, 0x9abcdef0u), 0x12345678u);
+  EXPECT_EQ(num::select_bits(false, 0x12345678u, 0x9abcdef0u), 0x9abcdef0u);
+}
+
 }  // namespace
