@@ -7,7 +7,9 @@ namespace {
 thread_local std::string g_last_error;
 }
 
-extern "C" const char* mq_last_error(void) { return g_last_error.c_str(); }
+extern "C" const char* mq_last_error(void) {
+  return g_last_error.c_str();
+}
 
 namespace moequant {
 namespace kernels {

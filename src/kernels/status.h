@@ -15,7 +15,7 @@ mq_status set_error(mq_status status, const std::string& message);
 }  // namespace moequant
 
 // Returns MQ_ERR_INVALID from the enclosing mq_* function when `cond` is false.
-#define MQ_KCHECK(cond, msg)                                                     \
-  do {                                                                           \
-    if (!(cond)) return ::moequant::kernels::set_error(MQ_ERR_INVALID, (msg));   \
+#define MQ_KCHECK(cond, msg)                                                   \
+  do {                                                                         \
+    if (!(cond)) return ::moequant::kernels::set_error(MQ_ERR_INVALID, (msg)); \
   } while (0)

@@ -14,11 +14,12 @@ GroupedLinearImpl::GroupedLinearImpl(const GroupedLinearOptions& options) : opti
   auto opts = at::TensorOptions().dtype(options.dtype);
   const double init_scale = 1.0 / std::sqrt(static_cast<double>(options.in_features));
   for (int64_t i = 0; i < options.num_gemms; ++i) {
-    register_parameter("weight" + std::to_string(i),
-                       options.init_weights ? at::randn({options.out_features, options.in_features},
-                                                        opts) * init_scale
-                                            : at::Tensor(),
-                       options.init_weights);
+    register_parameter(
+        "weight" + std::to_string(i),
+        options.init_weights
+            ? at::randn({options.out_features, options.in_features}, opts) * init_scale
+            : at::Tensor(),
+        options.init_weights);
     if (options.bias)
       register_parameter("bias" + std::to_string(i), at::zeros({options.out_features}, opts));
   }

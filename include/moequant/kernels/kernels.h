@@ -25,10 +25,10 @@ typedef enum { MQ_DTYPE_BF16 = 0, MQ_DTYPE_F16 = 1, MQ_DTYPE_F32 = 2 } mq_dtype;
 
 typedef enum {
   MQ_OK = 0,
-  MQ_ERR_INVALID = 1,   /* bad argument (shape, null pointer, dtype) */
-  MQ_ERR_CUDA = 2,      /* a CUDA call failed; message names it */
-  MQ_ERR_RANGE = 3,     /* a value does not fit its format (INT4 fp16 scale overflow) */
-  MQ_ERR_NO_CUDA = 4    /* CUDA entry point called in a build without CUDA */
+  MQ_ERR_INVALID = 1, /* bad argument (shape, null pointer, dtype) */
+  MQ_ERR_CUDA = 2,    /* a CUDA call failed; message names it */
+  MQ_ERR_RANGE = 3,   /* a value does not fit its format (INT4 fp16 scale overflow) */
+  MQ_ERR_NO_CUDA = 4  /* CUDA entry point called in a build without CUDA */
 } mq_status;
 
 /* Message of the last failed call on this thread ("" if none). */
@@ -89,24 +89,21 @@ mq_status mq_cuda_quantize_fp8_block(const void* w, mq_dtype dtype, int64_t rows
  * qweight: [cols/8, rows] int32; scales: [G, rows] fp16 bits; qzeros: [G, rows/8] int32
  * (0x77777777); g_idx: [cols] int32. MQ_ERR_RANGE when a scale overflows fp16. */
 mq_status mq_cpu_quantize_int4(const void* w, mq_dtype dtype, int64_t rows, int64_t cols,
-                               int32_t* qweight, uint16_t* scales, int32_t* qzeros,
-                               int32_t* g_idx);
+                               int32_t* qweight, uint16_t* scales, int32_t* qzeros, int32_t* g_idx);
 mq_status mq_cuda_quantize_int4(const void* w, mq_dtype dtype, int64_t rows, int64_t cols,
-                                int32_t* qweight, uint16_t* scales, int32_t* qzeros,
-                                int32_t* g_idx, mq_stream_t stream);
+                                int32_t* qweight, uint16_t* scales, int32_t* qzeros, int32_t* g_idx,
+                                mq_stream_t stream);
 
 /* ---- dequantize to float32 [rows, cols] --------------------------------------------------- */
 
 mq_status mq_cpu_dequantize_fp8(const uint8_t* q, int64_t rows, int64_t cols, const float* scales,
                                 int32_t per_row, float* out);
-mq_status mq_cuda_dequantize_fp8(const uint8_t* q, int64_t rows, int64_t cols,
-                                 const float* scales, int32_t per_row, float* out,
-                                 mq_stream_t stream);
-mq_status mq_cpu_dequantize_nvfp4(const uint8_t* packed, const uint8_t* block_scales,
-                                  float scale2, int64_t rows, int64_t cols, float* out);
-mq_status mq_cuda_dequantize_nvfp4(const uint8_t* packed, const uint8_t* block_scales,
-                                   float scale2, int64_t rows, int64_t cols, float* out,
-                                   mq_stream_t stream);
+mq_status mq_cuda_dequantize_fp8(const uint8_t* q, int64_t rows, int64_t cols, const float* scales,
+                                 int32_t per_row, float* out, mq_stream_t stream);
+mq_status mq_cpu_dequantize_nvfp4(const uint8_t* packed, const uint8_t* block_scales, float scale2,
+                                  int64_t rows, int64_t cols, float* out);
+mq_status mq_cuda_dequantize_nvfp4(const uint8_t* packed, const uint8_t* block_scales, float scale2,
+                                   int64_t rows, int64_t cols, float* out, mq_stream_t stream);
 mq_status mq_cpu_dequantize_fp8_block(const uint8_t* q, const float* tile_scales, int64_t rows,
                                       int64_t cols, float* out);
 mq_status mq_cuda_dequantize_fp8_block(const uint8_t* q, const float* tile_scales, int64_t rows,

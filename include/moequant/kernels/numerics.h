@@ -37,8 +37,12 @@ MQ_HD float bits_float(uint32_t u) {
 #endif
 }
 
-MQ_HD float abs_f(float x) { return bits_float(float_bits(x) & 0x7fffffffu); }
-MQ_HD bool is_finite_f(float x) { return (float_bits(x) & 0x7f800000u) != 0x7f800000u; }
+MQ_HD float abs_f(float x) {
+  return bits_float(float_bits(x) & 0x7fffffffu);
+}
+MQ_HD bool is_finite_f(float x) {
+  return (float_bits(x) & 0x7f800000u) != 0x7f800000u;
+}
 
 // Round to nearest integer, ties to even (the default IEEE mode; rintf honours it).
 MQ_HD float rint_even(float x) {
@@ -51,7 +55,9 @@ MQ_HD float rint_even(float x) {
 
 // ---- 16-bit float inputs -------------------------------------------------------------------
 
-MQ_HD float bf16_to_float(uint16_t h) { return bits_float(static_cast<uint32_t>(h) << 16); }
+MQ_HD float bf16_to_float(uint16_t h) {
+  return bits_float(static_cast<uint32_t>(h) << 16);
+}
 
 MQ_HD float half_to_float(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
@@ -76,7 +82,7 @@ MQ_HD uint16_t float_to_half(float x, bool* overflow) {
     *overflow = true;
     return static_cast<uint16_t>(sign | 0x7c00u);
   }
-  if (a < 6.103515625e-05f) {  // below 2^-14: subnormal half, value = k * 2^-24
+  if (a < 6.103515625e-05f) {                    // below 2^-14: subnormal half, value = k * 2^-24
     const float k = rint_even(a * 16777216.0f);  // exact scaling by 2^24, then RNE
     return static_cast<uint16_t>(sign | static_cast<uint16_t>(k));  // k == 1024 is 2^-14
   }
@@ -140,14 +146,22 @@ MQ_HD float e4m3_to_float(uint8_t c) {
 MQ_HD uint8_t float_to_e2m1(float y) {
   const float a = abs_f(y);
   uint8_t idx;
-  if (a <= 0.25f) idx = 0;
-  else if (a < 0.75f) idx = 1;
-  else if (a <= 1.25f) idx = 2;
-  else if (a < 1.75f) idx = 3;
-  else if (a <= 2.5f) idx = 4;
-  else if (a < 3.5f) idx = 5;
-  else if (a <= 5.0f) idx = 6;
-  else idx = 7;
+  if (a <= 0.25f)
+    idx = 0;
+  else if (a < 0.75f)
+    idx = 1;
+  else if (a <= 1.25f)
+    idx = 2;
+  else if (a < 1.75f)
+    idx = 3;
+  else if (a <= 2.5f)
+    idx = 4;
+  else if (a < 3.5f)
+    idx = 5;
+  else if (a <= 5.0f)
+    idx = 6;
+  else
+    idx = 7;
   return static_cast<uint8_t>(((y < 0.0f) ? 8u : 0u) | idx);
 }
 
@@ -166,7 +180,9 @@ constexpr int kNvfp4Block = 16;
 constexpr int kFp8Tile = 128;
 constexpr int kInt4Group = 128;
 
-MQ_HD float fp8_scale_from_amax(float amax) { return amax == 0.0f ? 1.0f : amax / kE4M3Max; }
+MQ_HD float fp8_scale_from_amax(float amax) {
+  return amax == 0.0f ? 1.0f : amax / kE4M3Max;
+}
 MQ_HD float nvfp4_scale2_from_amax(float amax) {
   return amax == 0.0f ? 1.0f : amax / kNvfp4ScaleProduct;
 }
@@ -184,9 +200,12 @@ MQ_HD uint8_t nvfp4_block_scale(float block_amax, float scale2) {
 // possible when a scale underflowed to fp16 zero) maps to the zero point, so CPU and GPU agree.
 MQ_HD uint32_t int4_code(float w, float stored_scale) {
   float v = rint_even(w / stored_scale);
-  if (v > 7.0f) v = 7.0f;
-  else if (v < -8.0f) v = -8.0f;
-  else if (v != v) v = 0.0f;
+  if (v > 7.0f)
+    v = 7.0f;
+  else if (v < -8.0f)
+    v = -8.0f;
+  else if (v != v)
+    v = 0.0f;
   return static_cast<uint32_t>(static_cast<int32_t>(v) + 8);
 }
 

@@ -90,7 +90,8 @@ TEST(Calibration, SharedGroupedAmaxIsMaxOverAllExperts) {
   TinyMoE model;
   {
     at::NoGradGuard no_grad;
-    model.fc1->weight(2).mul_(10);  // in place: the parameter itself  // expert 2 holds the largest value
+    model.fc1->weight(2).mul_(
+        10);  // in place: the parameter itself  // expert 2 holds the largest value
   }
   auto report = calibrate_weights(model);
   EXPECT_EQ(report.tensors, 4u + 4u + 1u);
