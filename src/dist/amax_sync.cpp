@@ -114,7 +114,7 @@ void check_lists(const std::vector<ActiveGroup>& active, const std::string& loca
   for (const auto& a : active) {
     for (size_t i = 0; i < a.all_groups.size(); ++i, slot += kDigestFloats) {
       const DigestVerdict v = decode_digest(slot);
-      if (!v.agree()) throw Error(mismatch_message(a, a.all_groups[i], v));
+      if (!v.agree()) throw AgreedError(mismatch_message(a, a.all_groups[i], v));
     }
   }
 }
@@ -179,7 +179,7 @@ void AmaxSyncPlan::prepare() {
     check_lists(active_, local_error, groups);
     check_collectives_ = 1;
   } else if (!local_error.empty()) {
-    throw Error(local_error);
+    throw AgreedError(local_error);  // a world of one agrees with itself
   }
   offset_.assign(size_ + 1, 0);
   for (size_t i = 0; i < size_; ++i) offset_[i + 1] = offset_[i] + entries_[i].values->size();
@@ -234,12 +234,14 @@ AmaxSyncReport AmaxSyncPlan::run() {
     report.groups[a.stats_index].collectives = 1;
   }
 
+  // Every rank saw the same reduced flag: these errors are known to all of them.
   if (!local_error.empty())
-    throw Error(str_cat("rank ", groups_->state().rank(), ": ", local_error));
+    throw AgreedError(str_cat("rank ", groups_->state().rank(), ": ", local_error));
   if (failing != 0.0f)
-    MQ_THROW("amax sync: rank ", static_cast<int>(failing) - 1,
-             " reported invalid amax input (see its error); no amax was changed on rank ",
-             groups_->state().rank());
+    throw AgreedError(str_cat("amax sync: rank ", static_cast<int>(failing) - 1,
+                              " reported invalid amax input (see its error); no amax was changed "
+                              "on rank ",
+                              groups_->state().rank()));
 
   for (size_t i = 0; i < size_; ++i)
     std::copy(work.data() + offset_[i], work.data() + offset_[i + 1], entries_[i].values->begin());

@@ -65,9 +65,9 @@ struct AmaxSyncReport {
 };
 
 // Collective over every communicator of `groups`: all ranks call it, each with its own entries.
-// Updates *values in place (all or nothing); throws moequant::Error on every rank alike when the
-// lists disagree or some rank's input is invalid ("rank R: <problem>").
-// Same as AmaxSyncPlan(entries, groups).run(), with the plan's check counted in the report.
+// Updates *values in place (all or nothing); throws moequant::AgreedError on every rank alike when
+// the lists disagree or some rank's input is invalid ("rank R: <problem>"). Same as
+// AmaxSyncPlan(entries, groups).run(), with the plan's check counted in the report.
 AmaxSyncReport sync_amax(const std::vector<AmaxEntry>& entries, const ProcessGroups& groups);
 
 namespace detail {
