@@ -13,15 +13,16 @@
 #include "moequant/kernels/kernels.h"
 #include "moequant/kernels/numerics.h"
 #include "multiversion.h"
+#include "op_args.h"
 #include "status.h"
 
 namespace {
 
 namespace num = moequant::num;
-using moequant::kernels::check_multiple;
-using moequant::kernels::check_not_null;
-using moequant::kernels::check_per_row_flag;
-using moequant::kernels::check_positive_shape;
+using moequant::kernels::check_dequantize_fp8_args;
+using moequant::kernels::check_dequantize_fp8_block_args;
+using moequant::kernels::check_dequantize_int4_args;
+using moequant::kernels::check_dequantize_nvfp4_args;
 using moequant::kernels::kChunkElements;
 
 // out[i] = float(e4m3 q[i]) * scale, i < n.
@@ -127,11 +128,7 @@ MQ_CPU_HOT void int4_unit(const int32_t* qweight, const uint16_t* scales, int64_
 extern "C" mq_status mq_cpu_dequantize_fp8(const uint8_t* q, int64_t rows, int64_t cols,
                                            const float* scales, int32_t per_row, float* out) {
   const char* fn = "mq_cpu_dequantize_fp8";
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, q, "q"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, scales, "scales"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, out, "out"));
-  MQ_KRETURN_IF_ERROR(check_positive_shape(fn, rows, cols));
-  MQ_KRETURN_IF_ERROR(check_per_row_flag(fn, per_row));
+  MQ_KRETURN_IF_ERROR(check_dequantize_fp8_args(fn, q, scales, out, rows, cols, per_row));
   const int64_t n = rows * cols;
   const int64_t chunks = (n + kChunkElements - 1) / kChunkElements;
 #pragma omp parallel for schedule(static)
@@ -145,11 +142,7 @@ extern "C" mq_status mq_cpu_dequantize_fp8(const uint8_t* q, int64_t rows, int64
 extern "C" mq_status mq_cpu_dequantize_nvfp4(const uint8_t* packed, const uint8_t* block_scales,
                                              float scale2, int64_t rows, int64_t cols, float* out) {
   const char* fn = "mq_cpu_dequantize_nvfp4";
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, packed, "packed"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, block_scales, "block_scales"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, out, "out"));
-  MQ_KRETURN_IF_ERROR(check_positive_shape(fn, rows, cols));
-  MQ_KRETURN_IF_ERROR(check_multiple(fn, "cols", cols, num::kNvfp4Block, rows, cols));
+  MQ_KRETURN_IF_ERROR(check_dequantize_nvfp4_args(fn, packed, block_scales, out, rows, cols));
   const int64_t num_blocks = rows * cols / num::kNvfp4Block;
   const int64_t blocks_per_chunk = kChunkElements / num::kNvfp4Block;
   const int64_t chunks = (num_blocks + blocks_per_chunk - 1) / blocks_per_chunk;
@@ -165,10 +158,7 @@ extern "C" mq_status mq_cpu_dequantize_nvfp4(const uint8_t* packed, const uint8_
 extern "C" mq_status mq_cpu_dequantize_fp8_block(const uint8_t* q, const float* tile_scales,
                                                  int64_t rows, int64_t cols, float* out) {
   const char* fn = "mq_cpu_dequantize_fp8_block";
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, q, "q"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, tile_scales, "tile_scales"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, out, "out"));
-  MQ_KRETURN_IF_ERROR(check_positive_shape(fn, rows, cols));
+  MQ_KRETURN_IF_ERROR(check_dequantize_fp8_block_args(fn, q, tile_scales, out, rows, cols));
   // Units of whole rows, about kChunkElements each.
   const int64_t rows_per_unit = std::max<int64_t>(1, kChunkElements / cols);
   const int64_t units = (rows + rows_per_unit - 1) / rows_per_unit;
@@ -183,12 +173,7 @@ extern "C" mq_status mq_cpu_dequantize_fp8_block(const uint8_t* q, const float* 
 extern "C" mq_status mq_cpu_dequantize_int4(const int32_t* qweight, const uint16_t* scales,
                                             int64_t rows, int64_t cols, float* out) {
   const char* fn = "mq_cpu_dequantize_int4";
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, qweight, "qweight"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, scales, "scales"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, out, "out"));
-  MQ_KRETURN_IF_ERROR(check_positive_shape(fn, rows, cols));
-  MQ_KRETURN_IF_ERROR(check_multiple(fn, "rows", rows, 8, rows, cols));
-  MQ_KRETURN_IF_ERROR(check_multiple(fn, "cols", cols, 8, rows, cols));
+  MQ_KRETURN_IF_ERROR(check_dequantize_int4_args(fn, qweight, scales, out, rows, cols));
   const int64_t band = moequant::kernels::int4_band_rows(rows);
   const int64_t bands = (rows + band - 1) / band;
 #pragma omp parallel for schedule(static)

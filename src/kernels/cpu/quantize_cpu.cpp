@@ -24,15 +24,16 @@
 #include "moequant/kernels/kernels.h"
 #include "moequant/kernels/numerics.h"
 #include "multiversion.h"
+#include "op_args.h"
 #include "status.h"
 
 namespace {
 
 namespace num = moequant::num;
-using moequant::kernels::check_multiple;
-using moequant::kernels::check_not_null;
-using moequant::kernels::check_per_row_flag;
-using moequant::kernels::check_positive_shape;
+using moequant::kernels::check_quantize_fp8_args;
+using moequant::kernels::check_quantize_fp8_block_args;
+using moequant::kernels::check_quantize_int4_args;
+using moequant::kernels::check_quantize_nvfp4_args;
 using moequant::kernels::kChunkElements;
 using moequant::kernels::set_error;
 using moequant::kernels::shape_text;
@@ -315,11 +316,7 @@ MQ_CPU_HOT int64_t int4_unit(const typename In::Raw* w, int64_t rows, int64_t co
 extern "C" mq_status mq_cpu_quantize_fp8(const void* w, mq_dtype dtype, int64_t rows, int64_t cols,
                                          const float* scales, int32_t per_row, uint8_t* out) {
   const char* fn = "mq_cpu_quantize_fp8";
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, w, "w"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, scales, "scales"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, out, "out"));
-  MQ_KRETURN_IF_ERROR(check_positive_shape(fn, rows, cols));
-  MQ_KRETURN_IF_ERROR(check_per_row_flag(fn, per_row));
+  MQ_KRETURN_IF_ERROR(check_quantize_fp8_args(fn, w, scales, out, rows, cols, per_row));
   return with_input(fn, dtype, [&](auto in) {
     using In = decltype(in);
     const auto* src = static_cast<const typename In::Raw*>(w);
@@ -338,11 +335,7 @@ extern "C" mq_status mq_cpu_quantize_nvfp4(const void* w, mq_dtype dtype, int64_
                                            int64_t cols, float scale2, uint8_t* packed,
                                            uint8_t* block_scales) {
   const char* fn = "mq_cpu_quantize_nvfp4";
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, w, "w"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, packed, "packed"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, block_scales, "block_scales"));
-  MQ_KRETURN_IF_ERROR(check_positive_shape(fn, rows, cols));
-  MQ_KRETURN_IF_ERROR(check_multiple(fn, "cols", cols, num::kNvfp4Block, rows, cols));
+  MQ_KRETURN_IF_ERROR(check_quantize_nvfp4_args(fn, w, packed, block_scales, rows, cols));
   MQ_KCHECK(num::is_finite_f(scale2) && scale2 > 0.0f,
             std::string(fn) + ": scale2 must be finite and positive, got " + float_text(scale2));
   return with_input(fn, dtype, [&](auto in) {
@@ -364,10 +357,7 @@ extern "C" mq_status mq_cpu_quantize_nvfp4(const void* w, mq_dtype dtype, int64_
 extern "C" mq_status mq_cpu_quantize_fp8_block(const void* w, mq_dtype dtype, int64_t rows,
                                                int64_t cols, uint8_t* out, float* tile_scales) {
   const char* fn = "mq_cpu_quantize_fp8_block";
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, w, "w"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, out, "out"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, tile_scales, "tile_scales"));
-  MQ_KRETURN_IF_ERROR(check_positive_shape(fn, rows, cols));
+  MQ_KRETURN_IF_ERROR(check_quantize_fp8_block_args(fn, w, out, tile_scales, rows, cols));
   return with_input(fn, dtype, [&](auto in) {
     using In = decltype(in);
     const auto* src = static_cast<const typename In::Raw*>(w);
@@ -396,14 +386,7 @@ extern "C" mq_status mq_cpu_quantize_int4(const void* w, mq_dtype dtype, int64_t
                                           int32_t* qweight, uint16_t* scales, int32_t* qzeros,
                                           int32_t* g_idx) {
   const char* fn = "mq_cpu_quantize_int4";
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, w, "w"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, qweight, "qweight"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, scales, "scales"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, qzeros, "qzeros"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, g_idx, "g_idx"));
-  MQ_KRETURN_IF_ERROR(check_positive_shape(fn, rows, cols));
-  MQ_KRETURN_IF_ERROR(check_multiple(fn, "rows", rows, 8, rows, cols));
-  MQ_KRETURN_IF_ERROR(check_multiple(fn, "cols", cols, 8, rows, cols));
+  MQ_KRETURN_IF_ERROR(check_quantize_int4_args(fn, w, qweight, scales, qzeros, g_idx, rows, cols));
   const int64_t group = num::kInt4Group;
   const int64_t groups = (cols + group - 1) / group;
   const int64_t num_units = rows * groups;  // unit u: row u / groups, group u % groups

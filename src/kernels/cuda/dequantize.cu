@@ -7,6 +7,7 @@
 
 #include "cpu/arg_checks.h"
 #include "cuda_utils.cuh"
+#include "op_args.h"
 
 namespace moequant {
 namespace kernels {
@@ -183,21 +184,17 @@ mq_status launch(Kernel kernel, const char* fn, int64_t work, cudaStream_t s, Ar
 }  // namespace moequant
 
 using namespace moequant::kernels::cuda;
-using moequant::kernels::check_multiple;
-using moequant::kernels::check_not_null;
-using moequant::kernels::check_per_row_flag;
-using moequant::kernels::check_positive_shape;
+using moequant::kernels::check_dequantize_fp8_args;
+using moequant::kernels::check_dequantize_fp8_block_args;
+using moequant::kernels::check_dequantize_int4_args;
+using moequant::kernels::check_dequantize_nvfp4_args;
 namespace num = moequant::num;
 
 extern "C" mq_status mq_cuda_dequantize_fp8(const uint8_t* q, int64_t rows, int64_t cols,
                                             const float* scales, int32_t per_row, float* out,
                                             mq_stream_t stream) {
   const char* fn = "mq_cuda_dequantize_fp8";
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, q, "q"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, scales, "scales"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, out, "out"));
-  MQ_KRETURN_IF_ERROR(check_positive_shape(fn, rows, cols));
-  MQ_KRETURN_IF_ERROR(check_per_row_flag(fn, per_row));
+  MQ_KRETURN_IF_ERROR(check_dequantize_fp8_args(fn, q, scales, out, rows, cols, per_row));
   cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
   const int64_t n = rows * cols;
   const bool vec = aligned_to(q, 16) && aligned_to(out, 16);
@@ -214,11 +211,7 @@ extern "C" mq_status mq_cuda_dequantize_nvfp4(const uint8_t* packed, const uint8
                                               float scale2, int64_t rows, int64_t cols, float* out,
                                               mq_stream_t stream) {
   const char* fn = "mq_cuda_dequantize_nvfp4";
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, packed, "packed"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, block_scales, "block_scales"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, out, "out"));
-  MQ_KRETURN_IF_ERROR(check_positive_shape(fn, rows, cols));
-  MQ_KRETURN_IF_ERROR(check_multiple(fn, "cols", cols, num::kNvfp4Block, rows, cols));
+  MQ_KRETURN_IF_ERROR(check_dequantize_nvfp4_args(fn, packed, block_scales, out, rows, cols));
   cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
   const int64_t num_blocks = rows * cols / num::kNvfp4Block;
   const bool vec = aligned_to(packed, 8) && aligned_to(out, 16);
@@ -232,10 +225,7 @@ extern "C" mq_status mq_cuda_dequantize_fp8_block(const uint8_t* q, const float*
                                                   int64_t rows, int64_t cols, float* out,
                                                   mq_stream_t stream) {
   const char* fn = "mq_cuda_dequantize_fp8_block";
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, q, "q"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, tile_scales, "tile_scales"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, out, "out"));
-  MQ_KRETURN_IF_ERROR(check_positive_shape(fn, rows, cols));
+  MQ_KRETURN_IF_ERROR(check_dequantize_fp8_block_args(fn, q, tile_scales, out, rows, cols));
   cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
   const int64_t work = (rows * cols + 15) / 16;
   const bool vec = cols % 16 == 0 && aligned_to(q, 16) && aligned_to(out, 16);
@@ -249,12 +239,7 @@ extern "C" mq_status mq_cuda_dequantize_int4(const int32_t* qweight, const uint1
                                              int64_t rows, int64_t cols, float* out,
                                              mq_stream_t stream) {
   const char* fn = "mq_cuda_dequantize_int4";
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, qweight, "qweight"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, scales, "scales"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, out, "out"));
-  MQ_KRETURN_IF_ERROR(check_positive_shape(fn, rows, cols));
-  MQ_KRETURN_IF_ERROR(check_multiple(fn, "rows", rows, 8, rows, cols));
-  MQ_KRETURN_IF_ERROR(check_multiple(fn, "cols", cols, 8, rows, cols));
+  MQ_KRETURN_IF_ERROR(check_dequantize_int4_args(fn, qweight, scales, out, rows, cols));
   cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
   // cols % 8 == 0: every row start of an aligned output is 32-byte aligned.
   const bool vec = aligned_to(out, 16);

@@ -18,6 +18,7 @@
 
 #include "cpu/arg_checks.h"
 #include "cuda_utils.cuh"
+#include "op_args.h"
 #include "quant_math.cuh"
 
 namespace moequant {
@@ -784,21 +785,17 @@ mq_status group_amax_on_host(const char* fn, const void* w, int64_t offset, int6
 }  // namespace moequant
 
 using namespace moequant::kernels::cuda;
-using moequant::kernels::check_multiple;
-using moequant::kernels::check_not_null;
-using moequant::kernels::check_per_row_flag;
-using moequant::kernels::check_positive_shape;
+using moequant::kernels::check_quantize_fp8_args;
+using moequant::kernels::check_quantize_fp8_block_args;
+using moequant::kernels::check_quantize_int4_args;
+using moequant::kernels::check_quantize_nvfp4_args;
 namespace num = moequant::num;
 
 extern "C" mq_status mq_cuda_quantize_fp8(const void* w, mq_dtype dtype, int64_t rows, int64_t cols,
                                           const float* scales, int32_t per_row, uint8_t* out,
                                           mq_stream_t stream) {
   const char* fn = "mq_cuda_quantize_fp8";
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, w, "w"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, scales, "scales"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, out, "out"));
-  MQ_KRETURN_IF_ERROR(check_positive_shape(fn, rows, cols));
-  MQ_KRETURN_IF_ERROR(check_per_row_flag(fn, per_row));
+  MQ_KRETURN_IF_ERROR(check_quantize_fp8_args(fn, w, scales, out, rows, cols, per_row));
   cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
   return dispatch_dtype(fn, dtype, [&](auto tag) -> mq_status {
     constexpr mq_dtype D = decltype(tag)::value;
@@ -834,11 +831,7 @@ extern "C" mq_status mq_cuda_quantize_nvfp4(const void* w, mq_dtype dtype, int64
                                             int64_t cols, float scale2, uint8_t* packed,
                                             uint8_t* block_scales, mq_stream_t stream) {
   const char* fn = "mq_cuda_quantize_nvfp4";
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, w, "w"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, packed, "packed"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, block_scales, "block_scales"));
-  MQ_KRETURN_IF_ERROR(check_positive_shape(fn, rows, cols));
-  MQ_KRETURN_IF_ERROR(check_multiple(fn, "cols", cols, num::kNvfp4Block, rows, cols));
+  MQ_KRETURN_IF_ERROR(check_quantize_nvfp4_args(fn, w, packed, block_scales, rows, cols));
   MQ_KCHECK(num::is_finite_f(scale2) && scale2 > 0.0f,
             std::string(fn) + ": scale2 must be finite and positive, got " + float_text(scale2));
   cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
@@ -874,10 +867,7 @@ extern "C" mq_status mq_cuda_quantize_fp8_block(const void* w, mq_dtype dtype, i
                                                 int64_t cols, uint8_t* out, float* tile_scales,
                                                 mq_stream_t stream) {
   const char* fn = "mq_cuda_quantize_fp8_block";
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, w, "w"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, out, "out"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, tile_scales, "tile_scales"));
-  MQ_KRETURN_IF_ERROR(check_positive_shape(fn, rows, cols));
+  MQ_KRETURN_IF_ERROR(check_quantize_fp8_block_args(fn, w, out, tile_scales, rows, cols));
   cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
   return dispatch_dtype(fn, dtype, [&](auto tag) -> mq_status {
     constexpr mq_dtype D = decltype(tag)::value;
@@ -904,14 +894,7 @@ extern "C" mq_status mq_cuda_quantize_int4(const void* w, mq_dtype dtype, int64_
                                            int64_t cols, int32_t* qweight, uint16_t* scales,
                                            int32_t* qzeros, int32_t* g_idx, mq_stream_t stream) {
   const char* fn = "mq_cuda_quantize_int4";
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, w, "w"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, qweight, "qweight"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, scales, "scales"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, qzeros, "qzeros"));
-  MQ_KRETURN_IF_ERROR(check_not_null(fn, g_idx, "g_idx"));
-  MQ_KRETURN_IF_ERROR(check_positive_shape(fn, rows, cols));
-  MQ_KRETURN_IF_ERROR(check_multiple(fn, "rows", rows, 8, rows, cols));
-  MQ_KRETURN_IF_ERROR(check_multiple(fn, "cols", cols, 8, rows, cols));
+  MQ_KRETURN_IF_ERROR(check_quantize_int4_args(fn, w, qweight, scales, qzeros, g_idx, rows, cols));
   cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
   return dispatch_dtype(fn, dtype, [&](auto tag) -> mq_status {
     constexpr mq_dtype D = decltype(tag)::value;
