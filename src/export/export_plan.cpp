@@ -56,9 +56,7 @@ bool is_excluded(const std::string& module, const std::vector<std::string>& excl
 
 QuantFormat expert_format(const HfMoeConfig& config, int layer, int expert, ExpertProj proj,
                           QuantFormat format, const std::vector<std::string>& exclude) {
-  auto module = [&](ExpertProj p) {
-    return config.experts_prefix(layer) + "." + std::to_string(expert) + "." + config.proj_name(p);
-  };
+  auto module = [&](ExpertProj p) { return config.expert_module_name(layer, expert, p); };
   const bool excluded = proj == ExpertProj::kDown
                             ? is_excluded(module(proj), exclude)
                             : is_excluded(module(ExpertProj::kGate), exclude) ||
@@ -137,8 +135,7 @@ ExportPlan make_export_plan(const HfMoeConfig& config, const dist::ParallelState
       int proj_index = 0;
       for (ExpertProj proj : {ExpertProj::kGate, ExpertProj::kUp, ExpertProj::kDown}) {
         const bool down = proj == ExpertProj::kDown;
-        const std::string base =
-            config.experts_prefix(layer) + "." + std::to_string(e) + "." + config.proj_name(proj);
+        const std::string base = config.expert_module_name(layer, e, proj);
         const QuantFormat format =
             expert_format(config, layer, e, proj, options.format, options.exclude);
         const auto outs = quantized_outputs(format, down ? H : I, down ? I : H,

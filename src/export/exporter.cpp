@@ -225,8 +225,7 @@ class ExportRun {
 
   void produce(const PlannedTensor& t, ExpertProj proj, const at::Tensor& w,
                const std::vector<float>& amax) {
-    const std::string base = config_.experts_prefix(t.layer) + "." + std::to_string(t.expert) +
-                             "." + config_.proj_name(proj);
+    const std::string base = config_.expert_module_name(t.layer, t.expert, proj);
     const QuantFormat format =
         expert_format(config_, t.layer, t.expert, proj, options_.format, options_.exclude);
     std::vector<StoredTensor> stored = quantize_weight(
@@ -246,21 +245,17 @@ class ExportRun {
 
   // vLLM keeps only the gate's scalar scale for the fused gate_up weight: they must be equal.
   void check_gate_up_scales_equal(const PlannedTensor& t) {
-    const std::string prefix =
-        config_.experts_prefix(t.layer) + "." + std::to_string(t.expert) + ".";
-    for (const char* suffix : {"weight_scale_2", "input_scale"}) {
-      auto g = cache_.find(prefix + config_.proj_name(ExpertProj::kGate) + "." + suffix);
-      auto u = cache_.find(prefix + config_.proj_name(ExpertProj::kUp) + "." + suffix);
+    const std::string gate = config_.expert_module_name(t.layer, t.expert, ExpertProj::kGate);
+    const std::string up = config_.expert_module_name(t.layer, t.expert, ExpertProj::kUp);
+    std::vector<const char*> scalars{"weight_scale_2", "input_scale"};
+    // fp8's weight_scale is the per-tensor scalar; nvfp4's is per block and differs legitimately.
+    if (options_.format == QuantFormat::kFP8) scalars.push_back("weight_scale");
+    for (const char* suffix : scalars) {
+      auto g = cache_.find(gate + "." + suffix);
+      auto u = cache_.find(up + "." + suffix);
       if (g == cache_.end() || u == cache_.end()) continue;
       MQ_CHECK(at::equal(g->second, u->second), "gate and up of layer ", t.layer, " expert ",
                t.expert, " have different ", suffix);
-    }
-    if (options_.format == QuantFormat::kFP8) {
-      auto g = cache_.find(prefix + config_.proj_name(ExpertProj::kGate) + ".weight_scale");
-      auto u = cache_.find(prefix + config_.proj_name(ExpertProj::kUp) + ".weight_scale");
-      if (g != cache_.end() && u != cache_.end())
-        MQ_CHECK(at::equal(g->second, u->second), "gate and up of layer ", t.layer, " expert ",
-                 t.expert, " have different weight_scale");
     }
   }
 

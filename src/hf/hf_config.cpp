@@ -46,7 +46,11 @@ std::string HfMoeConfig::proj_name(ExpertProj p) const {
 }
 
 std::string HfMoeConfig::expert_weight_name(int layer, int expert, ExpertProj p) const {
-  return experts_prefix(layer) + "." + std::to_string(expert) + "." + proj_name(p) + ".weight";
+  return expert_module_name(layer, expert, p) + ".weight";
+}
+
+std::string HfMoeConfig::expert_module_name(int layer, int expert, ExpertProj p) const {
+  return experts_prefix(layer) + "." + std::to_string(expert) + "." + proj_name(p);
 }
 
 std::string HfMoeConfig::fused_gate_up_name(int layer) const {

@@ -263,8 +263,7 @@ class Verifier {
       for (ExpertProj p : {ExpertProj::kGate, ExpertProj::kUp, ExpertProj::kDown}) {
         SourceWeight w;
         if (!source_weight(layer, e, p, fused, w)) continue;
-        const std::string base =
-            config_.experts_prefix(layer) + "." + std::to_string(e) + "." + config_.proj_name(p);
+        const std::string base = config_.expert_module_name(layer, e, p);
         check_weight(base, projection_label(p), w);
         bases[p] = base;
       }

@@ -34,6 +34,8 @@ struct HfMoeConfig {
   std::string experts_prefix(int layer) const;
   // Name of the projection inside an expert: gate_proj/up_proj/down_proj or w1/w3/w2.
   std::string proj_name(ExpertProj p) const;
+  // "<experts_prefix>.{E}.<proj>": the module name of one expert projection.
+  std::string expert_module_name(int layer, int expert, ExpertProj p) const;
   // "<experts_prefix>.{E}.<proj>.weight".
   std::string expert_weight_name(int layer, int expert, ExpertProj p) const;
   // The fused 3-D names that some transformers 5 checkpoints store instead:
