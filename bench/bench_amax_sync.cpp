@@ -23,17 +23,17 @@
 #include <string>
 #include <vector>
 
-#include "moequant/core/error.h"
-#include "moequant/dist/amax_sync.h"
-#include "moequant/dist/bootstrap.h"
-#include "moequant/dist/job_abort.h"
+#include "moequant/common/error.h"
+#include "moequant/parallel/amax_sync.h"
+#include "moequant/parallel/bootstrap.h"
+#include "moequant/parallel/job_abort.h"
 
 #ifdef MOEQUANT_HAS_NCCL
 #include <cuda_runtime.h>
 #endif
 
 using namespace moequant;
-using namespace moequant::dist;
+using namespace moequant::parallel;
 using Clock = std::chrono::steady_clock;
 
 namespace {

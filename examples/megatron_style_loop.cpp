@@ -27,37 +27,29 @@
 
 namespace {
 
-using moequant::dist::Group;
+using moequant::parallel::Group;
 
 // The config.json of the exported folder: a Qwen3-MoE-shaped description of the host's model
 // (the exporter names tensors from it: model.layers.{L}.mlp.experts.{E}.gate_proj.weight, ...).
 moequant::HfMoeConfig export_config(const loop::LoopOptions& o) {
-  moequant::HfMoeConfig c;
-  c.model_type = "qwen3_moe";
-  c.naming = moequant::MoeNaming::kQwen3;
-  c.num_layers = o.layers;
-  c.num_experts = o.experts;
-  c.hidden = o.hidden;
-  c.intermediate = o.intermediate;
-  for (int l = 0; l < o.layers; ++l) c.moe_layers.push_back(l);
-  c.raw = {{"architectures", nlohmann::json::array({"Qwen3MoeForCausalLM"})},
-           {"model_type", c.model_type},
-           {"hidden_size", o.hidden},
-           {"moe_intermediate_size", o.intermediate},
-           {"num_hidden_layers", o.layers},
-           {"num_experts", o.experts},
-           {"num_experts_per_tok", o.top_k},
-           {"norm_topk_prob", true},
-           {"decoder_sparse_step", 1},
-           {"mlp_only_layers", nlohmann::json::array()},
-           {"torch_dtype", "float32"}};
-  return c;
+  nlohmann::json raw = {{"architectures", nlohmann::json::array({"Qwen3MoeForCausalLM"})},
+                        {"model_type", "qwen3_moe"},
+                        {"hidden_size", o.hidden},
+                        {"moe_intermediate_size", o.intermediate},
+                        {"num_hidden_layers", o.layers},
+                        {"num_experts", o.experts},
+                        {"num_experts_per_tok", o.top_k},
+                        {"norm_topk_prob", true},
+                        {"decoder_sparse_step", 1},
+                        {"mlp_only_layers", nlohmann::json::array()},
+                        {"torch_dtype", "float32"}};
+  return moequant::parse_hf_config(std::move(raw), "", "the example's model description");
 }
 
 // Experts that no calibration token was routed to, counted over every rank (each rank counted
 // the routing decisions of its own tokens). Their weights are calibrated like any other; their
 // input_scale is the amax the layer's experts share (one input quantizer per GroupedLinear).
-std::string unrouted_experts(loop::MoeStack& model, moequant::dist::Communicator& world) {
+std::string unrouted_experts(loop::MoeStack& model, moequant::parallel::Communicator& world) {
   std::vector<int64_t> counts;
   for (int l = 0; l < model->num_layers(); ++l) {
     const auto& c = model->block(l).routed_tokens();
@@ -84,26 +76,26 @@ int run(const loop::LoopOptions& o) {
   const bool rank0 = rank == 0;
 
   // ---- 1. parallel state and the host's own communicators, adopted by moequant ----------------
-  moequant::dist::ParallelSizes sizes;
+  moequant::parallel::ParallelSizes sizes;
   sizes.ep = o.ep;
   sizes.etp = o.etp;
-  moequant::dist::ModelDims dims;
+  moequant::parallel::ModelDims dims;
   dims.num_layers = o.layers;
   dims.num_experts = o.experts;
   dims.expert_intermediate = o.intermediate;
-  std::unique_ptr<moequant::dist::ParallelState> layout;
+  std::unique_ptr<moequant::parallel::ParallelState> layout;
   try {
-    layout = std::make_unique<moequant::dist::ParallelState>(world_size, rank, sizes, dims);
+    layout = std::make_unique<moequant::parallel::ParallelState>(world_size, rank, sizes, dims);
   } catch (const moequant::Error& e) {  // the same on every rank: nobody waits for a peer
     if (rank0) std::fprintf(stderr, "megatron_style_loop: %s\n", e.what());
     return 2;
   }
-  const moequant::dist::ParallelState& ps = *layout;
+  const moequant::parallel::ParallelState& ps = *layout;
   const bool cuda = o.device == "cuda";
   const int local_rank = loop::node_local_rank();
   const at::Device device = cuda ? at::Device(at::kCUDA, local_rank) : at::Device(at::kCPU);
   loop::HostComms host_comms(ps, cuda, local_rank);
-  const moequant::dist::ProcessGroups groups = host_comms.adopt(ps);
+  const moequant::parallel::ProcessGroups groups = host_comms.adopt(ps);
   if (rank0) std::printf("layout %s, device %s\n", ps.describe().c_str(), o.device.c_str());
 
   // ---- 2. the host's model and its training loop ----------------------------------------------
@@ -139,12 +131,12 @@ int run(const loop::LoopOptions& o) {
 
   // ---- 4. calibrate weights, synchronize every amax over its groups ---------------------------
   const moequant::WeightCalibrationReport weights = moequant::calibrate_weights(*model);
-  const moequant::AmaxSyncSummary sync = moequant::sync_amax(*model, groups);
+  const moequant::parallel::AmaxSyncReport sync = moequant::sync_quantizers(*model, groups);
   if (rank0)
     std::printf(
         "calibrated %zu expert weights on rank 0; synchronized %zu quantizers with %zu "
         "collective(s)\n",
-        weights.tensors, sync.quantizers, sync.collectives);
+        weights.tensors, sync.entries, sync.total_collectives());
 
   // ---- 5. export: each expert's shards gathered at one writer, quantized, written -------------
   std::map<int, moequant::MoeExperts> experts;
@@ -154,17 +146,16 @@ int run(const loop::LoopOptions& o) {
   eo.out_dir = o.out;
   eo.format = mc.format;
   eo.overwrite = o.overwrite;
-  // input_scale (static activation scales) exists in fp8 and nvfp4, and needs calibrated inputs.
-  eo.input_scales = o.calib_batches > 0 && (mc.format == moequant::QuantFormat::kFP8 ||
-                                            mc.format == moequant::QuantFormat::kNVFP4);
+  // Calibration batches ran through the model: the static-activation schemes (ModelOpt FP8 /
+  // NVFP4 with input_scale) are written; without them, the weight-only ones.
+  eo.activations_calibrated = o.calib_batches > 0;
   eo.device = o.device;
   const moequant::ExportSummary summary =
-      moequant::export_checkpoint(export_config(o), ps, groups.world(), source,
-                                  /*source_ckpt=*/nullptr, moequant::DType::kF32, eo);
+      moequant::export_checkpoint(export_config(o), ps, groups.world(), source, eo);
   if (rank0) {
     for (const std::string& w : summary.warnings) std::printf("warning: %s\n", w.c_str());
-    std::printf("wrote %s: %zu tensors in %zu file(s), format %s\n", o.out.c_str(), summary.tensors,
-                summary.files, o.format.c_str());
+    std::printf("wrote %s: %zu tensors in %zu file(s), %s\n", o.out.c_str(), summary.tensors,
+                summary.files, moequant::scheme_description(summary.scheme));
   }
   return 0;
 }
@@ -186,7 +177,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   // An exception on any rank ends the whole job (MPI_Abort) instead of leaving peers waiting.
-  const int rc = moequant::dist::run_or_abort_job([&] { return run(options); });
+  const int rc = moequant::parallel::run_or_abort_job([&] { return run(options); });
   MPI_Finalize();
   return rc;
 }

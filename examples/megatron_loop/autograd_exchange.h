@@ -12,22 +12,22 @@
 #include <cstdint>
 #include <vector>
 
-#include "moequant/dist/communicator.h"
+#include "moequant/parallel/communicator.h"
 
 namespace loop {
 
 // all_to_all_rows with gradients: backward is the all-to-all with the counts swapped.
-at::Tensor dispatch_rows(moequant::dist::Communicator& comm, const at::Tensor& x,
+at::Tensor dispatch_rows(moequant::parallel::Communicator& comm, const at::Tensor& x,
                          const std::vector<int64_t>& send_rows,
                          const std::vector<int64_t>& recv_rows);
 
 // all_gather_rows with gradients (rows[p]: rows of rank p): backward sums the gradients over
 // the ranks and keeps this rank's rows.
-at::Tensor gather_rows(moequant::dist::Communicator& comm, const at::Tensor& x,
+at::Tensor gather_rows(moequant::parallel::Communicator& comm, const at::Tensor& x,
                        const std::vector<int64_t>& rows);
 
 // reduce_scatter_rows with gradients: backward gathers every rank's gradient rows.
-at::Tensor reduce_scatter_sum(moequant::dist::Communicator& comm, const at::Tensor& x,
+at::Tensor reduce_scatter_sum(moequant::parallel::Communicator& comm, const at::Tensor& x,
                               const std::vector<int64_t>& rows);
 
 }  // namespace loop

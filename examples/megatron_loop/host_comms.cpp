@@ -1,18 +1,18 @@
 #include "host_comms.h"
 
-#include "moequant/core/error.h"
-#include "moequant/dist/mpi_communicator.h"
+#include "moequant/common/error.h"
+#include "moequant/parallel/mpi_communicator.h"
 
 #ifdef MOEQUANT_HAS_NCCL
 #include <cuda_runtime_api.h>
 
-#include "moequant/dist/nccl_communicator.h"
+#include "moequant/parallel/nccl_communicator.h"
 #endif
 
 namespace loop {
 
-using moequant::dist::Group;
-using moequant::dist::group_name;
+using moequant::parallel::Group;
+using moequant::parallel::group_name;
 
 namespace {
 
@@ -35,7 +35,7 @@ int node_local_rank() {
   return rank;
 }
 
-HostComms::HostComms(const moequant::dist::ParallelState& ps, bool cuda, int device) {
+HostComms::HostComms(const moequant::parallel::ParallelState& ps, bool cuda, int device) {
   if (!cuda) {
     check_mpi(MPI_Comm_dup(MPI_COMM_WORLD, &mpi_[Group::kWorld]), "MPI_Comm_dup");
     // Every rank splits the same groups in the same order; color = the group's lowest rank.
@@ -78,15 +78,16 @@ HostComms::~HostComms() {
 #endif
 }
 
-moequant::dist::ProcessGroups HostComms::adopt(const moequant::dist::ParallelState& ps) const {
-  std::map<Group, std::unique_ptr<moequant::dist::Communicator>> comms;
+moequant::parallel::ProcessGroups HostComms::adopt(
+    const moequant::parallel::ParallelState& ps) const {
+  std::map<Group, std::unique_ptr<moequant::parallel::Communicator>> comms;
   for (const auto& [g, comm] : mpi_)
-    comms[g] = moequant::dist::MpiCommunicator::wrap(comm, group_name(g));
+    comms[g] = moequant::parallel::MpiCommunicator::wrap(comm, group_name(g));
 #ifdef MOEQUANT_HAS_NCCL
   for (const auto& [g, comm] : nccl_)
-    comms[g] = moequant::dist::NcclCommunicator::wrap(comm, group_name(g), ps.rank());
+    comms[g] = moequant::parallel::NcclCommunicator::wrap(comm, group_name(g), ps.rank());
 #endif
-  return moequant::dist::ProcessGroups::adopt(ps, std::move(comms));
+  return moequant::parallel::ProcessGroups::adopt(ps, std::move(comms));
 }
 
 }  // namespace loop

@@ -9,7 +9,7 @@
 
 #include <map>
 
-#include "moequant/dist/process_groups.h"
+#include "moequant/parallel/process_groups.h"
 
 #ifdef MOEQUANT_HAS_NCCL
 #include <nccl.h>
@@ -23,19 +23,19 @@ int node_local_rank();
 class HostComms {
  public:
   // Collective over MPI_COMM_WORLD. `cuda`: NCCL communicators on CUDA device `device`.
-  HostComms(const moequant::dist::ParallelState& ps, bool cuda, int device);
+  HostComms(const moequant::parallel::ParallelState& ps, bool cuda, int device);
   ~HostComms();
   HostComms(const HostComms&) = delete;
   HostComms& operator=(const HostComms&) = delete;
 
   // Wraps every communicator (the host keeps ownership) into moequant's ProcessGroups. The
   // result must be destroyed before this object.
-  moequant::dist::ProcessGroups adopt(const moequant::dist::ParallelState& ps) const;
+  moequant::parallel::ProcessGroups adopt(const moequant::parallel::ParallelState& ps) const;
 
  private:
-  std::map<moequant::dist::Group, MPI_Comm> mpi_;
+  std::map<moequant::parallel::Group, MPI_Comm> mpi_;
 #ifdef MOEQUANT_HAS_NCCL
-  std::map<moequant::dist::Group, ncclComm_t> nccl_;
+  std::map<moequant::parallel::Group, ncclComm_t> nccl_;
 #endif
 };
 

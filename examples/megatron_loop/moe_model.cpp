@@ -13,10 +13,11 @@
 
 namespace loop {
 
-using moequant::dist::Group;
+using moequant::parallel::Group;
 
 MoeBlockImpl::MoeBlockImpl(const ModelConfig& config, int layer,
-                           const moequant::dist::ProcessGroups& groups, const at::Device& device)
+                           const moequant::parallel::ProcessGroups& groups,
+                           const at::Device& device)
     : config_(config), groups_(groups), routed_tokens_(config.experts, 0) {
   const auto& ps = groups.state();
   const int64_t E = config.experts, H = config.hidden, I = config.intermediate;
@@ -74,7 +75,7 @@ at::Tensor MoeBlockImpl::forward(const at::Tensor& x) {
   for (int64_t e = 0; e < E; ++e) routed_tokens_[e] += counts[e];
 
   // Dispatch: what every EP rank sends to every other follows from their per-expert counts.
-  moequant::dist::Communicator& ep = groups_.get(Group::kEP);
+  moequant::parallel::Communicator& ep = groups_.get(Group::kEP);
   const std::vector<int64_t> all = all_gather_counts(ep, counts);  // [EP x E]
   const auto mine = ps.local_experts();
   const int64_t L = mine.size();
@@ -97,7 +98,7 @@ at::Tensor MoeBlockImpl::forward(const at::Tensor& x) {
 at::Tensor MoeBlockImpl::run_local_experts(const at::Tensor& received,
                                            const std::vector<int64_t>& counts) {
   const auto& ps = groups_.state();
-  moequant::dist::Communicator& etp = groups_.get(Group::kETP);
+  moequant::parallel::Communicator& etp = groups_.get(Group::kETP);
   const int T = etp.size(), S = groups_.get(Group::kEP).size();
   const int64_t L = ps.num_local_experts();
   // Every ETP shard runs every token of its experts: gather the rows the ETP ranks received.
@@ -136,7 +137,8 @@ at::Tensor MoeBlockImpl::run_local_experts(const at::Tensor& received,
   return reduce_scatter_sum(etp, out.index_select(0, inverse), rows);
 }
 
-MoeStackImpl::MoeStackImpl(const ModelConfig& config, const moequant::dist::ProcessGroups& groups,
+MoeStackImpl::MoeStackImpl(const ModelConfig& config,
+                           const moequant::parallel::ProcessGroups& groups,
                            const at::Device& device) {
   layers_ = register_module("layers", torch::nn::ModuleList());
   for (int l = 0; l < config.layers; ++l) layers_->push_back(MoeBlock(config, l, groups, device));

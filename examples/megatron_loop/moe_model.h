@@ -14,8 +14,8 @@
 
 #include <vector>
 
-#include "moequant/dist/process_groups.h"
 #include "moequant/modules/moe_experts.h"
+#include "moequant/parallel/process_groups.h"
 
 namespace loop {
 
@@ -34,8 +34,8 @@ class MoeBlockImpl : public torch::nn::Module {
  public:
   // Seeds the FULL layer (router and all experts at full intermediate size) from (seed, layer)
   // on every rank and keeps this rank's shards, so every layout holds the same model.
-  MoeBlockImpl(const ModelConfig& config, int layer, const moequant::dist::ProcessGroups& groups,
-               const at::Device& device);
+  MoeBlockImpl(const ModelConfig& config, int layer,
+               const moequant::parallel::ProcessGroups& groups, const at::Device& device);
 
   at::Tensor forward(const at::Tensor& x);
 
@@ -52,7 +52,7 @@ class MoeBlockImpl : public torch::nn::Module {
   at::Tensor run_local_experts(const at::Tensor& received, const std::vector<int64_t>& counts);
 
   ModelConfig config_;
-  const moequant::dist::ProcessGroups& groups_;
+  const moequant::parallel::ProcessGroups& groups_;
   at::Tensor route_bias_;  // [E]: 0, or -1e9 for the avoided expert
   std::vector<int64_t> routed_tokens_;
 };
@@ -60,7 +60,7 @@ TORCH_MODULE(MoeBlock);
 
 class MoeStackImpl : public torch::nn::Module {
  public:
-  MoeStackImpl(const ModelConfig& config, const moequant::dist::ProcessGroups& groups,
+  MoeStackImpl(const ModelConfig& config, const moequant::parallel::ProcessGroups& groups,
                const at::Device& device);
   at::Tensor forward(at::Tensor x);
   MoeBlockImpl& block(int layer) { return *layers_[layer]->as<MoeBlockImpl>(); }

@@ -6,7 +6,7 @@
 #include <map>
 #include <stdexcept>
 
-#include "moequant/core/format.h"
+#include "moequant/common/format.h"
 
 namespace loop {
 

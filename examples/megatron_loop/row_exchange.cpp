@@ -6,7 +6,7 @@
 #include <numeric>
 #include <string>
 
-#include "moequant/core/error.h"
+#include "moequant/common/error.h"
 
 namespace loop {
 

@@ -11,11 +11,11 @@
 #include <cstdint>
 #include <vector>
 
-#include "moequant/dist/communicator.h"
+#include "moequant/parallel/communicator.h"
 
 namespace loop {
 
-using moequant::dist::Communicator;
+using moequant::parallel::Communicator;
 
 // All-to-all of rows: x holds, in group-rank order, send_rows[p] rows for each rank p; the result
 // holds, in group-rank order, recv_rows[p] rows from each rank p. send_rows[q] on rank p must

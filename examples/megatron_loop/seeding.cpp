@@ -5,7 +5,7 @@
 
 #include <cmath>
 
-#include "moequant/core/error.h"
+#include "moequant/common/error.h"
 
 namespace loop {
 

@@ -6,9 +6,9 @@
 
 namespace loop {
 
-using moequant::dist::Group;
+using moequant::parallel::Group;
 
-Trainer::Trainer(MoeStack model, const moequant::dist::ProcessGroups& groups,
+Trainer::Trainer(MoeStack model, const moequant::parallel::ProcessGroups& groups,
                  const LoopOptions& options, const at::Device& device)
     : model_(std::move(model)),
       groups_(groups),
@@ -44,7 +44,7 @@ double Trainer::step(int step) {
   return total.item<double>();
 }
 
-void Trainer::sum_gradients(moequant::dist::Communicator& comm,
+void Trainer::sum_gradients(moequant::parallel::Communicator& comm,
                             const std::vector<at::Tensor>& params) {
   if (comm.size() == 1 || params.empty()) return;
   std::vector<at::Tensor> flat;

@@ -16,19 +16,19 @@ namespace loop {
 
 class Trainer {
  public:
-  Trainer(MoeStack model, const moequant::dist::ProcessGroups& groups, const LoopOptions& options,
-          const at::Device& device);
+  Trainer(MoeStack model, const moequant::parallel::ProcessGroups& groups,
+          const LoopOptions& options, const at::Device& device);
   // One optimizer step on global batch `step`; returns the loss over the whole global batch
   // (mean squared error against the teacher), the same on every rank.
   double step(int step);
 
  private:
   // Sums the gradients of `params` over `comm` (one collective for all of them).
-  static void sum_gradients(moequant::dist::Communicator& comm,
+  static void sum_gradients(moequant::parallel::Communicator& comm,
                             const std::vector<at::Tensor>& params);
 
   MoeStack model_;
-  const moequant::dist::ProcessGroups& groups_;
+  const moequant::parallel::ProcessGroups& groups_;
   LoopOptions options_;
   at::Device device_;
   Teacher teacher_;

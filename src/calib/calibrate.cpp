@@ -1,4 +1,4 @@
-#include "moequant/core/calibrate.h"
+#include "moequant/calib/calibrate.h"
 
 #include <ATen/core/grad_mode.h>
 #include <fnmatch.h>
@@ -6,8 +6,8 @@
 #include <map>
 #include <regex>
 
-#include "moequant/core/batched_amax.h"
-#include "moequant/core/error.h"
+#include "moequant/common/error.h"
+#include "moequant/core/multi_amax.h"
 
 namespace moequant {
 
@@ -56,7 +56,7 @@ std::vector<QuantModuleRef> find_quant_modules(torch::nn::Module& root,
   return found;
 }
 
-WeightCalibrationReport calibrate_weights(torch::nn::Module& root, const ModuleFilter& filter) {
+WeightCalibrationReport calibrate_pairs(const std::vector<CalibPair>& pairs) {
   struct SlotRange {
     size_t first;
     size_t count;
@@ -67,35 +67,46 @@ WeightCalibrationReport calibrate_weights(torch::nn::Module& root, const ModuleF
   std::vector<std::shared_ptr<TensorQuantizer>> quantizers;
   std::vector<AmaxTask> tasks;
   size_t num_slots = 0;
-  for (const auto& ref : find_quant_modules(root, filter)) {
-    ++report.modules;
-    for (const CalibPair& pair : ref.module->iter_weights_for_calibration()) {
-      if (!pair.weight.defined() || !pair.quantizer) continue;
-      TensorQuantizer* q = pair.quantizer.get();
-      const std::string what =
-          ref.name.empty() ? pair.weight_name : ref.name + "." + pair.weight_name;
-      const bool per_channel = q->axis() == AmaxAxis::kPerChannel;
-      const size_t count = per_channel ? static_cast<size_t>(pair.weight.size(0)) : 1;
-      auto it = range_of.find(q);
-      if (it == range_of.end()) {
-        q->reset();
-        it = range_of.emplace(q, SlotRange{num_slots, count}).first;
-        num_slots += count;
-        quantizers.push_back(pair.quantizer);
-      }
-      MQ_CHECK(it->second.count == count, what, ": ", count, " rows, but quantizer '", q->name(),
-               "' is per-channel over ", it->second.count, " rows");
-      tasks.push_back(AmaxTask{pair.weight.detach(), per_channel, it->second.first, what});
+  for (const CalibPair& pair : pairs) {
+    if (!pair.weight.defined() || !pair.quantizer) continue;
+    TensorQuantizer* q = pair.quantizer.get();
+    const bool per_channel = q->axis() == AmaxAxis::kPerChannel;
+    const size_t count = per_channel ? static_cast<size_t>(pair.weight.size(0)) : 1;
+    auto it = range_of.find(q);
+    if (it == range_of.end()) {
+      q->reset();
+      it = range_of.emplace(q, SlotRange{num_slots, count}).first;
+      num_slots += count;
+      quantizers.push_back(pair.quantizer);
     }
+    MQ_CHECK(it->second.count == count, pair.weight_name, ": ", count, " rows, but quantizer '",
+             q->name(), "' is per-channel over ", it->second.count, " rows");
+    tasks.push_back(
+        AmaxTask{pair.weight.detach(), per_channel, it->second.first, pair.weight_name});
   }
   std::vector<float> slots(num_slots, 0.0f);
-  batched_amax(tasks, slots);
+  multi_amax(tasks, slots);
   for (const auto& q : quantizers) {
     const SlotRange& r = range_of.at(q.get());
     q->merge_amax(slots.data() + r.first, r.count);
   }
   report.tensors = tasks.size();
   report.quantizers = quantizers.size();
+  return report;
+}
+
+WeightCalibrationReport calibrate_weights(torch::nn::Module& root, const ModuleFilter& filter) {
+  std::vector<CalibPair> pairs;
+  size_t modules = 0;
+  for (const auto& ref : find_quant_modules(root, filter)) {
+    ++modules;
+    for (CalibPair pair : ref.module->iter_weights_for_calibration()) {
+      if (!ref.name.empty()) pair.weight_name = ref.name + "." + pair.weight_name;
+      pairs.push_back(std::move(pair));
+    }
+  }
+  WeightCalibrationReport report = calibrate_pairs(pairs);
+  report.modules = modules;
   return report;
 }
 

@@ -1,6 +1,6 @@
-#include "moequant/core/dtype.h"
+#include "moequant/common/dtype.h"
 
-#include "moequant/core/error.h"
+#include "moequant/common/error.h"
 
 namespace moequant {
 

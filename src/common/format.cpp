@@ -1,6 +1,6 @@
-#include "moequant/core/format.h"
+#include "moequant/common/format.h"
 
-#include "moequant/core/error.h"
+#include "moequant/common/error.h"
 
 namespace moequant {
 

@@ -4,8 +4,9 @@
 #include <ATen/ATen.h>
 #include <c10/core/DeviceGuard.h>
 
-#include "moequant/core/batched_amax.h"
-#include "moequant/core/error.h"
+#include "moequant/common/error.h"
+#include "moequant/common/strings.h"
+#include "moequant/core/multi_amax.h"
 #include "moequant/core/tensor_bridge.h"
 #include "moequant/kernels/kernels.h"
 #include "moequant/kernels/numerics.h"
@@ -25,8 +26,8 @@ at::Tensor floats_on(const at::Tensor& like, const std::vector<float>& v, at::In
   return host.to(like.device());
 }
 
-int64_t ceil_div(int64_t a, int64_t b) {
-  return (a + b - 1) / b;
+mq_stream_t stream_of(const at::Tensor& t) {
+  return static_cast<mq_stream_t>(kernel_stream(t));
 }
 
 void check_status(mq_status status, const char* op, const std::string& name) {
@@ -48,7 +49,7 @@ std::vector<StoredTensor> quantize_fp8(const at::Tensor& w, mq_dtype dt, bool cu
   const float* s = scale_t.data_ptr<float>();
   check_status(
       cuda ? mq_cuda_quantize_fp8(w.data_ptr(), dt, rows, cols, s, per_row, q.data_ptr<uint8_t>(),
-                                  nullptr)
+                                  stream_of(w))
            : mq_cpu_quantize_fp8(w.data_ptr(), dt, rows, cols, s, per_row, q.data_ptr<uint8_t>()),
       "fp8 quantization", name);
   return {{"weight", DType::kF8E4M3, {rows, cols}, q},
@@ -67,7 +68,7 @@ std::vector<StoredTensor> quantize_nvfp4(const at::Tensor& w, mq_dtype dt, bool 
   check_status(
       cuda
           ? mq_cuda_quantize_nvfp4(w.data_ptr(), dt, rows, cols, scale2, packed.data_ptr<uint8_t>(),
-                                   block_scales.data_ptr<uint8_t>(), nullptr)
+                                   block_scales.data_ptr<uint8_t>(), stream_of(w))
           : mq_cpu_quantize_nvfp4(w.data_ptr(), dt, rows, cols, scale2, packed.data_ptr<uint8_t>(),
                                   block_scales.data_ptr<uint8_t>()),
       "nvfp4 quantization", name);
@@ -84,7 +85,7 @@ std::vector<StoredTensor> quantize_fp8_block(const at::Tensor& w, mq_dtype dt, b
   at::Tensor tiles = empty_on(w, {tr, tc}, at::kFloat);
   check_status(cuda
                    ? mq_cuda_quantize_fp8_block(w.data_ptr(), dt, rows, cols, q.data_ptr<uint8_t>(),
-                                                tiles.data_ptr<float>(), nullptr)
+                                                tiles.data_ptr<float>(), stream_of(w))
                    : mq_cpu_quantize_fp8_block(w.data_ptr(), dt, rows, cols, q.data_ptr<uint8_t>(),
                                                tiles.data_ptr<float>()),
                "fp8_block quantization", name);
@@ -105,7 +106,7 @@ std::vector<StoredTensor> quantize_int4(const at::Tensor& w, mq_dtype dt, bool c
   auto* scale_bits = static_cast<uint16_t*>(scales.data_ptr());
   check_status(cuda ? mq_cuda_quantize_int4(
                           w.data_ptr(), dt, rows, cols, qweight.data_ptr<int32_t>(), scale_bits,
-                          qzeros.data_ptr<int32_t>(), g_idx.data_ptr<int32_t>(), nullptr)
+                          qzeros.data_ptr<int32_t>(), g_idx.data_ptr<int32_t>(), stream_of(w))
                     : mq_cpu_quantize_int4(w.data_ptr(), dt, rows, cols,
                                            qweight.data_ptr<int32_t>(), scale_bits,
                                            qzeros.data_ptr<int32_t>(), g_idx.data_ptr<int32_t>()),
@@ -170,7 +171,7 @@ at::Tensor dequantize_weight(const std::vector<StoredTensor>& stored, QuantForma
       const at::Tensor& s = find_stored(stored, "weight_scale", name).data;
       const int32_t per_row = s.numel() != 1;
       status = cuda ? mq_cuda_dequantize_fp8(q.data_ptr<uint8_t>(), rows, cols, s.data_ptr<float>(),
-                                             per_row, o, nullptr)
+                                             per_row, o, stream_of(any))
                     : mq_cpu_dequantize_fp8(q.data_ptr<uint8_t>(), rows, cols, s.data_ptr<float>(),
                                             per_row, o);
       break;
@@ -181,7 +182,7 @@ at::Tensor dequantize_weight(const std::vector<StoredTensor>& stored, QuantForma
       const float scale2 =
           find_stored(stored, "weight_scale_2", name).data.to(at::kCPU).item<float>();
       status = cuda ? mq_cuda_dequantize_nvfp4(q.data_ptr<uint8_t>(), bs.data_ptr<uint8_t>(),
-                                               scale2, rows, cols, o, nullptr)
+                                               scale2, rows, cols, o, stream_of(any))
                     : mq_cpu_dequantize_nvfp4(q.data_ptr<uint8_t>(), bs.data_ptr<uint8_t>(), scale2,
                                               rows, cols, o);
       break;
@@ -190,7 +191,7 @@ at::Tensor dequantize_weight(const std::vector<StoredTensor>& stored, QuantForma
       const at::Tensor& q = find_stored(stored, "weight", name).data;
       const at::Tensor& t = find_stored(stored, "weight_scale_inv", name).data;
       status = cuda ? mq_cuda_dequantize_fp8_block(q.data_ptr<uint8_t>(), t.data_ptr<float>(), rows,
-                                                   cols, o, nullptr)
+                                                   cols, o, stream_of(any))
                     : mq_cpu_dequantize_fp8_block(q.data_ptr<uint8_t>(), t.data_ptr<float>(), rows,
                                                   cols, o);
       break;
@@ -199,8 +200,9 @@ at::Tensor dequantize_weight(const std::vector<StoredTensor>& stored, QuantForma
       const at::Tensor& q = find_stored(stored, "qweight", name).data;
       const at::Tensor& s = find_stored(stored, "scales", name).data;
       const auto* bits = static_cast<const uint16_t*>(s.data_ptr());
-      status = cuda ? mq_cuda_dequantize_int4(q.data_ptr<int32_t>(), bits, rows, cols, o, nullptr)
-                    : mq_cpu_dequantize_int4(q.data_ptr<int32_t>(), bits, rows, cols, o);
+      status =
+          cuda ? mq_cuda_dequantize_int4(q.data_ptr<int32_t>(), bits, rows, cols, o, stream_of(any))
+               : mq_cpu_dequantize_int4(q.data_ptr<int32_t>(), bits, rows, cols, o);
       break;
     }
     case QuantFormat::kNone:

@@ -1,6 +1,13 @@
 #include "moequant/core/tensor_bridge.h"
 
-#include "moequant/core/error.h"
+#include "moequant/common/error.h"
+
+#ifdef MOEQUANT_TORCH_HAS_CUDA
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+#include <optional>
 
 namespace moequant {
 
@@ -68,11 +75,42 @@ at::ScalarType storage_scalar_type(DType t) {
   MQ_THROW("unknown dtype id ", static_cast<int>(t));
 }
 
+at::ScalarType weight_scalar_type(DType t, const std::string& what) {
+  MQ_CHECK(t == DType::kBF16 || t == DType::kF16 || t == DType::kF32, what,
+           ": expert weights must be BF16, F16 or F32, found ", dtype_name(t));
+  return storage_scalar_type(t);
+}
+
 bool use_cuda_kernels(const at::Tensor& t) {
   if (!t.is_cuda()) return false;
   MQ_CHECK(mq_cuda_available(), "tensor on ", t.device(),
            " but this build of moequant has no CUDA kernels (rebuild with nvcc available)");
   return true;
 }
+
+void* kernel_stream(const at::Tensor& t) {
+#ifdef MOEQUANT_TORCH_HAS_CUDA
+  if (t.is_cuda()) return c10::cuda::getCurrentCUDAStream(t.device().index()).stream();
+#endif
+  (void)t;
+  return nullptr;
+}
+
+struct ThreadStream::Impl {
+#ifdef MOEQUANT_TORCH_HAS_CUDA
+  std::optional<c10::cuda::CUDAStreamGuard> guard;
+#endif
+};
+
+ThreadStream::ThreadStream(const std::string& device) : impl_(std::make_unique<Impl>()) {
+#ifdef MOEQUANT_TORCH_HAS_CUDA
+  const at::Device d(device);
+  if (d.is_cuda()) impl_->guard.emplace(c10::cuda::getStreamFromPool(false, d.index()));
+#else
+  (void)device;
+#endif
+}
+
+ThreadStream::~ThreadStream() = default;
 
 }  // namespace moequant

@@ -4,8 +4,8 @@
 
 #include <algorithm>
 
-#include "moequant/core/batched_amax.h"
-#include "moequant/core/error.h"
+#include "moequant/common/error.h"
+#include "moequant/core/multi_amax.h"
 
 namespace moequant {
 
@@ -42,7 +42,7 @@ void TensorQuantizer::observe(const at::Tensor& x, const std::string& what) {
            "': per-channel observation needs a 2-D tensor, got ", x.sizes());
   std::vector<float> slots(per_channel ? x.size(0) : 1, 0.0f);
   if (x.numel() == 0) return;  // nothing seen: leave the state as it was
-  batched_amax({AmaxTask{x, per_channel, 0, what + " (quantizer '" + name_ + "')"}}, slots);
+  multi_amax({AmaxTask{x, per_channel, 0, what + " (quantizer '" + name_ + "')"}}, slots);
   merge_amax(slots.data(), slots.size());
 }
 

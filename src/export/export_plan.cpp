@@ -2,19 +2,19 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
+#include <set>
 #include <tuple>
 
-#include "moequant/core/calibrate.h"
-#include "moequant/core/error.h"
+#include "moequant/calib/calibrate.h"
+#include "moequant/common/error.h"
+#include "moequant/common/strings.h"
+#include "moequant/io/safetensors.h"
 #include "moequant/kernels/numerics.h"
 
 namespace moequant {
 
 namespace {
-
-int64_t ceil_div(int64_t a, int64_t b) {
-  return (a + b - 1) / b;
-}
 
 uint64_t bytes_of(DType t, const std::vector<int64_t>& shape) {
   uint64_t n = 1;
@@ -37,15 +37,147 @@ struct OrderKey {
   }
 };
 
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() > suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// An engine runs one quantization method per fused MoE layer: all of a layer's expert
+// projections share one format (GPTQ's per-module dynamic overrides excepted).
+void check_whole_layers(const HfMoeConfig& config, const std::vector<PlannedTensor>& tensors,
+                        QuantFormat format) {
+  if (format == QuantFormat::kINT4 || format == QuantFormat::kNone) return;
+  std::map<int, std::set<std::string>> quantized, excluded;
+  for (const PlannedTensor& t : tensors) {
+    if (t.source == TensorSource::kPassthrough || (t.suffix != "weight" && t.suffix != "qweight"))
+      continue;
+    const std::string module = config.expert_module_name(t.layer, t.expert, t.proj);
+    (t.format == QuantFormat::kNone ? excluded : quantized)[t.layer].insert(module);
+  }
+  for (const auto& [layer, names] : excluded) {
+    if (quantized[layer].empty()) continue;
+    MQ_THROW("--exclude leaves ", names.size(), " of ", names.size() + quantized[layer].size(),
+             " expert projections of layer ", layer, " unquantized (e.g. '", *names.begin(),
+             "'): serving engines run all experts of a layer as one fused MoE with one "
+             "quantization method, so exclude every expert projection of the layer or none "
+             "(only --format int4 allows per-module exclusions)");
+  }
+}
+
+// Producers of the passthrough tensors: each goes to the least loaded rank of the stage that
+// holds it (by bytes, expert units counted), so that writing them is spread like the experts.
+void assign_passthrough_producers(const HfMoeConfig& config, const parallel::ParallelState& ps,
+                                  std::vector<PlannedTensor>& tensors) {
+  std::vector<uint64_t> load(ps.world_size(), 0);
+  for (const PlannedTensor& t : tensors)
+    if (t.source != TensorSource::kPassthrough) load[t.producer] += t.nbytes;
+  const int last_stage = ps.sizes().pp - 1;
+  for (PlannedTensor& t : tensors) {
+    if (t.source != TensorSource::kPassthrough) continue;
+    const TensorPlace place = config.place_of(t.name);
+    int layer;
+    if (place.kind == TensorPlace::kLayer)
+      layer = place.layer;
+    else if (place.kind == TensorPlace::kBeforeLayers)
+      layer = static_cast<int>(ps.stage_layers(0).begin);
+    else
+      layer = static_cast<int>(ps.stage_layers(last_stage).begin);
+    int best = -1;
+    for (int r : ps.dense_holders(layer))
+      if (best < 0 || load[r] < load[best] || (load[r] == load[best] && r < best)) best = r;
+    t.producer = best;
+    load[best] += t.nbytes;
+  }
+}
+
+// Consecutive tensors up to max_shard_bytes per file (a larger tensor gets a file of its own);
+// each file's complete header and every tensor's offset in it.
+void lay_out_files(ExportPlan& plan, uint64_t max_shard_bytes) {
+  for (size_t i = 0; i < plan.tensors.size(); ++i) {
+    const uint64_t n = plan.tensors[i].nbytes;
+    if (plan.files.empty() ||
+        (plan.files.back().data_bytes > 0 && plan.files.back().data_bytes + n > max_shard_bytes)) {
+      PlannedFile f;
+      f.first = i;
+      plan.files.push_back(f);
+    }
+    PlannedFile& f = plan.files.back();
+    f.last = i;
+    f.data_bytes += n;
+    plan.tensors[i].file = static_cast<int>(plan.files.size() - 1);
+  }
+  const size_t nfiles = plan.files.size();
+  for (size_t k = 0; k < nfiles; ++k) {
+    PlannedFile& f = plan.files[k];
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), "model-%05zu-of-%05zu.safetensors", k + 1, nfiles);
+    f.name = buf;
+    std::vector<io::TensorSpec> specs;
+    for (size_t i = f.first; i <= f.last; ++i)
+      specs.push_back({plan.tensors[i].name, plan.tensors[i].dtype, plan.tensors[i].shape});
+    const std::string json = io::serialize_header(specs, {{"format", "pt"}});
+    f.header.resize(8);
+    uint64_t n = json.size();
+    for (int b = 0; b < 8; ++b) f.header[b] = static_cast<char>((n >> (8 * b)) & 0xff);
+    f.header += json;
+    uint64_t offset = f.header.size();
+    for (size_t i = f.first; i <= f.last; ++i) {
+      plan.tensors[i].offset = offset;
+      offset += plan.tensors[i].nbytes;
+    }
+  }
+}
+
+// The linear modules of the model in plan order: the source's 2-D weights that are no
+// embedding, every expert projection, each MoE layer's fused experts module after its experts
+// (the name vLLM and transformers ask about; left out where GPTQ stores a layer partly
+// quantized), and lm_head even when it is tied to the embedding.
+std::vector<PlannedModule> linear_modules(const HfMoeConfig& config,
+                                          const std::vector<PlannedTensor>& tensors) {
+  std::vector<PlannedModule> out;
+  std::set<std::string> seen;
+  std::map<int, std::set<bool>> layer_states;
+  std::map<int, size_t> last_of_layer;  // index in `out` of a layer's last expert module
+  const std::string weight = ".weight";
+  for (const PlannedTensor& t : tensors) {
+    std::string module;
+    bool quantized = false;
+    if (t.source == TensorSource::kPassthrough) {
+      if (t.shape.size() != 2 || !ends_with(t.name, weight) || HfMoeConfig::is_embedding(t.name))
+        continue;
+      module = t.name.substr(0, t.name.size() - weight.size());
+    } else {
+      module = config.expert_module_name(t.layer, t.expert, t.proj);
+      quantized = t.format != QuantFormat::kNone;
+      layer_states[t.layer].insert(quantized);
+    }
+    if (!seen.insert(module).second) continue;
+    if (t.source != TensorSource::kPassthrough) last_of_layer[t.layer] = out.size();
+    out.push_back({module, quantized});
+  }
+  std::vector<PlannedModule> with_layers;
+  std::map<size_t, int> layer_after;
+  for (const auto& [layer, index] : last_of_layer) layer_after[index] = layer;
+  for (size_t i = 0; i < out.size(); ++i) {
+    with_layers.push_back(out[i]);
+    auto it = layer_after.find(i);
+    if (it == layer_after.end()) continue;
+    const std::set<bool>& states = layer_states[it->second];
+    if (states.size() == 1)
+      with_layers.push_back({config.experts_prefix(it->second), *states.begin()});
+  }
+  for (const std::string& m : HfMoeConfig::implicit_linear_modules())
+    if (seen.insert(m).second) with_layers.push_back({m, false});
+  return with_layers;
+}
+
 }  // namespace
 
-int layer_of_name(const std::string& name) {
-  static const std::string prefix = "model.layers.";
-  if (name.rfind(prefix, 0) != 0) return -1;
-  size_t end = prefix.size();
-  while (end < name.size() && isdigit(static_cast<unsigned char>(name[end]))) ++end;
-  if (end == prefix.size()) return -1;
-  return std::stoi(name.substr(prefix.size(), end - prefix.size()));
+std::vector<std::string> ExportPlan::unquantized_modules() const {
+  std::vector<std::string> out;
+  for (const PlannedModule& m : modules)
+    if (!m.quantized) out.push_back(m.name);
+  return out;
 }
 
 bool is_excluded(const std::string& module, const std::vector<std::string>& exclude) {
@@ -99,47 +231,40 @@ std::vector<OutputSpec> quantized_outputs(QuantFormat format, int64_t rows, int6
   return out;
 }
 
-ExportPlan make_export_plan(const HfMoeConfig& config, const dist::ParallelState& ps,
+ExportPlan make_export_plan(const HfMoeConfig& config, const parallel::ParallelState& ps,
                             const std::vector<PassthroughTensor>& passthrough,
                             const PlanOptions& options) {
   std::vector<std::pair<OrderKey, PlannedTensor>> keyed;
-  const int last_stage = ps.sizes().pp - 1;
   for (const PassthroughTensor& p : passthrough) {
     PlannedTensor t;
     t.name = t.source_name = p.name;
     t.dtype = p.dtype;
     t.shape = p.shape;
     t.source = TensorSource::kPassthrough;
-    t.layer = layer_of_name(p.name);
-    int layer_rank;
-    if (t.layer >= 0) {
-      MQ_CHECK(t.layer < config.num_layers, "tensor '", p.name, "' names layer ", t.layer,
+    const TensorPlace place = config.place_of(p.name);
+    int layer_rank = config.num_layers;  // final norm, lm_head: after the layers
+    if (place.kind == TensorPlace::kLayer) {
+      MQ_CHECK(place.layer < config.num_layers, "tensor '", p.name, "' names layer ", place.layer,
                " but config.json has ", config.num_layers, " layers");
-      layer_rank = t.layer;
-      t.producer = ps.dense_writer(t.layer);
-    } else if (p.name.find("embed") != std::string::npos) {
-      layer_rank = -1;  // embeddings live on the first stage
-      t.producer = ps.stage_writer(0);
-    } else {
-      layer_rank = config.num_layers;  // final norm, lm_head: the last stage
-      t.producer = ps.stage_writer(last_stage);
+      t.layer = layer_rank = place.layer;
+    } else if (place.kind == TensorPlace::kBeforeLayers) {
+      layer_rank = -1;
     }
     keyed.push_back({OrderKey{layer_rank, 0, 0, 0, 0, p.name}, t});
   }
+  const QuantFormat format = scheme_format(options.scheme);
+  const bool input_scales = has_static_activations(options.scheme);
   const int64_t I = config.intermediate, H = config.hidden;
-  const bool input_scales = options.input_scales && (options.format == QuantFormat::kFP8 ||
-                                                     options.format == QuantFormat::kNVFP4);
   for (int layer : config.moe_layers) {
     for (int e = 0; e < config.num_experts; ++e) {
-      const int producer = ps.expert_writer(layer, e);
+      const int producer = ps.expert_shard_rank(layer, e, 0, e % ps.edp());
       int proj_index = 0;
       for (ExpertProj proj : {ExpertProj::kGate, ExpertProj::kUp, ExpertProj::kDown}) {
         const bool down = proj == ExpertProj::kDown;
         const std::string base = config.expert_module_name(layer, e, proj);
-        const QuantFormat format =
-            expert_format(config, layer, e, proj, options.format, options.exclude);
-        const auto outs = quantized_outputs(format, down ? H : I, down ? I : H,
-                                            options.expert_dtype, input_scales, base + ".weight");
+        const QuantFormat f = expert_format(config, layer, e, proj, format, options.exclude);
+        const auto outs = quantized_outputs(f, down ? H : I, down ? I : H, options.expert_dtype,
+                                            input_scales, base + ".weight");
         int suffix_index = 0;
         for (const OutputSpec& o : outs) {
           PlannedTensor t;
@@ -150,10 +275,9 @@ ExportPlan make_export_plan(const HfMoeConfig& config, const dist::ParallelState
           t.layer = layer;
           t.expert = e;
           t.proj = proj;
-          t.format = format;
+          t.format = f;
           t.suffix = o.suffix;
           t.producer = producer;
-          t.unit_start = suffix_index == 0 && proj != ExpertProj::kUp;
           keyed.push_back({OrderKey{layer, 1, e, proj_index, suffix_index++, t.name}, t});
         }
         ++proj_index;
@@ -164,6 +288,7 @@ ExportPlan make_export_plan(const HfMoeConfig& config, const dist::ParallelState
             [](const auto& a, const auto& b) { return a.first < b.first; });
 
   ExportPlan plan;
+  plan.scheme = options.scheme;
   for (auto& kt : keyed) {
     kt.second.nbytes = bytes_of(kt.second.dtype, kt.second.shape);
     plan.total_bytes += kt.second.nbytes;
@@ -172,29 +297,19 @@ ExportPlan make_export_plan(const HfMoeConfig& config, const dist::ParallelState
   for (size_t i = 1; i < plan.tensors.size(); ++i)
     MQ_CHECK(plan.tensors[i].name != plan.tensors[i - 1].name, "tensor '", plan.tensors[i].name,
              "' would be written twice (the source holds it and an expert produces it)");
+  check_whole_layers(config, plan.tensors, format);
+  assign_passthrough_producers(config, ps, plan.tensors);
+  lay_out_files(plan, options.max_shard_bytes);
+  plan.modules = linear_modules(config, plan.tensors);
 
-  // Files: consecutive tensors up to max_shard_bytes (a larger tensor gets a file of its own).
-  // Each file's writer is the producer of its first tensor, so most bytes never travel.
   for (size_t i = 0; i < plan.tensors.size(); ++i) {
-    const uint64_t n = plan.tensors[i].nbytes;
-    if (plan.files.empty() || plan.files.back().bytes + n > options.max_shard_bytes) {
-      if (plan.files.empty() || plan.files.back().bytes > 0) {
-        PlannedFile f;
-        f.first = i;
-        f.owner = plan.tensors[i].producer;
-        plan.files.push_back(f);
-      }
-    }
-    PlannedFile& f = plan.files.back();
-    f.last = i;
-    f.bytes += n;
-    plan.tensors[i].file = static_cast<int>(plan.files.size() - 1);
-  }
-  const size_t nfiles = plan.files.size();
-  for (size_t k = 0; k < nfiles; ++k) {
-    char buf[64];
-    std::snprintf(buf, sizeof(buf), "model-%05zu-of-%05zu.safetensors", k + 1, nfiles);
-    plan.files[k].name = buf;
+    const PlannedTensor& t = plan.tensors[i];
+    if (t.source == TensorSource::kPassthrough) continue;
+    const bool fc1 = t.source == TensorSource::kExpertFc1;
+    const PlannedUnit* last = plan.units.empty() ? nullptr : &plan.units.back();
+    if (!last || last->layer != t.layer || last->expert != t.expert || last->fc1 != fc1)
+      plan.units.push_back({t.layer, t.expert, fc1, t.producer, {}});
+    plan.units.back().tensors.push_back(i);
   }
   return plan;
 }

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "moequant/core/error.h"
+#include "moequant/common/error.h"
 
 namespace fs = std::filesystem;
 

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "moequant/core/error.h"
+#include "moequant/common/error.h"
 #include "moequant/kernels/numerics.h"
 
 namespace moequant {
@@ -41,6 +41,17 @@ void check_scale_tensor(const std::string& name, DType dtype, const at::Tensor& 
     }
     MQ_CHECK(std::isfinite(v) && v != 0.0f, "scale '", name, "' element ", i, " is ", v,
              ": a zero or non-finite scale loads as NaN in serving engines");
+  }
+}
+
+std::vector<std::string> gate_up_equal_suffixes(QuantFormat format) {
+  switch (format) {
+    case QuantFormat::kFP8:
+      return {"weight_scale", "input_scale"};
+    case QuantFormat::kNVFP4:
+      return {"weight_scale_2", "input_scale"};
+    default:
+      return {};
   }
 }
 

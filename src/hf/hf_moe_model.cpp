@@ -2,45 +2,21 @@
 
 #include <ATen/ATen.h>
 
-#include <regex>
-
-#include "moequant/core/batched_amax.h"
-#include "moequant/core/calibrate.h"
-#include "moequant/core/error.h"
+#include "moequant/calib/calibrate.h"
+#include "moequant/common/error.h"
+#include "moequant/common/strings.h"
+#include "moequant/core/tensor_bridge.h"
 
 namespace moequant {
 
-at::ScalarType weight_scalar_type(DType t, const std::string& what) {
-  switch (t) {
-    case DType::kBF16:
-      return at::kBFloat16;
-    case DType::kF16:
-      return at::kHalf;
-    case DType::kF32:
-      return at::kFloat;
-    default:
-      MQ_THROW(what, ": expert weights must be BF16, F16 or F32, found ", dtype_name(t));
-  }
-}
-
-namespace {
-
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
-
-}  // namespace
-
-HfMoeModel::HfMoeModel(HfMoeConfig config, const dist::ParallelState& ps,
+HfMoeModel::HfMoeModel(HfMoeConfig config, const parallel::ParallelState& ps,
                        const HfLoadOptions& options)
     : config_(std::move(config)), ps_(ps), options_(options) {
   checkpoint_ = std::make_unique<io::CheckpointFolder>(io::CheckpointFolder::open(config_.dir));
   check_expert_tensors();
   layers_ = register_module("layers", std::make_shared<torch::nn::Module>());
-  const dist::IndexRange experts = ps_.local_experts();
-  const dist::IndexRange shard = ps_.local_etp_shard(config_.intermediate);
+  const parallel::IndexRange experts = ps_.local_experts();
+  const parallel::IndexRange shard = ps_.local_etp_shard(config_.intermediate);
   for (int layer : config_.moe_layers) {
     if (!ps_.holds_layer(layer)) continue;
     local_layers_.push_back(layer);
@@ -52,21 +28,20 @@ HfMoeModel::HfMoeModel(HfMoeConfig config, const dist::ParallelState& ps,
     o.local_intermediate = shard.size();
     o.per_expert_amax = options_.per_expert_amax;
     o.format = options_.format;
-    o.dtype = expert_dtype_;
-    o.init_weights = false;  // no weights until load_layer()
+    o.dtype = storage_scalar_type(expert_dtype_);
+    o.init_weights = false;  // weights stay in the checkpoint's mapping
     MoeExperts m(o);
     layers_->register_module(std::to_string(layer), m);
     experts_.emplace(layer, m);
   }
+  find_quant_modules(*this);  // full names ("layers.3.linear_fc1.weight_quantizer")
 }
 
 bool HfMoeModel::fused_on_disk(int layer) const {
   return checkpoint_->has(config_.fused_gate_up_name(layer));
 }
 
-void HfMoeModel::check_expert_tensors() const {
-  // Every rank checks every layer (names and shapes only, from the headers), so a bad checkpoint
-  // fails all ranks alike, before any collective.
+void HfMoeModel::check_expert_tensors() {
   const int64_t I = config_.intermediate, H = config_.hidden;
   bool dtype_set = false;
   auto check = [&](const std::string& name, const std::vector<int64_t>& shape) {
@@ -74,14 +49,12 @@ void HfMoeModel::check_expert_tensors() const {
              "' is missing from the checkpoint");
     const io::TensorInfo& info = checkpoint_->info(name);
     MQ_CHECK(info.shape == shape, config_.dir, ": tensor '", name, "' has shape ",
-             shape_str(info.shape), ", expected ", shape_str(shape), " from config.json");
-    const at::ScalarType t = weight_scalar_type(info.dtype, name);
-    if (!dtype_set) {
-      const_cast<HfMoeModel*>(this)->expert_dtype_ = t;
-      dtype_set = true;
-    }
-    MQ_CHECK(t == expert_dtype_, name, ": dtype ", dtype_name(info.dtype),
-             " differs from the other expert weights");
+             shape_string(info.shape), ", expected ", shape_string(shape), " from config.json");
+    weight_scalar_type(info.dtype, name);  // BF16, F16 or F32
+    if (!dtype_set) expert_dtype_ = info.dtype;
+    dtype_set = true;
+    MQ_CHECK(info.dtype == expert_dtype_, name, ": dtype ", dtype_name(info.dtype),
+             " differs from the other expert weights (", dtype_name(expert_dtype_), ")");
   };
   for (int layer : config_.moe_layers) {
     if (fused_on_disk(layer)) {
@@ -95,13 +68,10 @@ void HfMoeModel::check_expert_tensors() const {
       check(config_.expert_weight_name(layer, e, ExpertProj::kDown), {H, I});
     }
   }
-  // Extra experts (an index >= num_experts, or experts in a layer config.json calls dense).
-  const std::regex expert_re(R"(^model\.layers\.(\d+)\.(mlp|block_sparse_moe)\.experts\.(\d+)\.)");
+  // Extra experts: an index >= num_experts, or experts in a layer config.json calls dense.
   for (const std::string& name : checkpoint_->names()) {
-    std::smatch m;
-    if (!std::regex_search(name, m, expert_re)) continue;
-    const int layer = std::stoi(m[1]);
-    const int expert = std::stoi(m[3]);
+    int layer = -1, expert = -1;
+    if (!config_.is_routed_expert_tensor(name, &layer, &expert)) continue;
     MQ_CHECK(layer < config_.num_layers && config_.is_moe_layer(layer), config_.dir, ": tensor '",
              name, "' belongs to no MoE layer of config.json");
     MQ_CHECK(expert < config_.num_experts, config_.dir, ": tensor '", name, "' names expert ",
@@ -115,123 +85,142 @@ MoeExperts HfMoeModel::experts(int layer) const {
   return it->second;
 }
 
-at::Tensor HfMoeModel::read_rows(const std::string& name, int64_t row_begin, int64_t row_end,
-                                 int64_t expect_rows, int64_t expect_cols,
-                                 int64_t leading_index) const {
+GroupedLinear HfMoeModel::linear(int layer, bool fc1) const {
+  const MoeExperts m = experts(layer);
+  return fc1 ? m->linear_fc1 : m->linear_fc2;
+}
+
+int64_t HfMoeModel::local_index(int layer, int expert) const {
+  MQ_CHECK(ps_.holds_expert(expert), "rank ", ps_.rank(), " does not hold expert ", expert,
+           " of layer ", layer);
+  return ps_.local_expert(expert);
+}
+
+at::Tensor HfMoeModel::view(const std::string& name, int64_t matrix, int64_t rows, int64_t cols,
+                            int64_t row_begin, int64_t row_end, int64_t col_begin,
+                            int64_t col_end) const {
   const io::TensorInfo& info = checkpoint_->info(name);
-  const at::ScalarType t = weight_scalar_type(info.dtype, name);
   const int64_t elem = dtype_size(info.dtype);
-  const uint8_t* base = checkpoint_->data(name);
-  const int64_t matrix = leading_index < 0 ? 0 : leading_index * expect_rows * expect_cols;
-  const uint8_t* p = base + (matrix + row_begin * expect_cols) * elem;
-  // from_blob views the mapping read-only; clone() makes the one copy this rank keeps.
-  at::Tensor view = at::from_blob(const_cast<uint8_t*>(p), {row_end - row_begin, expect_cols},
-                                  at::TensorOptions().dtype(t));
-  at::Tensor copy = view.clone().to(at::Device(options_.device));
-  // Per-expert tensors are read once per pass: let their pages go (memory stays at one layer).
-  // A fused 3-D tensor is read once per expert, so its pages stay until the layer is done.
-  if (leading_index < 0) checkpoint_->release(name);
-  return copy;
+  const uint8_t* p =
+      checkpoint_->data(name) + ((matrix * rows + row_begin) * cols + col_begin) * elem;
+  // A read-only view of the mapping: nothing is copied until a kernel reads it.
+  return at::from_blob(const_cast<uint8_t*>(p), {row_end - row_begin, col_end - col_begin},
+                       {cols, 1}, at::TensorOptions().dtype(storage_scalar_type(info.dtype)));
 }
 
-at::Tensor HfMoeModel::read_cols(const std::string& name, int64_t col_begin, int64_t col_end,
-                                 int64_t expect_rows, int64_t expect_cols,
-                                 int64_t leading_index) const {
-  at::Tensor full = read_rows(name, 0, expect_rows, expect_rows, expect_cols, leading_index);
-  return full.narrow(1, col_begin, col_end - col_begin).contiguous();
-}
-
-at::Tensor HfMoeModel::read_fc1_shard(int layer, int global_expert) const {
+ExpertShard HfMoeModel::expert_shard(int layer, int expert, bool fc1) const {
   const int64_t I = config_.intermediate, H = config_.hidden;
-  const dist::IndexRange r = ps_.local_etp_shard(I);
+  const parallel::IndexRange r = ps_.local_etp_shard(I);
+  ExpertShard s;
   if (fused_on_disk(layer)) {
-    const std::string name = config_.fused_gate_up_name(layer);
-    return at::cat({read_rows(name, r.begin, r.end, 2 * I, H, global_expert),
-                    read_rows(name, I + r.begin, I + r.end, 2 * I, H, global_expert)},
-                   0);
+    if (fc1) {
+      const std::string name = config_.fused_gate_up_name(layer);
+      s.gate = view(name, expert, 2 * I, H, r.begin, r.end, 0, H);
+      s.up = view(name, expert, 2 * I, H, I + r.begin, I + r.end, 0, H);
+    } else {
+      s.down = view(config_.fused_down_name(layer), expert, H, I, 0, H, r.begin, r.end);
+    }
+    return s;
   }
-  return at::cat({read_rows(config_.expert_weight_name(layer, global_expert, ExpertProj::kGate),
-                            r.begin, r.end, I, H, -1),
-                  read_rows(config_.expert_weight_name(layer, global_expert, ExpertProj::kUp),
-                            r.begin, r.end, I, H, -1)},
-                 0);
+  if (fc1) {
+    s.gate = view(config_.expert_weight_name(layer, expert, ExpertProj::kGate), 0, I, H, r.begin,
+                  r.end, 0, H);
+    s.up = view(config_.expert_weight_name(layer, expert, ExpertProj::kUp), 0, I, H, r.begin, r.end,
+                0, H);
+  } else {
+    s.down = view(config_.expert_weight_name(layer, expert, ExpertProj::kDown), 0, H, I, 0, H,
+                  r.begin, r.end);
+  }
+  return s;
 }
 
-at::Tensor HfMoeModel::read_fc2_shard(int layer, int global_expert) const {
-  const int64_t I = config_.intermediate, H = config_.hidden;
-  const dist::IndexRange r = ps_.local_etp_shard(I);
-  if (fused_on_disk(layer))
-    return read_cols(config_.fused_down_name(layer), r.begin, r.end, H, I, global_expert);
-  return read_cols(config_.expert_weight_name(layer, global_expert, ExpertProj::kDown), r.begin,
-                   r.end, H, I, -1);
+std::vector<std::string> HfMoeModel::unit_tensors(int layer, int expert, bool fc1) const {
+  // A fused 3-D tensor serves every expert of the layer: its pages are left to the kernel.
+  if (fused_on_disk(layer)) return {};
+  if (!fc1) return {config_.expert_weight_name(layer, expert, ExpertProj::kDown)};
+  return {config_.expert_weight_name(layer, expert, ExpertProj::kGate),
+          config_.expert_weight_name(layer, expert, ExpertProj::kUp)};
 }
 
-void HfMoeModel::load_layer(int layer) {
-  MoeExperts m = experts(layer);
-  at::NoGradGuard no_grad;
+void HfMoeModel::prefetch_expert(int layer, int expert, bool fc1) const {
+  for (const std::string& name : unit_tensors(layer, expert, fc1)) checkpoint_->prefetch(name);
+}
+
+void HfMoeModel::release_expert(int layer, int expert, bool fc1) const {
+  for (const std::string& name : unit_tensors(layer, expert, fc1)) checkpoint_->release(name);
+}
+
+std::shared_ptr<TensorQuantizer> HfMoeModel::weight_quantizer(int layer, int expert,
+                                                              bool fc1) const {
+  return linear(layer, fc1)->quantizer_for(local_index(layer, expert));
+}
+
+std::shared_ptr<TensorQuantizer> HfMoeModel::input_quantizer(int layer, int expert,
+                                                             bool fc1) const {
+  return linear(layer, fc1)->input_quantizer_for(local_index(layer, expert));
+}
+
+std::shared_ptr<TensorQuantizer> HfMoeModel::shared_input_quantizer(int layer, bool fc1) const {
+  return linear(layer, fc1)->input_quantizer;
+}
+
+std::vector<PassthroughTensor> HfMoeModel::passthrough_tensors() const {
+  std::vector<PassthroughTensor> out;
+  for (const std::string& name : checkpoint_->names()) {
+    if (config_.is_routed_expert_tensor(name)) continue;  // produced by the experts
+    const io::TensorInfo& info = checkpoint_->info(name);
+    out.push_back({name, info.dtype, info.shape});
+  }
+  return out;
+}
+
+const uint8_t* HfMoeModel::passthrough_bytes(const std::string& name) const {
+  return checkpoint_->data(name);
+}
+
+void HfMoeModel::release_passthrough(const std::string& name) const {
+  checkpoint_->release(name);
+}
+
+uint64_t HfMoeModel::checkpoint_bytes() const {
+  uint64_t n = 0;
+  for (const std::string& name : checkpoint_->names()) n += checkpoint_->info(name).nbytes();
+  return n;
+}
+
+std::string HfMoeModel::shard_label(int layer, int expert, ExpertProj p) const {
+  if (!fused_on_disk(layer)) return config_.expert_weight_name(layer, expert, p);
+  const std::string name =
+      p == ExpertProj::kDown ? config_.fused_down_name(layer) : config_.fused_gate_up_name(layer);
+  const char* part = p == ExpertProj::kGate ? ", gate rows"
+                     : p == ExpertProj::kUp ? ", up rows"
+                                            : "";
+  return str_cat(name, "[", expert, part, "]");
+}
+
+size_t HfMoeModel::calibrate_layer_weights(int layer) {
+  const MoeExperts m = experts(layer);
+  std::vector<CalibPair> pairs;
   for (int64_t i = 0; i < m->options().num_local_experts; ++i) {
     const int e = static_cast<int>(m->options().first_global_expert + i);
-    m->linear_fc1->set_weight(i, read_fc1_shard(layer, e));
-    m->linear_fc2->set_weight(i, read_fc2_shard(layer, e));
+    const ExpertShard fc1 = expert_shard(layer, e, true), fc2 = expert_shard(layer, e, false);
+    const auto q1 = m->linear_fc1->quantizer_for(i), q2 = m->linear_fc2->quantizer_for(i);
+    pairs.push_back({shard_label(layer, e, ExpertProj::kGate), fc1.gate, q1});
+    pairs.push_back({shard_label(layer, e, ExpertProj::kUp), fc1.up, q1});
+    pairs.push_back({shard_label(layer, e, ExpertProj::kDown), fc2.down, q2});
   }
-}
-
-void HfMoeModel::release_layer(int layer) {
-  MoeExperts m = experts(layer);
+  const WeightCalibrationReport report = calibrate_pairs(pairs);
   for (int64_t i = 0; i < m->options().num_local_experts; ++i) {
-    m->linear_fc1->set_weight(i, at::Tensor());
-    m->linear_fc2->set_weight(i, at::Tensor());
+    const int e = static_cast<int>(m->options().first_global_expert + i);
+    release_expert(layer, e, true);
+    release_expert(layer, e, false);
   }
+  return report.tensors;
 }
 
-std::vector<std::string> HfMoeModel::nonfinite_tensors(int layer) const {
-  std::vector<std::string> bad;
-  auto check = [&](const std::string& name, const at::Tensor& t) {
-    try {
-      check_finite(t, name);
-    } catch (const Error&) {
-      bad.push_back(name);
-    }
-  };
-  const int64_t I = config_.intermediate, H = config_.hidden;
-  const dist::IndexRange experts = ps_.local_experts();
-  for (int64_t e = experts.begin; e < experts.end; ++e) {
-    if (fused_on_disk(layer)) {
-      const std::string suffix = "[" + std::to_string(e) + "]";
-      check(config_.fused_gate_up_name(layer) + suffix,
-            read_rows(config_.fused_gate_up_name(layer), 0, 2 * I, 2 * I, H, e));
-      check(config_.fused_down_name(layer) + suffix,
-            read_rows(config_.fused_down_name(layer), 0, H, H, I, e));
-      continue;
-    }
-    for (ExpertProj p : {ExpertProj::kGate, ExpertProj::kUp, ExpertProj::kDown}) {
-      const std::string name = config_.expert_weight_name(layer, static_cast<int>(e), p);
-      const bool down = p == ExpertProj::kDown;
-      check(name, read_rows(name, 0, down ? H : I, down ? H : I, down ? I : H, -1));
-    }
-  }
-  return bad;
-}
-
-size_t HfMoeModel::calibrate_weights_streaming() {
+size_t HfMoeModel::calibrate_weights() {
   size_t tensors = 0;
-  for (int layer : local_layers_) {
-    load_layer(layer);
-    try {
-      tensors += calibrate_weights(*experts(layer)).tensors;
-    } catch (const Error& e) {
-      release_layer(layer);
-      // The batched pass names module weights; find the checkpoint tensors to blame (this
-      // second read happens only on the error path).
-      const std::vector<std::string> bad = nonfinite_tensors(layer);
-      if (bad.empty()) throw;
-      std::string list;
-      for (const std::string& b : bad) list += (list.empty() ? "" : ", ") + b;
-      MQ_THROW(config_.dir, ": NaN or Inf in expert weight(s) ", list);
-    }
-    release_layer(layer);
-  }
-  find_quant_modules(*this);  // full names ("layers.3.linear_fc1.weight_quantizer")
+  for (int layer : local_layers_) tensors += calibrate_layer_weights(layer);
   return tensors;
 }
 

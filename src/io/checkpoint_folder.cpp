@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "moequant/core/error.h"
+#include "moequant/common/error.h"
 #include "posix_file.h"
 
 namespace moequant::io {
@@ -32,7 +32,7 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string join(const std::string& dir, const std::string& file) {
+std::string path_in(const std::string& dir, const std::string& file) {
   if (dir.empty()) return file;
   return dir.back() == '/' ? dir + file : dir + "/" + file;
 }
@@ -104,7 +104,7 @@ void load_index(detail::FolderState& s) {
              "', which is not a file name inside the folder");
     file_by_name.emplace(name, f);
     if (files.insert(f).second)
-      MQ_CHECK(detail::is_regular_file(join(s.dir, f)), path, ": weight_map: tensor '", name,
+      MQ_CHECK(detail::is_regular_file(path_in(s.dir, f)), path, ": weight_map: tensor '", name,
                "' maps to '", f, "', which does not exist in ", s.dir);
   }
 
@@ -144,9 +144,18 @@ CheckpointFolder::~CheckpointFolder() = default;
 CheckpointFolder CheckpointFolder::open(const std::string& dir) {
   auto s = std::make_unique<detail::FolderState>();
   s->dir = dir;
-  const std::string single = join(dir, kSingleFileName);
-  const std::string index = join(dir, kIndexFileName);
+  const std::string single = path_in(dir, kSingleFileName);
+  const std::string index = path_in(dir, kIndexFileName);
   if (detail::is_regular_file(single)) {
+    // The single file wins, as in transformers; but an index beside it that names a shard which
+    // does not exist is a stale leftover of another save, and is refused naming the file rather
+    // than silently ignored.
+    if (detail::is_regular_file(index)) {
+      detail::FolderState other;
+      other.dir = dir;
+      other.index_path = index;
+      load_index(other);  // throws naming a shard file that does not exist
+    }
     auto file = std::make_unique<SafetensorsFile>(SafetensorsFile::open(single));
     s->files = {kSingleFileName};
     s->names_by_file.resize(1);
@@ -166,7 +175,8 @@ const SafetensorsFile& CheckpointFolder::shard(size_t i) const {
   detail::FolderState& s = *state_;
   std::lock_guard<std::mutex> lock(s.mutex);
   if (!s.shards[i]) {
-    auto file = std::make_unique<SafetensorsFile>(SafetensorsFile::open(join(s.dir, s.files[i])));
+    auto file =
+        std::make_unique<SafetensorsFile>(SafetensorsFile::open(path_in(s.dir, s.files[i])));
     check_shard_against_index(s, i, *file);
     s.shards[i] = std::move(file);
   }
@@ -215,6 +225,13 @@ void CheckpointFolder::release(const std::string& name) const {
   const TensorInfo* t = file.find(name);
   MQ_CHECK(t != nullptr, state_->dir, ": no tensor '", name, "' in this checkpoint");
   file.release(*t);
+}
+
+void CheckpointFolder::prefetch(const std::string& name) const {
+  const SafetensorsFile& file = shard(file_index_of(name));
+  const TensorInfo* t = file.find(name);
+  MQ_CHECK(t != nullptr, state_->dir, ": no tensor '", name, "' in this checkpoint");
+  file.prefetch(*t);
 }
 
 std::string CheckpointFolder::file_of(const std::string& name) const {

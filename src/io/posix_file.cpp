@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "moequant/core/error.h"
+#include "moequant/common/error.h"
 
 namespace moequant::io::detail {
 

@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "moequant/core/error.h"
+#include "moequant/common/error.h"
 #include "moequant/io/safetensors.h"
 
 namespace moequant::io {

@@ -9,7 +9,7 @@
 #include <functional>
 #include <utility>
 
-#include "moequant/core/error.h"
+#include "moequant/common/error.h"
 #include "moequant/io/safetensors.h"
 
 namespace moequant::io {
@@ -99,6 +99,15 @@ void SafetensorsFile::release(const TensorInfo& info) const {
   // The mapping is a private, read-only file mapping: dropped pages are read again from the file
   // if touched later, so this only lowers resident memory. Failure is harmless and ignored.
   if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
+void SafetensorsFile::prefetch(const TensorInfo& info) const {
+  // Asks the kernel to start reading the tensor's pages now (readahead), so that a reader that
+  // touches them a little later finds them in memory. Advisory: failure is ignored.
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(data(info)) / page * page;
+  const uintptr_t end = reinterpret_cast<uintptr_t>(data(info)) + info.nbytes();
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_WILLNEED);
 }
 
 }  // namespace moequant::io

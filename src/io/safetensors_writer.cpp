@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "moequant/core/error.h"
+#include "moequant/common/error.h"
 #include "moequant/io/safetensors.h"
 #include "posix_file.h"
 

@@ -1,7 +1,7 @@
 // Element and byte counts of tensors, with the overflow checks every header field needs.
 #include <limits>
 
-#include "moequant/core/error.h"
+#include "moequant/common/error.h"
 #include "moequant/io/safetensors.h"
 
 namespace moequant::io {
@@ -32,15 +32,6 @@ uint64_t tensor_nbytes(DType dtype, const std::vector<int64_t>& shape, const std
   MQ_CHECK(!overflow, context, ": ", dtype_name(dtype), " ", shape_string(shape),
            " needs more bytes than fit in 64 bits");
   return bytes;
-}
-
-std::string shape_string(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i > 0) s += ", ";
-    s += std::to_string(shape[i]);
-  }
-  return s + "]";
 }
 
 }  // namespace moequant::io

@@ -4,7 +4,7 @@
 
 #include <numeric>
 
-#include "moequant/core/error.h"
+#include "moequant/common/error.h"
 #include "moequant/modules/linear.h"
 
 namespace moequant {

@@ -4,7 +4,7 @@
 
 #include <numeric>
 
-#include "moequant/core/error.h"
+#include "moequant/common/error.h"
 
 namespace moequant {
 
@@ -26,15 +26,18 @@ GroupedLinearImpl::GroupedLinearImpl(const GroupedLinearOptions& options) : opti
   weight_quantizer = std::make_shared<TensorQuantizer>(options.format);
   weight_quantizer->scope().etp = true;
   weight_quantizer->scope().ep = true;
-  if (options.per_expert_amax) {
-    for (int64_t i = 0; i < options.num_gemms; ++i) {
-      auto q = std::make_shared<TensorQuantizer>(options.format);
-      q->scope().etp = true;
-      expert_weight_quantizers_.push_back(q);
-    }
-  }
   input_quantizer = std::make_shared<TensorQuantizer>(options.format);
   input_quantizer->scope() = input_scope(/*expert=*/true, /*shared_across_experts=*/true);
+  if (options.per_expert_amax) {
+    for (int64_t i = 0; i < options.num_gemms; ++i) {
+      auto w = std::make_shared<TensorQuantizer>(options.format);
+      w->scope().etp = true;
+      expert_weight_quantizers_.push_back(w);
+      auto in = std::make_shared<TensorQuantizer>(options.format);
+      in->scope() = input_scope(/*expert=*/true, /*shared_across_experts=*/false);
+      expert_input_quantizers_.push_back(in);
+    }
+  }
 }
 
 at::Tensor GroupedLinearImpl::weight(int64_t i) const {
@@ -61,6 +64,11 @@ std::shared_ptr<TensorQuantizer> GroupedLinearImpl::quantizer_for(int64_t i) con
   return options_.per_expert_amax ? expert_weight_quantizers_[i] : weight_quantizer;
 }
 
+std::shared_ptr<TensorQuantizer> GroupedLinearImpl::input_quantizer_for(int64_t i) const {
+  MQ_CHECK(i >= 0 && i < options_.num_gemms, "GroupedLinear: gemm ", i, " out of range");
+  return options_.per_expert_amax ? expert_input_quantizers_[i] : input_quantizer;
+}
+
 std::vector<CalibPair> GroupedLinearImpl::weights_for_export() {
   return GroupedLinearImpl::iter_weights_for_calibration();
 }
@@ -77,12 +85,17 @@ std::vector<NamedQuantizer> GroupedLinearImpl::named_quantizers() {
   std::vector<NamedQuantizer> out;
   if (options_.per_expert_amax) {
     // Named by GLOBAL expert index so that every rank derives the same names.
-    for (int64_t i = 0; i < options_.num_gemms; ++i)
+    for (int64_t i = 0; i < options_.num_gemms; ++i) {
       out.emplace_back("weight_quantizer." + std::to_string(global_expert(i)),
                        expert_weight_quantizers_[i]);
+      out.emplace_back("input_quantizer." + std::to_string(global_expert(i)),
+                       expert_input_quantizers_[i]);
+    }
   } else {
     out.emplace_back("weight_quantizer", weight_quantizer);
   }
+  // The shared input quantizer is kept in per-expert mode too: it observes every token of the
+  // layer and is the fallback of an expert that saw none (FORMATS.md, "Calibration (amax)").
   out.emplace_back("input_quantizer", input_quantizer);
   return out;
 }
@@ -99,6 +112,8 @@ at::Tensor GroupedLinearImpl::forward(const at::Tensor& x, const std::vector<int
   for (int64_t i = 0; i < options_.num_gemms; ++i) {
     const at::Tensor xi = x.narrow(0, row, m_splits[i]);
     row += m_splits[i];
+    if (options_.per_expert_amax && m_splits[i] > 0)
+      maybe_observe_input(expert_input_quantizers_[i], xi);
     outs.push_back(options_.bias ? at::linear(xi, weight(i), bias(i)) : at::linear(xi, weight(i)));
   }
   return at::cat(outs, 0);

@@ -4,7 +4,7 @@
 
 #include <numeric>
 
-#include "moequant/core/error.h"
+#include "moequant/common/error.h"
 
 namespace moequant {
 

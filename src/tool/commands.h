@@ -19,6 +19,7 @@ struct QuantizeArgs {
   std::string expert_amax = "shared";
   std::string device = "cpu";
   std::string max_shard_size = "5GB";
+  int threads = 0;       // 0: the rank's share of its node's cores
   double timeout_s = 0;  // 0: the default (MOEQUANT_COLLECTIVE_TIMEOUT_S or 10 min)
   bool quiet = false;
   bool no_table = false;
@@ -46,8 +47,9 @@ int run_verify(const VerifyArgs& args);
 struct GenerateArgs {
   std::string out;
   std::string model_type = "qwen3_moe";
-  int layers = 2, experts = 8, shards = 1;
-  int64_t hidden = 64, intermediate = 32;
+  int layers = 2, experts = 8, shards = 1, top_k = 2, heads = 4, kv_heads = 2;
+  int64_t hidden = 64, intermediate = 32, head_dim = 0, vocab = 256;
+  std::vector<int> dense_layers;
   bool fused = false;
   uint64_t seed = 0;
 };

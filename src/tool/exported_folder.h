@@ -11,9 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "moequant/core/dtype.h"
-#include "moequant/core/error.h"
-#include "moequant/core/format.h"
+#include "moequant/common/dtype.h"
+#include "moequant/common/error.h"
+#include "moequant/common/format.h"
+#include "moequant/common/strings.h"
+#include "moequant/export/engine_view.h"
 #include "moequant/kernels/numerics.h"
 
 namespace moequant::tool {
@@ -36,33 +38,11 @@ inline nlohmann::json read_folder_config(const std::string& dir, const std::stri
   return j;
 }
 
-// The format an exported config.json declares (FORMATS.md, "The exported checkpoint"):
-// modelopt FP8/NVFP4 -> fp8/nvfp4, fp8 + weight_block_size -> fp8_block, gptq -> int4, none.
+// The weight format an exported config.json declares, read as the engines read it
+// (engine_view.h): modelopt FP8 -> fp8, NVFP4 / W4A16_NVFP4 -> nvfp4, fp8 -> fp8 (per tensor) or
+// fp8_block (with weight_block_size), gptq -> int4, none.
 inline QuantFormat format_of_config(const nlohmann::json& config, const std::string& file) {
-  if (!config.contains("quantization_config") || config["quantization_config"].is_null())
-    return QuantFormat::kNone;
-  const nlohmann::json& q = config["quantization_config"];
-  MQ_CHECK(q.is_object() && q.contains("quant_method") && q["quant_method"].is_string(), file,
-           ": quantization_config has no string 'quant_method'");
-  const std::string method = q["quant_method"].get<std::string>();
-  if (method == "modelopt") {
-    const std::string algo = q.contains("quant_algo") && q["quant_algo"].is_string()
-                                 ? q["quant_algo"].get<std::string>()
-                                 : "";
-    if (algo == "FP8") return QuantFormat::kFP8;
-    if (algo == "NVFP4") return QuantFormat::kNVFP4;
-    MQ_THROW(file, ": unsupported modelopt quant_algo '", algo, "' (supported: FP8, NVFP4)");
-  }
-  if (method == "fp8") {
-    MQ_CHECK(q.contains("weight_block_size"), file,
-             ": quant_method 'fp8' without weight_block_size is not a format moequant writes");
-    return QuantFormat::kFP8Block;
-  }
-  if (method == "gptq") {
-    MQ_CHECK(!q.contains("bits") || q["bits"] == 4, file, ": only 4-bit gptq is supported");
-    return QuantFormat::kINT4;
-  }
-  MQ_THROW(file, ": unsupported quant_method '", method, "' (supported: modelopt, fp8, gptq)");
+  return engine_view_of(config, file).format;
 }
 
 // The suffixes that sit beside a weight ("<base>.<suffix>"), as FORMATS.md names them.
@@ -129,13 +109,6 @@ inline ScaleRange scale_range(const uint8_t* data, DType dtype, int64_t numel) {
     seen = true;
   }
   return r;
-}
-
-// "[3, 4]".
-inline std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
 }
 
 }  // namespace moequant::tool

@@ -9,12 +9,14 @@ namespace moequant::tool {
 
 CLI::App* add_generate_command(CLI::App& app, GenerateArgs& a) {
   CLI::App* c = app.add_subcommand(
-      "generate", "Write a synthetic Hugging Face MoE checkpoint (random bf16 weights, seeded)");
+      "generate",
+      "Write a complete synthetic Hugging Face MoE checkpoint (every tensor of the family's "
+      "model, random bf16 weights, seeded): for tests, benchmarks and trying the tool");
   c->add_option("--out", a.out, "Output folder (must not exist)")->required();
-  c->add_option("--model-type", a.model_type, "Naming of the experts")
-      ->check(CLI::IsMember({"qwen3_moe", "mixtral"}))
+  c->add_option("--model-type", a.model_type, "Model family")
+      ->check(CLI::IsMember({"qwen3_moe", "qwen2_moe", "mixtral"}))
       ->capture_default_str();
-  c->add_option("--layers", a.layers, "Decoder layers (all MoE)")
+  c->add_option("--layers", a.layers, "Decoder layers")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   c->add_option("--experts", a.experts, "Routed experts per layer")
@@ -26,6 +28,23 @@ CLI::App* add_generate_command(CLI::App& app, GenerateArgs& a) {
   c->add_option("--intermediate", a.intermediate, "Expert intermediate size I")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  c->add_option("--top-k", a.top_k, "Experts per token")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  c->add_option("--heads", a.heads, "Attention heads")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  c->add_option("--kv-heads", a.kv_heads, "Key/value heads (grouped-query attention)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  c->add_option("--head-dim", a.head_dim, "Head dimension (default: hidden / heads)")
+      ->check(CLI::PositiveNumber);
+  c->add_option("--vocab", a.vocab, "Vocabulary size")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  c->add_option("--dense-layers", a.dense_layers,
+                "Layers with a dense MLP instead of experts (Qwen's mlp_only_layers), e.g. 0,3")
+      ->delimiter(',');
   c->add_option("--shards", a.shards, "Safetensors files (>1 writes an index)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -43,6 +62,12 @@ int run_generate(const GenerateArgs& a) {
   spec.hidden = a.hidden;
   spec.intermediate = a.intermediate;
   spec.shards = a.shards;
+  spec.top_k = a.top_k;
+  spec.heads = a.heads;
+  spec.kv_heads = a.kv_heads;
+  spec.head_dim = a.head_dim;
+  spec.vocab = a.vocab;
+  spec.dense_layers = a.dense_layers;
   spec.fused_experts = a.fused;
   spec.seed = a.seed;
   write_synthetic_model(a.out, spec);

@@ -12,7 +12,7 @@
 
 #include "commands.h"
 #include "exported_folder.h"
-#include "moequant/core/error.h"
+#include "moequant/common/error.h"
 #include "moequant/io/checkpoint_folder.h"
 
 namespace moequant::tool {
@@ -114,7 +114,7 @@ std::optional<WeightRow> quantized_row(const std::string& base,
     r.scale_tensor = "weight_scale_2";
     r.scale = folder.range(parts.at("weight_scale_2"));
     r.block_scale = folder.range(parts.at("weight_scale"));
-    r.amax = r.scale->max * 6.0f * 448.0f;
+    r.amax = r.scale->max * num::kNvfp4ScaleProduct;
   } else if (has("weight") && has("weight_scale_inv")) {
     const io::TensorInfo* w = info("weight");
     r.format = QuantFormat::kFP8Block;
@@ -122,7 +122,7 @@ std::optional<WeightRow> quantized_row(const std::string& base,
     r.dtype = dtype_name(w->dtype);
     r.scale_tensor = "weight_scale_inv";
     r.scale = folder.range(parts.at("weight_scale_inv"));
-    r.amax = r.scale->max * 448.0f;  // the largest tile amax
+    r.amax = r.scale->max * num::kE4M3Max;  // the largest tile amax
   } else if (has("weight") && has("weight_scale") && info("weight")->dtype == DType::kF8E4M3) {
     const io::TensorInfo* w = info("weight");
     r.format = QuantFormat::kFP8;
@@ -130,7 +130,7 @@ std::optional<WeightRow> quantized_row(const std::string& base,
     r.dtype = dtype_name(w->dtype);
     r.scale_tensor = "weight_scale";
     r.scale = folder.range(parts.at("weight_scale"));
-    r.amax = r.scale->max * 448.0f;
+    r.amax = r.scale->max * num::kE4M3Max;
   } else {
     return std::nullopt;
   }
@@ -157,6 +157,7 @@ struct Inspection {
   uint64_t bytes = 0;
   std::vector<WeightRow> rows;
   std::vector<std::string> warnings;
+  FolderEngineCheck engine;  // how serving engines read it, module by module
 };
 
 Inspection inspect_folder(const std::string& dir) {
@@ -212,6 +213,8 @@ Inspection inspect_folder(const std::string& dir) {
   if (in.format != QuantFormat::kNone && quantized == 0)
     in.warnings.push_back(str_cat("config.json declares ", format_name(in.format),
                                   " but no quantized weight was found"));
+  in.engine = check_folder_engine_view(dir);
+  for (const std::string& p : in.engine.problems) in.warnings.push_back("engine view: " + p);
   return in;
 }
 
@@ -277,7 +280,7 @@ void print_table(const Inspection& in) {
     const std::string dtype = r.dtype + (r.format == QuantFormat::kNVFP4  ? " (2 x e2m1)"
                                          : r.format == QuantFormat::kINT4 ? " (8 x int4)"
                                                                           : "");
-    cells.push_back({r.name, shape_text(r.shape), dtype, format_name(r.format), scale,
+    cells.push_back({r.name, shape_string(r.shape), dtype, format_name(r.format), scale,
                      r.amax ? num(*r.amax) : "-", r.input_scale ? num(*r.input_scale) : "-"});
   }
   const size_t columns = any_input ? header.size() : header.size() - 1;
@@ -313,6 +316,18 @@ void print_summary(const Inspection& in, const Totals& t) {
         "included)\n",
         t.quantized_params / 1e6, bytes_text(static_cast<double>(t.quantized_bytes)).c_str(),
         t.bits_per_param());
+  size_t engine_quantized = 0, as_stored = 0;
+  for (const ModuleStatus& m : in.engine.modules) {
+    engine_quantized += m.engine_quantized;
+    as_stored += m.engine_quantized == m.stored_quantized;
+  }
+  std::printf(
+      "engine view (vLLM / SGLang / TensorRT-LLM / transformers rules): %s%s%s, static "
+      "activations %s; %zu linear modules, %zu read as quantized, %zu of %zu read as stored\n",
+      in.engine.view.method.empty() ? "not quantized" : in.engine.view.method.c_str(),
+      in.engine.view.algo.empty() ? "" : " ", in.engine.view.algo.c_str(),
+      in.engine.view.static_activations ? "yes" : "no", in.engine.modules.size(), engine_quantized,
+      as_stored, in.engine.modules.size());
   for (const std::string& w : in.warnings) std::printf("warning: %s\n", w.c_str());
 }
 
@@ -349,8 +364,18 @@ nlohmann::ordered_json to_json(const Inspection& in, const Totals& t) {
                                     {"quantized_params", t.quantized_params},
                                     {"quantized_bytes", t.quantized_bytes},
                                     {"bits_per_param", t.bits_per_param()}};
+  nlohmann::ordered_json modules = nlohmann::ordered_json::array();
+  for (const ModuleStatus& m : in.engine.modules)
+    modules.push_back({{"name", m.name},
+                       {"stored_quantized", m.stored_quantized},
+                       {"engine_quantized", m.engine_quantized}});
   return {{"folder", in.dir},
           {"format", format_name(in.format)},
+          {"engine",
+           {{"method", in.engine.view.method},
+            {"algo", in.engine.view.algo},
+            {"static_activations", in.engine.view.static_activations},
+            {"modules", modules}}},
           {"quantization_config", in.quantization_config},
           {"summary", summary},
           {"warnings", in.warnings},
@@ -368,7 +393,8 @@ int run_inspect(const InspectArgs& a) {
     print_table(in);
     print_summary(in, t);
   }
-  return 0;
+  // A folder engines would misread fails, as verify does.
+  return in.engine.problems.empty() ? 0 : 1;
 }
 
 }  // namespace moequant::tool

@@ -3,7 +3,7 @@
 #include <cstdio>
 
 #include "commands.h"
-#include "moequant/core/error.h"
+#include "moequant/common/error.h"
 
 int main(int argc, char** argv) {
   using namespace moequant::tool;

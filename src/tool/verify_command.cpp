@@ -15,10 +15,12 @@
 
 #include "commands.h"
 #include "exported_folder.h"
-#include "moequant/core/error.h"
+#include "moequant/common/error.h"
 #include "moequant/core/quantize.h"
 #include "moequant/core/tensor_bridge.h"
+#include "moequant/export/engine_view.h"
 #include "moequant/export/export_plan.h"
+#include "moequant/export/scale_checks.h"
 #include "moequant/hf/hf_config.h"
 #include "moequant/io/checkpoint_folder.h"
 
@@ -97,6 +99,8 @@ class Verifier {
 
   void run() {
     check_config();
+    engine_ = check_folder_engine_view(args_.quantized);
+    for (const std::string& p : engine_.problems) problem("engine view: ", p);
     for (int layer : config_.moe_layers) check_layer(layer);
     check_passthrough();
     for (const std::string& name : q_.names())
@@ -124,7 +128,7 @@ class Verifier {
       const std::vector<const WeightCheck*> worst_first = worst();
       for (size_t i = 0; i < shown; ++i) {
         const WeightCheck& w = *worst_first[i];
-        rows.push_back({w.name, format_name(w.format), shape_text(w.shape), num(w.max_abs),
+        rows.push_back({w.name, format_name(w.format), shape_string(w.shape), num(w.max_abs),
                         num(w.rel_rms), w.ok ? "ok" : "FAIL"});
       }
       print_columns(rows);
@@ -142,8 +146,24 @@ class Verifier {
                   excluded_, excluded_identical_);
     if (gate_up_checked_ > 0)
       std::printf("gate/up scalar scales (%s): equal in %zu of %zu experts\n",
-                  format_ == QuantFormat::kNVFP4 ? "weight_scale_2" : "weight_scale",
-                  gate_up_equal_, gate_up_checked_);
+                  join(gate_up_equal_suffixes(format_)).c_str(), gate_up_equal_, gate_up_checked_);
+    print_engine_view();
+  }
+
+  // How vLLM / SGLang / TensorRT-LLM / transformers will treat each linear module.
+  void print_engine_view() const {
+    size_t quantized = 0, consistent = 0;
+    for (const ModuleStatus& m : engine_.modules) {
+      quantized += m.engine_quantized;
+      consistent += m.engine_quantized == m.stored_quantized;
+    }
+    std::printf(
+        "engine view (%s%s%s, static activations %s): %zu linear modules, %zu read as quantized, "
+        "%zu read as stored\n",
+        engine_.view.method.empty() ? "unquantized" : engine_.view.method.c_str(),
+        engine_.view.algo.empty() ? "" : " ", engine_.view.algo.c_str(),
+        engine_.view.static_activations ? "yes" : "no", engine_.modules.size(), quantized,
+        consistent);
   }
 
   nlohmann::ordered_json to_json() const {
@@ -174,7 +194,20 @@ class Verifier {
         {"passthrough", {{"checked", passthrough_checked_}, {"identical", passthrough_identical_}}},
         {"excluded", {{"weights", excluded_}, {"identical", excluded_identical_}}},
         {"gate_up_scales", {{"checked", gate_up_checked_}, {"equal", gate_up_equal_}}},
+        {"engine", engine_json()},
         {"weights", weights}};
+  }
+
+  nlohmann::ordered_json engine_json() const {
+    nlohmann::ordered_json modules = nlohmann::ordered_json::array();
+    for (const ModuleStatus& m : engine_.modules)
+      modules.push_back({{"name", m.name},
+                         {"stored_quantized", m.stored_quantized},
+                         {"engine_quantized", m.engine_quantized}});
+    return {{"method", engine_.view.method},
+            {"algo", engine_.view.algo},
+            {"static_activations", engine_.view.static_activations},
+            {"modules", modules}};
   }
 
   std::string verdict() const {
@@ -294,8 +327,8 @@ class Verifier {
       }
       const io::TensorInfo& info = src_.info(name);
       if (info.shape != std::vector<int64_t>{w.rows, w.cols}) {
-        problem("source tensor '", name, "' has shape ", shape_text(info.shape), ", expected ",
-                shape_text({w.rows, w.cols}));
+        problem("source tensor '", name, "' has shape ", shape_string(info.shape), ", expected ",
+                shape_string(std::vector<int64_t>{w.rows, w.cols}));
         return false;
       }
       w.label = name;
@@ -313,8 +346,8 @@ class Verifier {
     const std::vector<int64_t> expect = down ? std::vector<int64_t>{config_.num_experts, H, I}
                                              : std::vector<int64_t>{config_.num_experts, 2 * I, H};
     if (info.shape != expect) {
-      problem("source tensor '", name, "' has shape ", shape_text(info.shape), ", expected ",
-              shape_text(expect));
+      problem("source tensor '", name, "' has shape ", shape_string(info.shape), ", expected ",
+              shape_string(expect));
       return false;
     }
     // Gate rows come first in a fused gate_up expert, then up rows (FORMATS.md).
@@ -397,8 +430,8 @@ class Verifier {
       }
       const io::TensorInfo& info = q_.info(name);
       if (info.dtype != s.dtype || info.shape != s.shape) {
-        problem("tensor '", name, "' is ", dtype_name(info.dtype), " ", shape_text(info.shape),
-                ", expected ", dtype_name(s.dtype), " ", shape_text(s.shape));
+        problem("tensor '", name, "' is ", dtype_name(info.dtype), " ", shape_string(info.shape),
+                ", expected ", dtype_name(s.dtype), " ", shape_string(s.shape));
         complete = false;
         continue;
       }
@@ -465,8 +498,8 @@ class Verifier {
     } else {
       w.ok = false;
       problem("unquantized expert weight '", name, "' differs from the source ", src.label, " (",
-              dtype_name(info.dtype), " ", shape_text(info.shape), " vs ", dtype_name(src.dtype),
-              " ", shape_text(w.shape), ")");
+              dtype_name(info.dtype), " ", shape_string(info.shape), " vs ", dtype_name(src.dtype),
+              " ", shape_string(w.shape), ")");
     }
     weights_.push_back(w);
   }
@@ -480,11 +513,11 @@ class Verifier {
               "); serving engines load them as one fused weight");
       return;
     }
-    if (f != QuantFormat::kFP8 && f != QuantFormat::kNVFP4) return;
+    const std::vector<std::string> suffixes = gate_up_equal_suffixes(f);
+    if (suffixes.empty()) return;
     ++gate_up_checked_;
     bool equal = true;
-    for (const char* suffix :
-         {f == QuantFormat::kNVFP4 ? "weight_scale_2" : "weight_scale", "input_scale"}) {
+    for (const std::string& suffix : suffixes) {
       const std::string g = gate + "." + suffix, u = up + "." + suffix;
       if (!q_.has(g) && !q_.has(u)) continue;
       if (!q_.has(g) || !q_.has(u) || q_.info(g).nbytes() != q_.info(u).nbytes() ||
@@ -509,8 +542,8 @@ class Verifier {
       const io::TensorInfo &s = src_.info(name), &q = q_.info(name);
       if (s.dtype != q.dtype || s.shape != q.shape) {
         problem("passthrough tensor '", name, "' is ", dtype_name(q.dtype), " ",
-                shape_text(q.shape), ", the source's is ", dtype_name(s.dtype), " ",
-                shape_text(s.shape));
+                shape_string(q.shape), ", the source's is ", dtype_name(s.dtype), " ",
+                shape_string(s.shape));
         continue;
       }
       const uint8_t *a = src_.data(name), *b = q_.data(name);
@@ -539,6 +572,7 @@ class Verifier {
   size_t passthrough_checked_ = 0, passthrough_identical_ = 0;
   size_t excluded_ = 0, excluded_identical_ = 0;
   size_t gate_up_checked_ = 0, gate_up_equal_ = 0;
+  FolderEngineCheck engine_;
 };
 
 }  // namespace

@@ -3,12 +3,12 @@
 
 #include <memory>
 
-#include "moequant/dist/communicator.h"
+#include "moequant/parallel/communicator.h"
 
 namespace moequant::tool {
 
 // GPU ranks (`cuda`) use NCCL, CPU ranks MPI (or a world of one when launched alone).
 // `timeout_s` > 0 overrides the collective deadline.
-std::unique_ptr<dist::Communicator> make_tool_world(bool cuda, double timeout_s);
+std::unique_ptr<parallel::Communicator> make_tool_world(bool cuda, double timeout_s);
 
 }  // namespace moequant::tool

@@ -7,6 +7,8 @@ Cases:
                       the router avoids is reported as uncalibrated, the export is complete.
   identical_<layout>  one MoE layer, seeded weights, no training step: the 4-rank export is
                       byte-identical to the 1-rank export (inputs calibrated under EP/ETP).
+Every export is also read the way serving engines read it (tests/export/engine_schema.py): the
+calibrated runs write ModelOpt FP8 / NVFP4 with an input_scale beside every quantized weight.
 Standard library only.
 """
 import argparse
@@ -48,6 +50,13 @@ def check(cond, msg):
         sys.exit("FAILED: " + msg)
 
 
+def check_engine_schema(folder, fmt):
+    schema = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "export",
+                          "engine_schema.py")
+    print(run([sys.executable, schema, "--quantized", folder, "--format", fmt, "--calibrated"])
+          .strip())
+
+
 def check_export(folder, layers, experts, per_proj):
     with open(os.path.join(folder, "model.safetensors.index.json")) as f:
         names = set(json.load(f)["weight_map"])
@@ -78,6 +87,7 @@ def case_train(args, layout, tmp):
                f"layer 1 expert {AVOIDED} ")
     check(warning in out, f"missing uncalibrated-expert warning '{warning}'")
     check_export(os.path.join(tmp, "multi"), layers=2, experts=8, per_proj=3)
+    check_engine_schema(os.path.join(tmp, "multi"), "fp8")
     print(f"loss {curve[0]:.6f} -> {curve[-1]:.6f} over {STEPS} steps, equal to one rank's curve")
 
 
@@ -94,6 +104,7 @@ def case_identical(args, layout, tmp):
         check(filecmp.cmp(os.path.join(single, name), os.path.join(multi, name), shallow=False),
               f"{name} differs between 1 rank and {RANKS} ranks ({layout})")
     print(f"{fmt}: {len(files)} files byte-identical between 1 rank and {RANKS} ranks ({layout})")
+    check_engine_schema(multi, fmt)
 
 
 def main():

@@ -800,134 +800,17 @@ def compare(report, out, name, kind, dtype, shape, expected, describe=None):
         report.detail(msg)
 
 
-def module_matches_glob(patterns, module):
-    return any(isinstance(p, str) and fnmatch.fnmatchcase(module, p) for p in patterns)
-
-
-def check_quant_config(report, src, out, fmt, excluded_modules, passthrough_modules):
+def check_config_unchanged(report, src, out):
+    """Everything but quantization_config is the source's config (the quantization_config and
+    hf_quant_config.json are engine_schema.py's to check, as the engines read them)."""
     scfg, ocfg = src.config, out.config
-    # everything but quantization_config is the source's config
     for k in set(scfg) | set(ocfg):
         if k == "quantization_config":
             continue
         if scfg.get(k, "<absent>") != ocfg.get(k, "<absent>"):
             report.fail("config.json key '%s': source %r, output %r"
                         % (k, scfg.get(k, "<absent>"), ocfg.get(k, "<absent>")))
-    hq_path = os.path.join(out.path, "hf_quant_config.json")
-    has_hq = os.path.isfile(hq_path)
-    q = ocfg.get("quantization_config")
     report.count("config")
-
-    def need(obj, key, value, where):
-        if not isinstance(obj, dict) or key not in obj:
-            report.fail("%s: missing '%s' (expected %r)" % (where, key, value))
-        elif obj[key] != value or type(obj[key]) is not type(value):
-            report.fail("%s: '%s' is %r, expected %r" % (where, key, obj[key], value))
-
-    def need_list(obj, key, where):
-        if not isinstance(obj, dict) or not isinstance(obj.get(key), list) or \
-                not all(isinstance(x, str) for x in obj[key]):
-            report.fail("%s: '%s' must be a list of strings, got %r"
-                        % (where, key, obj.get(key) if isinstance(obj, dict) else None))
-            return []
-        return obj[key]
-
-    if fmt == "none":
-        if q != scfg.get("quantization_config"):
-            report.fail("config.json: format none must not add a quantization_config, got %r" % (q,))
-        if has_hq:
-            report.fail("hf_quant_config.json must not exist for format none")
-        return
-    if not isinstance(q, dict):
-        report.fail("config.json has no quantization_config object")
-        return
-    where = "config.json quantization_config"
-    if fmt in ("fp8", "nvfp4"):
-        algo = "FP8" if fmt == "fp8" else "NVFP4"
-        need(q, "quant_method", "modelopt", where)
-        need(q, "quant_algo", algo, where)
-        need(q, "kv_cache_quant_algo", None, where)
-        if fmt == "nvfp4":
-            need(q, "group_size", 16, where)
-        elif q.get("group_size") is not None:
-            report.fail("%s: group_size %r for FP8 (NVFP4 only)" % (where, q["group_size"]))
-        excl = need_list(q, "exclude_modules", where)
-        if not isinstance(q.get("producer"), dict):
-            report.fail("%s: 'producer' must be an object" % where)
-        if not has_hq:
-            report.fail("hf_quant_config.json is missing (required for %s)" % fmt)
-        else:
-            report.count("config")
-            try:
-                with open(hq_path) as f:
-                    hq = json.load(f)
-            except ValueError as e:
-                report.fail("hf_quant_config.json: malformed JSON: %s" % e)
-                hq = {}
-            prod = hq.get("producer") if isinstance(hq, dict) else None
-            if not (isinstance(prod, dict) and "name" in prod and "version" in prod):
-                report.fail("hf_quant_config.json: producer must have name and version, got %r"
-                            % (prod,))
-            hqq = hq.get("quantization") if isinstance(hq, dict) else None
-            w2 = "hf_quant_config.json quantization"
-            if not isinstance(hqq, dict):
-                report.fail("%s: missing" % w2)
-            else:
-                need(hqq, "quant_algo", algo, w2)
-                need(hqq, "kv_cache_quant_algo", None, w2)
-                if fmt == "nvfp4":
-                    need(hqq, "group_size", 16, w2)
-                elif hqq.get("group_size") is not None:
-                    report.fail("%s: group_size %r for FP8" % (w2, hqq["group_size"]))
-                ex2 = need_list(hqq, "exclude_modules", w2)
-                if ex2 != excl:
-                    report.fail("exclude_modules differ between config.json (%r) and "
-                                "hf_quant_config.json (%r)" % (excl, ex2))
-        cover = lambda m: module_matches_glob(excl, m)  # noqa: E731
-        list_name = "exclude_modules"
-    else:
-        if has_hq:
-            report.fail("hf_quant_config.json must not exist for %s" % fmt)
-        if fmt == "fp8_block":
-            need(q, "quant_method", "fp8", where)
-            need(q, "activation_scheme", "dynamic", where)
-            need(q, "weight_block_size", [128, 128], where)
-            excl = need_list(q, "modules_to_not_convert", where)
-            cover = lambda m: module_matches_glob(excl, m)  # noqa: E731
-            list_name = "modules_to_not_convert"
-        else:
-            need(q, "quant_method", "gptq", where)
-            need(q, "bits", 4, where)
-            need(q, "group_size", 128, where)
-            need(q, "desc_act", False, where)
-            need(q, "sym", True, where)
-            need(q, "lm_head", False, where)
-            need(q, "checkpoint_format", "gptq", where)
-            mods = need_list(q, "modules_in_block_to_quantize", where)
-            if not mods:
-                report.fail("%s: modules_in_block_to_quantize is empty" % where)
-            dyn = q.get("dynamic")
-            if not isinstance(dyn, dict) or not all(isinstance(k, str) and k.startswith("-:")
-                                                    for k in dyn):
-                report.fail("%s: 'dynamic' must be an object of '-:<regex>' keys, got %r"
-                            % (where, dyn))
-                dyn = {}
-            regs = []
-            for k in dyn:
-                try:
-                    regs.append(re.compile(k[2:]))
-                except re.error as e:
-                    report.warnings.append("dynamic key %r is not a valid regex: %s" % (k, e))
-            cover = lambda m: any(r.match(m) for r in regs)  # noqa: E731
-            list_name = "dynamic (negative regexes)"
-    # modules written unquantized should be recognizable as such by a reader
-    uncovered = [m for m in passthrough_modules if not cover(m)]
-    uncovered += [m for m in excluded_modules if not cover(m)]
-    if fmt == "int4":  # GPTQModel only looks inside the blocks; lm_head is governed by lm_head
-        uncovered = [m for m in uncovered if m.startswith("model.layers.")]
-    if uncovered:
-        report.warnings.append("%d unquantized module(s) not matched by %s, e.g. %s"
-                               % (len(uncovered), list_name, ", ".join(uncovered[:3])))
 
 
 def check_output_layout(report, out, problems):
@@ -1053,9 +936,7 @@ def run(args):
         t = out.tensors[name]
         report.fail("unexpected tensor '%s' (%s %s) in the output" % (name, t.dtype, t.shape))
 
-    passthrough_modules = [n[:-len(".weight")] for n in model.passthrough
-                           if n.endswith(".weight") and len(src.tensors[n].shape) == 2]
-    check_quant_config(report, src, out, args.format, excluded_modules, passthrough_modules)
+    check_config_unchanged(report, src, out)
 
     print("formats_reference: format %s, expert amax %s, source %s (%s, %d MoE layer(s) x %d "
           "experts, %d expert weight elements), output %s (%d file(s), %d tensors)"

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <cstdlib>
 
-#include "moequant/core/error.h"
+#include "moequant/common/error.h"
 #include "moequant/io/safetensors.h"
 
 namespace {

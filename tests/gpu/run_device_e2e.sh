@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end GPU checks on the device machine (one GPU), in one call:
-#   bash tests/gpu/run_device_e2e.sh        (repo root; needs .deps and .fixtures carried)
+#   bash tests/gpu/run_device_e2e.sh        (repo root; needs .deps carried)
 # 1. build the tool, the NCCL world-of-one test, the training-loop example (sm_90a)
 # 2. NCCL backend as a world of 1: plain, torchrun --nproc-per-node 1 --no-python, mpirun -np 1
 # 3. the tool with weights on the GPU (plain, torchrun, mpirun) == the CPU run, every format
@@ -14,7 +14,7 @@ mkdir -p "$OUT"
 exec > >(tee -a "$OUT/e2e.log") 2>&1
 export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 B=$ROOT/build-gpu
-FIX=$ROOT/.fixtures
+FIX=$ROOT/tests/data/hf
 fail=()
 step() { printf '\n===== %s =====\n' "$*"; }
 TORCH_PREFIX=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')

@@ -8,12 +8,12 @@
 #include <cstring>
 #include <map>
 
-#include "moequant/core/error.h"
-#include "moequant/dist/amax_sync.h"
+#include "moequant/common/error.h"
+#include "moequant/parallel/amax_sync.h"
 #include "mpi_test_util.h"
 #include "test_model.h"
 
-namespace moequant::dist::testing {
+namespace moequant::parallel::testing {
 namespace {
 
 // Entries pointing at each quantizer's `local` vector, synced in place.
@@ -88,26 +88,35 @@ TEST(AmaxSync, MatchesSingleRankOnEveryLayout) {
     for (const auto& q : qs)
       if (q.shared_over_ep) shared += q.name + "=" + hex(q.local) + "\n";
     for (const auto& s : groups.get(Group::kEP).all_gather_bytes(shared)) EXPECT_EQ(s, shared);
+    // Every reduced quantizer held here is compared with every other rank that holds it; one
+    // whose reduction group has other members must have been compared with at least one of them.
     std::map<std::string, std::string> mine;
+    std::map<std::string, bool> has_peers;
     std::string lines;
     for (const auto& q : qs) {
       if (q.reduce_over == 0) continue;  // disjoint shards under one name: legitimately differ
       mine[q.name] = hex(q.local);
       lines += q.name + "=" + mine[q.name] + "\n";
+      for (Group g : kAmaxSyncOrder)
+        if ((q.reduce_over & group_bit(g)) && groups.get(g).size() > 1) has_peers[q.name] = true;
     }
-    int compared = 0;
-    for (const std::string& other : groups.world().all_gather_bytes(lines)) {
+    std::map<std::string, int> compared_elsewhere;
+    const std::vector<std::string> all = groups.world().all_gather_bytes(lines);
+    for (int r = 0; r < static_cast<int>(all.size()); ++r) {
+      if (r == groups.world().rank()) continue;
+      const std::string& other = all[r];
       size_t pos = 0;
       for (size_t nl; (nl = other.find('\n', pos)) != std::string::npos; pos = nl + 1) {
         const std::string line = other.substr(pos, nl - pos);
         const size_t eq = line.find('=');
         auto it = mine.find(line.substr(0, eq));
         if (it == mine.end()) continue;
-        EXPECT_EQ(line.substr(eq + 1), it->second) << it->first;
-        ++compared;
+        EXPECT_EQ(line.substr(eq + 1), it->second) << it->first << " on rank " << r;
+        ++compared_elsewhere[it->first];
       }
     }
-    EXPECT_GE(compared, static_cast<int>(mine.size()));
+    for (const auto& [name, peers] : has_peers)
+      EXPECT_GE(compared_elsewhere[name], 1) << name << " has peers but no other rank holds it";
   }
 }
 
@@ -293,4 +302,4 @@ TEST(AmaxSyncPlan, BadValueAtRunTimeFailsEveryRankItTouches) {
 }
 
 }  // namespace
-}  // namespace moequant::dist::testing
+}  // namespace moequant::parallel::testing

@@ -2,10 +2,10 @@
 // test main initialized it, so the world must not finalize it).
 #include <gtest/gtest.h>
 
-#include "moequant/dist/bootstrap.h"
+#include "moequant/parallel/bootstrap.h"
 #include "mpi_test_util.h"
 
-namespace moequant::dist::testing {
+namespace moequant::parallel::testing {
 namespace {
 
 TEST(Bootstrap, CpuUnderMpirunIsAnMpiWorld) {
@@ -26,4 +26,4 @@ TEST(Bootstrap, CpuUnderMpirunIsAnMpiWorld) {
 }
 
 }  // namespace
-}  // namespace moequant::dist::testing
+}  // namespace moequant::parallel::testing

@@ -7,12 +7,12 @@
 #include <cstdlib>
 #include <thread>
 
-#include "moequant/core/error.h"
-#include "moequant/dist/deadline.h"
-#include "moequant/dist/error_agreement.h"
+#include "moequant/common/error.h"
+#include "moequant/parallel/deadline.h"
+#include "moequant/parallel/error_agreement.h"
 #include "mpi_test_util.h"
 
-namespace moequant::dist::testing {
+namespace moequant::parallel::testing {
 namespace {
 
 using std::chrono::milliseconds;
@@ -269,4 +269,4 @@ TEST(ProcessGroups, AdoptRejectsSwappedGroups) {
 }
 
 }  // namespace
-}  // namespace moequant::dist::testing
+}  // namespace moequant::parallel::testing

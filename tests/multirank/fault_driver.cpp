@@ -24,20 +24,20 @@
 #include <string>
 
 #include "fault_injector.h"
-#include "moequant/core/error.h"
-#include "moequant/dist/amax_sync.h"
-#include "moequant/dist/job_abort.h"
-#include "moequant/dist/mpi_communicator.h"
+#include "moequant/common/error.h"
+#include "moequant/parallel/amax_sync.h"
+#include "moequant/parallel/job_abort.h"
+#include "moequant/parallel/mpi_communicator.h"
 
 #ifdef MOEQUANT_HAS_NCCL
 #include <cuda_runtime.h>
 
-#include "moequant/dist/nccl_communicator.h"
+#include "moequant/parallel/nccl_communicator.h"
 #endif
 
 using namespace moequant;
-using namespace moequant::dist;
-using moequant::dist::testing::FaultInjector;
+using namespace moequant::parallel;
+using moequant::parallel::testing::FaultInjector;
 using Clock = std::chrono::steady_clock;
 
 namespace {

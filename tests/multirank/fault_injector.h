@@ -10,9 +10,9 @@
 #include <memory>
 #include <thread>
 
-#include "moequant/dist/communicator.h"
+#include "moequant/parallel/communicator.h"
 
-namespace moequant::dist::testing {
+namespace moequant::parallel::testing {
 
 class FaultInjector final : public Communicator {
  public:
@@ -62,4 +62,4 @@ class FaultInjector final : public Communicator {
   bool fired_ = false;
 };
 
-}  // namespace moequant::dist::testing
+}  // namespace moequant::parallel::testing

@@ -4,9 +4,9 @@
 #include <string>
 #include <vector>
 
-#include "moequant/dist/parallel_state.h"
+#include "moequant/parallel/parallel_state.h"
 
-namespace moequant::dist::testing {
+namespace moequant::parallel::testing {
 
 struct Layout {
   std::string name;
@@ -46,4 +46,4 @@ inline Layout ep_world_layout(int world) {
   return {"EP" + std::to_string(world), world, s};
 }
 
-}  // namespace moequant::dist::testing
+}  // namespace moequant::parallel::testing

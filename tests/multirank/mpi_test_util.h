@@ -8,11 +8,11 @@
 #include <string>
 
 #include "layouts.h"
-#include "moequant/core/error.h"
-#include "moequant/dist/mpi_communicator.h"
-#include "moequant/dist/process_groups.h"
+#include "moequant/common/error.h"
+#include "moequant/parallel/mpi_communicator.h"
+#include "moequant/parallel/process_groups.h"
 
-namespace moequant::dist::testing {
+namespace moequant::parallel::testing {
 
 inline int world_size() {
   int n = 1;
@@ -42,4 +42,4 @@ inline std::string error_of(const std::function<void()>& f) {
   return "";
 }
 
-}  // namespace moequant::dist::testing
+}  // namespace moequant::parallel::testing

@@ -7,13 +7,13 @@
 #include <chrono>
 #include <thread>
 
-#include "moequant/core/error.h"
-#include "moequant/dist/amax_sync.h"
-#include "moequant/dist/bootstrap.h"
-#include "moequant/dist/error_agreement.h"
-#include "moequant/dist/nccl_communicator.h"
+#include "moequant/common/error.h"
+#include "moequant/parallel/amax_sync.h"
+#include "moequant/parallel/bootstrap.h"
+#include "moequant/parallel/error_agreement.h"
+#include "moequant/parallel/nccl_communicator.h"
 
-namespace moequant::dist::testing {
+namespace moequant::parallel::testing {
 namespace {
 
 bool have_gpu() {
@@ -123,4 +123,4 @@ TEST(NcclWorldOfOne, DeadlineAbortsTheCommunicator) {
 }
 
 }  // namespace
-}  // namespace moequant::dist::testing
+}  // namespace moequant::parallel::testing

@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
-#include "moequant/core/error.h"
+#include "moequant/common/error.h"
 
-namespace moequant::dist::testing {
+namespace moequant::parallel::testing {
 
 namespace {
 
@@ -196,4 +196,4 @@ std::vector<RankQuantizer> rank_quantizers(const ModelSpec& m, const ParallelSta
   return out;
 }
 
-}  // namespace moequant::dist::testing
+}  // namespace moequant::parallel::testing

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "moequant/dist/parallel_state.h"
+#include "moequant/parallel/parallel_state.h"
 
-namespace moequant::dist::testing {
+namespace moequant::parallel::testing {
 
 struct ModelSpec {
   int layers = 4;
@@ -50,4 +50,4 @@ struct RankQuantizer {
 //  qkv input (TP|DP).
 std::vector<RankQuantizer> rank_quantizers(const ModelSpec& m, const ParallelState& state);
 
-}  // namespace moequant::dist::testing
+}  // namespace moequant::parallel::testing

@@ -10,10 +10,10 @@
 #include <thread>
 #include <vector>
 
-#include "moequant/core/error.h"
-#include "torchrun_store.h"  // private to moequant_dist
+#include "moequant/common/error.h"
+#include "torchrun_store.h"  // private to moequant_parallel
 
-namespace moequant::dist::testing {
+namespace moequant::parallel::testing {
 namespace {
 
 // A TCP port nobody listens on right now.
@@ -85,4 +85,4 @@ TEST(TorchrunStore, NoStoreIsANamedErrorAtTheDeadline) {
 }
 
 }  // namespace
-}  // namespace moequant::dist::testing
+}  // namespace moequant::parallel::testing

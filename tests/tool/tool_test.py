@@ -43,7 +43,7 @@ class Ctx:
     def fixture(self, name):
         path = os.path.join(self.fixtures, name)
         check(os.path.isfile(os.path.join(path, "config.json")),
-              f"fixture {path} not found (expected shared/ beside the repository)")
+              f"fixture {path} not found (expected tests/data/hf in the repository)")
         return path
 
     def copy_fixture(self, name, dest="model"):
@@ -417,22 +417,34 @@ def test_verify_detects_missing_and_extra(ctx):
 
 def test_exclude_keeps_gate_and_up_together(ctx):
     # Serving engines load gate and up as one fused weight: excluding only gate must leave
-    # both unquantized, and the export must then verify.
+    # both unquantized, and the export must then verify. (int4: the format whose config can
+    # leave single experts out.)
     src = ctx.fixture("qwen3moe")
     out = ctx.path("q")
-    ctx.ok("quantize", "-q", "--model", src, "--format", "fp8", "--out", out,
+    ctx.ok("quantize", "-q", "--model", src, "--format", "int4", "--out", out,
            "--exclude", "*.experts.0.gate_proj")
     with open(os.path.join(out, "model.safetensors.index.json")) as f:
         names = json.load(f)["weight_map"]
     for proj in ("gate_proj", "up_proj"):
-        check(f"model.layers.0.mlp.experts.0.{proj}.weight_scale" not in names,
+        check(f"model.layers.0.mlp.experts.0.{proj}.qweight" not in names,
               f"{proj} of the excluded expert was quantized")
-    check("model.layers.0.mlp.experts.0.down_proj.weight_scale" in names,
+    check("model.layers.0.mlp.experts.0.down_proj.qweight" in names,
           "down_proj of the expert was excluded too")
-    check("model.layers.0.mlp.experts.1.up_proj.weight_scale" in names,
+    check("model.layers.0.mlp.experts.1.up_proj.qweight" in names,
           "other experts were excluded too")
     proc = ctx.run("verify", "--quiet", "--source", src, "--quantized", out)
     check(proc.returncode == 0, f"verify failed: {proc.stderr}")
+
+
+def test_exclude_part_of_a_layer_is_refused(ctx):
+    # One quantization method per fused MoE layer in every engine: fp8 with one expert left out
+    # would be misread, so it is refused before anything is written.
+    src = ctx.fixture("qwen3moe")
+    out = ctx.path("q")
+    proc = ctx.run("quantize", "-q", "--model", src, "--format", "fp8", "--out", out,
+                   "--exclude", "*.experts.0.gate_proj")
+    expect_error(proc, "layer 0", "fused MoE", "int4")
+    check(not os.path.exists(out), "a refused export left an output folder")
 
 
 def test_verify_tolerance(ctx):

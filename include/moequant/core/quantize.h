@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "moequant/core/dtype.h"
-#include "moequant/core/format.h"
+#include "moequant/common/dtype.h"
+#include "moequant/common/format.h"
 
 namespace moequant {
 

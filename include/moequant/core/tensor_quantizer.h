@@ -12,7 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "moequant/core/format.h"
+#include "moequant/common/format.h"
+#include "moequant/parallel/amax_sync.h"
 
 namespace moequant {
 
@@ -31,9 +32,10 @@ struct ReduceScope {
 
 class TensorQuantizer {
  public:
-  // Value of an amax slot that never observed anything (an expert that saw no tokens). MAX with
-  // any real amax (>= 0) yields the real one, so sentinels can travel in the same collective.
-  static constexpr float kUncalibrated = -1.0f;
+  // Value of an amax slot that never observed anything (an expert that saw no tokens): the
+  // parallel layer's sentinel. MAX with any real amax (>= 0) yields the real one, so sentinels
+  // travel in the same collective.
+  static constexpr float kUncalibrated = parallel::kUncalibratedAmax;
 
   explicit TensorQuantizer(QuantFormat format = QuantFormat::kNone,
                            AmaxAxis axis = AmaxAxis::kPerTensor);

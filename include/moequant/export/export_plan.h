@@ -1,17 +1,24 @@
-// The export plan: every tensor of the output checkpoint, in write order, with its dtype,
-// shape, producer rank and shard file. Every rank derives the same plan from the config, the
-// source headers and the layout, so no negotiation is needed and the output does not depend
-// on the layout: file contents and names are a function of the tensor list alone.
+// The export plan: every tensor of the output checkpoint with its dtype, shape, file and byte
+// offset, and the rank that produces it; every output file with its complete safetensors header;
+// and every linear module of the model with whether it is stored quantized.
+//
+// Everything but the producers is a function of the config, the source's tensor list and the
+// options, never of the layout, so every layout writes the same files byte for byte. Headers and
+// offsets follow from shapes alone (quantized sizes are known before any byte is produced), which
+// is what lets every producer write its own tensors straight into place (DESIGN.md, "Rank-aware
+// export").
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "moequant/core/dtype.h"
-#include "moequant/core/format.h"
-#include "moequant/dist/parallel_state.h"
+#include "moequant/common/dtype.h"
+#include "moequant/common/format.h"
+#include "moequant/export/checkpoint_scheme.h"
+#include "moequant/export/export_source.h"
 #include "moequant/hf/hf_config.h"
+#include "moequant/parallel/parallel_state.h"
 
 namespace moequant {
 
@@ -44,27 +51,44 @@ struct PlannedTensor {
   std::string source_name;                  // passthrough: the name in the source checkpoint
   int producer = 0;                         // world rank that produces the bytes
   int file = 0;                             // index into ExportPlan::files
-  bool unit_start = false;  // first tensor of its expert unit (fc1 or fc2 of one expert)
+  uint64_t offset = 0;                      // byte offset in its file (header included)
 };
 
 struct PlannedFile {
-  std::string name;  // "model-00001-of-00003.safetensors"
-  int owner = 0;     // world rank that writes it
-  size_t first = 0;  // tensor index range [first, last]
+  std::string name;    // "model-00001-of-00003.safetensors"
+  std::string header;  // the complete file start: 8-byte length + JSON header (padded)
+  size_t first = 0;    // tensor index range [first, last]
   size_t last = 0;
-  uint64_t bytes = 0;
+  uint64_t data_bytes = 0;  // sum of its tensors' bytes
+  uint64_t size() const { return header.size() + data_bytes; }
+};
+
+// One expert unit: what one producer assembles and quantizes at once (fc1 = gate + up of one
+// expert, fc2 = its down), with the tensors it emits.
+struct PlannedUnit {
+  int layer = 0;
+  int expert = 0;
+  bool fc1 = true;
+  int producer = 0;
+  std::vector<size_t> tensors;  // indices into ExportPlan::tensors
+};
+
+// A linear module of the model as serving engines build them (each MoE layer's fused experts
+// module "model.layers.L.mlp.experts" included) and how it is stored.
+struct PlannedModule {
+  std::string name;  // "model.layers.0.self_attn.q_proj", "lm_head", ...
+  bool quantized = false;
 };
 
 struct ExportPlan {
-  std::vector<PlannedTensor> tensors;
+  CheckpointScheme scheme = CheckpointScheme::kUnquantized;
+  std::vector<PlannedTensor> tensors;  // in file order
   std::vector<PlannedFile> files;
-  uint64_t total_bytes = 0;
-};
-
-struct PassthroughTensor {
-  std::string name;
-  DType dtype;
-  std::vector<int64_t> shape;
+  std::vector<PlannedUnit> units;  // expert units in plan order
+  std::vector<PlannedModule> modules;
+  uint64_t total_bytes = 0;  // tensor bytes (what the index's total_size counts)
+  // Names of the linear modules left unquantized, in model order: the exclusion lists.
+  std::vector<std::string> unquantized_modules() const;
 };
 
 // True when an exclude pattern (glob or "re:" regex) matches the module name.
@@ -76,20 +100,18 @@ QuantFormat expert_format(const HfMoeConfig& config, int layer, int expert, Expe
                           QuantFormat format, const std::vector<std::string>& exclude);
 
 struct PlanOptions {
-  QuantFormat format = QuantFormat::kFP8;
+  CheckpointScheme scheme = CheckpointScheme::kFp8Dynamic;
   std::vector<std::string> exclude;  // expert projections left unquantized
-  bool input_scales = false;
   uint64_t max_shard_bytes = 5ull << 30;
   DType expert_dtype = DType::kBF16;
 };
 
-// Builds the plan. `passthrough` lists the source tensors that are copied unchanged (every
-// non-expert tensor of the source checkpoint).
-ExportPlan make_export_plan(const HfMoeConfig& config, const dist::ParallelState& ps,
+// Builds the plan. `passthrough` lists the source tensors copied unchanged (every tensor of the
+// source checkpoint but the routed experts'). Errors: a layer whose experts are only partly
+// excluded (an engine runs one method per fused MoE layer; GPTQ excepted), shapes the format
+// cannot store, a tensor named twice.
+ExportPlan make_export_plan(const HfMoeConfig& config, const parallel::ParallelState& ps,
                             const std::vector<PassthroughTensor>& passthrough,
                             const PlanOptions& options);
-
-// Layer index of "model.layers.{L}.…" names, -1 otherwise.
-int layer_of_name(const std::string& name);
 
 }  // namespace moequant

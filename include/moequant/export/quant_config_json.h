@@ -1,12 +1,15 @@
-// The JSON files of an exported checkpoint: config.json's "quantization_config" and ModelOpt's
-// hf_quant_config.json (FORMATS.md, "The exported checkpoint").
+// The JSON files of an exported checkpoint (FORMATS.md, "The exported checkpoint"): config.json's
+// "quantization_config", which vLLM and SGLang read first, and ModelOpt's hf_quant_config.json,
+// which TensorRT-LLM reads; each complete on its own.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
 #include <optional>
+#include <string>
+#include <vector>
 
-#include "moequant/core/format.h"
+#include "moequant/export/checkpoint_scheme.h"
 #include "moequant/hf/hf_config.h"
 
 namespace moequant {
@@ -14,17 +17,23 @@ namespace moequant {
 // Version string written as the producer.
 const char* moequant_version();
 
-// config.json: the source config plus "quantization_config" for `format` (none: unchanged).
-// `exclude`: the names of expert modules the user excluded (concrete names, not patterns, so
-// that every reader's matching rule finds them), listed after the built-in patterns.
-// `passthrough_modules`: exact names of the unquantized linear modules of the source (fp8_block
-// lists them in modules_to_not_convert; empty: the built-in patterns are used).
-nlohmann::json exported_config(const HfMoeConfig& config, QuantFormat format,
-                               const std::vector<std::string>& exclude = {},
-                               const std::vector<std::string>& passthrough_modules = {});
+// config.json: the source config plus "quantization_config" for `scheme` (kUnquantized: the
+// source's config unchanged, an old quantization_config removed). `unquantized_modules` names
+// every linear module left unquantized, in the source's names (ExportPlan::unquantized_modules):
+// ModelOpt's flat form lists it under "ignore" (and "exclude_modules" for older readers), fp8
+// under "ignored_layers" and "modules_to_not_convert", GPTQ as negative "dynamic" regexes.
+nlohmann::json exported_config(const HfMoeConfig& config, CheckpointScheme scheme,
+                               const std::vector<std::string>& unquantized_modules,
+                               const std::vector<std::string>& quantized_modules);
 
-// hf_quant_config.json for the ModelOpt formats (fp8, nvfp4); nullopt for the others.
-std::optional<nlohmann::json> hf_quant_config(const HfMoeConfig& config, QuantFormat format,
-                                              const std::vector<std::string>& exclude = {});
+// hf_quant_config.json for the ModelOpt schemes; nullopt for the others.
+std::optional<nlohmann::json> hf_quant_config(CheckpointScheme scheme,
+                                              const std::vector<std::string>& unquantized_modules);
+
+// GPTQModel "dynamic" negative-match keys ("-:<regex>", applied with re.match) covering exactly
+// `unquantized`: one regex per family of modules (the layer index generalized) where no module of
+// `quantized` matches it, else one per module.
+std::vector<std::string> gptq_negative_regexes(const std::vector<std::string>& unquantized,
+                                               const std::vector<std::string>& quantized);
 
 }  // namespace moequant

@@ -1,4 +1,6 @@
-// A Hugging Face MoE model's config.json, and the names its experts have on disk.
+// A Hugging Face MoE model's config.json, and the names its tensors have on disk. What differs by
+// family comes from its ModelFamily (model_family.h); what every family shares is here:
+// model.embed_tokens, model.layers.{L}.{self_attn,input_layernorm,...}, model.norm, lm_head.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -7,51 +9,70 @@
 #include <string>
 #include <vector>
 
+#include "moequant/hf/model_family.h"
+
 namespace moequant {
 
-// The three projections of one SwiGLU expert.
-enum class ExpertProj { kGate, kUp, kDown };
-
-// Supported naming families of expert tensors.
-enum class MoeNaming {
-  kQwen3,    // model.layers.{L}.mlp.experts.{E}.{gate,up,down}_proj.weight, router mlp.gate
-  kMixtral,  // model.layers.{L}.block_sparse_moe.experts.{E}.{w1,w3,w2}.weight, router .gate
+// Where a checkpoint tensor belongs in the model: before the decoder layers (embeddings), in
+// layer `layer`, or after them (final norm, lm_head).
+struct TensorPlace {
+  enum Kind { kBeforeLayers, kLayer, kAfterLayers } kind = kAfterLayers;
+  int layer = -1;
 };
 
 struct HfMoeConfig {
   std::string dir;         // the model folder
   std::string model_type;  // "qwen3_moe", "mixtral", ...
-  MoeNaming naming = MoeNaming::kQwen3;
+  const ModelFamily* family = nullptr;
   int num_layers = 0;
   int num_experts = 0;
   int64_t hidden = 0;
-  int64_t intermediate = 0;     // of one expert
-  std::vector<int> moe_layers;  // global indices of the layers with routed experts
+  int64_t intermediate = 0;     // of one routed expert
+  std::vector<int> moe_layers;  // global indices of the layers with routed experts, ascending
   nlohmann::json raw;           // config.json as read
 
   bool is_moe_layer(int layer) const;
-  // "model.layers.{L}.mlp.experts" (qwen3) / "model.layers.{L}.block_sparse_moe.experts".
+
+  // ---- names ---------------------------------------------------------------------------------
+  // "model.layers.{L}." (the prefix of every tensor of a decoder layer).
+  static std::string layer_prefix(int layer);
+  // The MoE block ("model.layers.{L}.mlp" / ".block_sparse_moe"), its router ("<block>.gate")
+  // and its routed experts ("<block>.experts").
+  std::string moe_block(int layer) const;
+  std::string router_module(int layer) const;
   std::string experts_prefix(int layer) const;
   // Name of the projection inside an expert: gate_proj/up_proj/down_proj or w1/w3/w2.
   std::string proj_name(ExpertProj p) const;
-  // "<experts_prefix>.{E}.<proj>": the module name of one expert projection.
+  // "<experts_prefix>.{E}.<proj>": the module name of one expert projection; "... .weight".
   std::string expert_module_name(int layer, int expert, ExpertProj p) const;
-  // "<experts_prefix>.{E}.<proj>.weight".
   std::string expert_weight_name(int layer, int expert, ExpertProj p) const;
   // The fused 3-D names that some transformers 5 checkpoints store instead:
   // "<experts_prefix>.gate_up_proj" [E, 2I, H] and "<experts_prefix>.down_proj" [E, H, I].
   std::string fused_gate_up_name(int layer) const;
   std::string fused_down_name(int layer) const;
-  // Module-name patterns of what is not quantized (attention, routers, shared experts,
-  // norms, embeddings, lm_head), for exclude_modules / modules_to_not_convert.
-  std::vector<std::string> unquantized_module_patterns() const;
-  // Names of the expert projections as they appear inside a decoder block, for GPTQ's
-  // modules_in_block_to_quantize ("mlp.experts" / "block_sparse_moe.experts").
+  // The routed experts' module path inside a decoder block ("mlp.experts"), for GPTQ's
+  // modules_in_block_to_quantize.
   std::string experts_in_block() const;
+
+  // ---- reading names -------------------------------------------------------------------------
+  TensorPlace place_of(const std::string& tensor_name) const;
+  // True (with its global layer and expert) for a tensor of a routed expert:
+  // "<experts_prefix(L)>.{E}.…", or a fused "<experts_prefix(L)>.gate_up_proj" / ".down_proj"
+  // (expert -1).
+  bool is_routed_expert_tensor(const std::string& tensor_name, int* layer = nullptr,
+                               int* expert = nullptr) const;
+  // True for the token embedding ("model.embed_tokens.weight"): a 2-D weight but no linear.
+  static bool is_embedding(const std::string& tensor_name);
+  // The linear modules an engine builds whatever the checkpoint holds: "lm_head" (tied to the
+  // embedding when tie_word_embeddings, still a module of its own in vLLM and transformers).
+  static std::vector<std::string> implicit_linear_modules() { return {"lm_head"}; }
 };
 
 // Reads and validates <dir>/config.json. Errors name the folder and the missing/invalid key;
 // an unsupported model_type lists the supported ones.
 HfMoeConfig read_hf_config(const std::string& dir);
+// The same from a config.json already parsed (`file` names it in errors), for host programs
+// that describe their own model.
+HfMoeConfig parse_hf_config(nlohmann::json raw, const std::string& dir, const std::string& file);
 
 }  // namespace moequant

@@ -1,7 +1,11 @@
 // A Hugging Face MoE checkpoint held the Megatron way on this rank: for every MoE layer of this
-// rank's pipeline stage, a MoeExperts module (linear_fc1 / linear_fc2 GroupedLinears) over this
-// rank's EP experts and ETP shards. Weights are read from the memory-mapped checkpoint one layer
-// at a time, so a rank never holds more than one layer of expert weights.
+// rank's pipeline stage, a MoeExperts module (linear_fc1 / linear_fc2 GroupedLinears and their
+// quantizers) over this rank's EP experts and ETP shards. Weights stay in the memory-mapped
+// checkpoint: calibration and export read them as views of the mapping, one layer (or one expert
+// unit) at a time, so a rank never holds more than a few of them.
+//
+// It is the exporter's source (ExportSource): this rank's shards with their quantizers, and every
+// other tensor of the checkpoint passed through unchanged.
 #pragma once
 
 #include <torch/nn/module.h>
@@ -9,76 +13,82 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
-#include "moequant/core/format.h"
-#include "moequant/dist/parallel_state.h"
+#include "moequant/common/format.h"
+#include "moequant/export/export_source.h"
 #include "moequant/hf/hf_config.h"
 #include "moequant/io/checkpoint_folder.h"
 #include "moequant/modules/moe_experts.h"
+#include "moequant/parallel/parallel_state.h"
 
 namespace moequant {
 
 struct HfLoadOptions {
   QuantFormat format = QuantFormat::kFP8;
   bool per_expert_amax = false;
-  // Where weights are materialized for calibration and quantization ("cpu", "cuda", "cuda:1").
-  std::string device = "cpu";
 };
 
-class HfMoeModel : public torch::nn::Module {
+class HfMoeModel : public torch::nn::Module, public ExportSource {
  public:
   // Opens the checkpoint (headers only) and builds the modules for this rank's layers and
-  // experts; no weights are read yet. Checks that every expert tensor this rank needs exists
-  // with the shape and dtype config.json implies (errors name the tensor).
-  HfMoeModel(HfMoeConfig config, const dist::ParallelState& ps, const HfLoadOptions& options);
+  // experts; no weight is read. Checks that every expert tensor exists with the shape and dtype
+  // config.json implies, and that no expert tensor lies outside config.json's experts (errors
+  // name the tensor); every rank checks every layer, so a bad checkpoint fails all alike.
+  HfMoeModel(HfMoeConfig config, const parallel::ParallelState& ps, const HfLoadOptions& options);
 
   const HfMoeConfig& config() const { return config_; }
   const io::CheckpointFolder& checkpoint() const { return *checkpoint_; }
-  const dist::ParallelState& parallel_state() const { return ps_; }
-  const HfLoadOptions& options() const { return options_; }
+  const parallel::ParallelState& parallel_state() const { return ps_; }
 
   // Global indices of the MoE layers held here, ascending.
   const std::vector<int>& local_moe_layers() const { return local_layers_; }
   MoeExperts experts(int layer) const;
 
-  // This rank's ETP shard of one expert, read from the checkpoint onto options().device:
-  // fc1 = [gate rows r*I/T..; up rows r*I/T..] ([2I/T, H]), fc2 = down columns ([H, I/T]).
-  at::Tensor read_fc1_shard(int layer, int global_expert) const;
-  at::Tensor read_fc2_shard(int layer, int global_expert) const;
+  // Weight calibration of one layer's experts held here: one batched amax pass over views of the
+  // mapping, the layer's pages dropped afterwards. NaN/Inf is an error naming the checkpoint
+  // tensors. Returns the tensors observed.
+  size_t calibrate_layer_weights(int layer);
+  // All of this rank's layers; quantizers get their full names. Returns the tensors observed.
+  size_t calibrate_weights();
 
-  // Puts one layer's weights into its GroupedLinears, or drops them again.
-  void load_layer(int layer);
-  void release_layer(int layer);
+  // Bytes of the whole checkpoint (what a run reads).
+  uint64_t checkpoint_bytes() const;
 
-  // Weight calibration, one layer at a time (load, one batched amax pass, release): memory stays
-  // at one layer of experts. Quantizers get their full names. Returns the tensors observed.
-  size_t calibrate_weights_streaming();
-
-  // Source dtype of the expert weights (that of the checkpoint).
-  at::ScalarType expert_dtype() const { return expert_dtype_; }
+  // ---- ExportSource ---------------------------------------------------------------------------
+  DType expert_dtype() const override { return expert_dtype_; }
+  ExpertShard expert_shard(int layer, int expert, bool fc1) const override;
+  void prefetch_expert(int layer, int expert, bool fc1) const override;
+  void release_expert(int layer, int expert, bool fc1) const override;
+  std::shared_ptr<TensorQuantizer> weight_quantizer(int layer, int expert, bool fc1) const override;
+  std::shared_ptr<TensorQuantizer> input_quantizer(int layer, int expert, bool fc1) const override;
+  std::shared_ptr<TensorQuantizer> shared_input_quantizer(int layer, bool fc1) const override;
+  std::vector<PassthroughTensor> passthrough_tensors() const override;
+  const uint8_t* passthrough_bytes(const std::string& name) const override;
+  void release_passthrough(const std::string& name) const override;
 
  private:
-  at::Tensor read_rows(const std::string& name, int64_t row_begin, int64_t row_end,
-                       int64_t expect_rows, int64_t expect_cols, int64_t leading_index) const;
-  at::Tensor read_cols(const std::string& name, int64_t col_begin, int64_t col_end,
-                       int64_t expect_rows, int64_t expect_cols, int64_t leading_index) const;
-  void check_expert_tensors() const;
-  // Checkpoint names of this rank's expert tensors of `layer` that hold NaN or Inf.
-  std::vector<std::string> nonfinite_tensors(int layer) const;
+  // A read-only view of rows [row_begin, row_end) (all columns, or columns [col_begin, col_end))
+  // of the [rows, cols] matrix `matrix` of checkpoint tensor `name` (a 3-D fused tensor holds one
+  // matrix per expert).
+  at::Tensor view(const std::string& name, int64_t matrix, int64_t rows, int64_t cols,
+                  int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end) const;
+  // The checkpoint tensors one expert unit reads ("" entries for fused layouts are skipped).
+  std::vector<std::string> unit_tensors(int layer, int expert, bool fc1) const;
+  std::string shard_label(int layer, int expert, ExpertProj p) const;
+  void check_expert_tensors();
   bool fused_on_disk(int layer) const;
+  GroupedLinear linear(int layer, bool fc1) const;
+  int64_t local_index(int layer, int expert) const;
 
   HfMoeConfig config_;
-  dist::ParallelState ps_;
+  parallel::ParallelState ps_;
   HfLoadOptions options_;
   std::unique_ptr<io::CheckpointFolder> checkpoint_;
   std::vector<int> local_layers_;
   std::map<int, MoeExperts> experts_;
   std::shared_ptr<torch::nn::Module> layers_;  // children named by global layer index
-  at::ScalarType expert_dtype_ = at::kBFloat16;
+  DType expert_dtype_ = DType::kBF16;
 };
-
-// The at::ScalarType of a checkpoint dtype usable as a weight (BF16, F16, F32); errors name
-// `what` otherwise.
-at::ScalarType weight_scalar_type(DType t, const std::string& what);
 
 }  // namespace moequant

@@ -43,9 +43,11 @@ class CheckpointFolder {
   const TensorInfo& info(const std::string& name) const;
   // The tensor's bytes, valid while this object lives (see SafetensorsFile::data).
   const uint8_t* data(const std::string& name) const;
-  // The file holding `name`, relative to dir() (e.g. "model-00001-of-00002.safetensors").
   // Drops the resident pages of a tensor already read (see SafetensorsFile::release).
   void release(const std::string& name) const;
+  // Starts reading a tensor's pages ahead of use (see SafetensorsFile::prefetch).
+  void prefetch(const std::string& name) const;
+  // The file holding `name`, relative to dir() (e.g. "model-00001-of-00002.safetensors").
   std::string file_of(const std::string& name) const;
   // The distinct weight files, sorted.
   std::vector<std::string> files() const;

@@ -15,7 +15,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "moequant/core/dtype.h"
+#include "moequant/common/dtype.h"
+#include "moequant/common/strings.h"
 
 namespace moequant::io {
 
@@ -41,9 +42,6 @@ struct Header {
 // Bytes of a tensor of this dtype and shape; throws (naming `context`) when a dimension is
 // negative or the byte count overflows 64 bits.
 uint64_t tensor_nbytes(DType dtype, const std::vector<int64_t>& shape, const std::string& context);
-
-// "[3, 4]" ("[]" for a scalar), the way error messages print shapes.
-std::string shape_string(const std::vector<int64_t>& shape);
 
 // Largest header accepted, as in the reference implementation: a header length field above it
 // is rejected before anything is allocated.
@@ -94,6 +92,8 @@ class SafetensorsFile {
   // private read-only mapping): a streaming reader keeps its memory bounded this way. The bytes
   // stay readable; touching them again reads them from the file.
   void release(const TensorInfo& info) const;
+  // Starts reading a tensor's pages ahead of use (madvise WILLNEED); advisory.
+  void prefetch(const TensorInfo& info) const;
 
  private:
   SafetensorsFile() = default;

@@ -20,8 +20,8 @@ struct GroupedLinearOptions {
   // Global index of local GEMM 0 (EP rank e holds experts e*E/EP ..) and the global count.
   int64_t first_global_expert = 0;
   int64_t num_global_experts = 0;  // 0: same as num_gemms
-  // One amax per expert (reduced over ETP only) instead of one shared by all experts
-  // (reduced over ETP and EP, Transformer Engine's way).
+  // One weight amax per expert (reduced over ETP only) instead of one shared by all experts
+  // (reduced over ETP and EP, Transformer Engine's way), and one input amax per expert too.
   bool per_expert_amax = false;
   QuantFormat format = QuantFormat::kNone;
   at::ScalarType dtype = at::kFloat;
@@ -48,6 +48,9 @@ class GroupedLinearImpl : public torch::nn::Module, public QuantModule {
 
   // The quantizer that covers weight i: the shared one, or expert i's in per-expert mode.
   std::shared_ptr<TensorQuantizer> quantizer_for(int64_t i) const;
+  // The input quantizer of GEMM i: the shared one, or expert i's in per-expert mode (which
+  // observes only the rows routed to expert i; the shared one still observes all rows).
+  std::shared_ptr<TensorQuantizer> input_quantizer_for(int64_t i) const;
 
   // (weight_i, quantizer_for(i)) for every i.
   std::vector<CalibPair> iter_weights_for_calibration() override;
@@ -57,6 +60,7 @@ class GroupedLinearImpl : public torch::nn::Module, public QuantModule {
  private:
   GroupedLinearOptions options_;
   std::vector<std::shared_ptr<TensorQuantizer>> expert_weight_quantizers_;
+  std::vector<std::shared_ptr<TensorQuantizer>> expert_input_quantizers_;
 };
 TORCH_MODULE(GroupedLinear);
 

@@ -11,7 +11,7 @@
 
 #include <gtest/gtest.h>
 
-#include "moequant/core/error.h"
+#include "moequant/common/error.h"
 
 namespace moequant::io::testing {
 

@@ -76,7 +76,7 @@ TEST(CheckpointFolder, ConcurrentFirstAccessOpensEachShardOnce) {
 TEST(CheckpointFolder, WriteIndexIsDeterministicJson) {
   TempDir dir;
   write_index(dir.file("index.json"), 123,
-              {{"z.weight", "model-00002-of-00002.safetensors"},
+              {{"z.weight", "model-00002-of-00003.safetensors"},
                {"a.weight", "model-00001-of-00002.safetensors"}});
   EXPECT_EQ(testing::read_bytes(dir.file("index.json")),
             "{\n"
@@ -85,7 +85,7 @@ TEST(CheckpointFolder, WriteIndexIsDeterministicJson) {
             "  },\n"
             "  \"weight_map\": {\n"
             "    \"a.weight\": \"model-00001-of-00002.safetensors\",\n"
-            "    \"z.weight\": \"model-00002-of-00002.safetensors\"\n"
+            "    \"z.weight\": \"model-00002-of-00003.safetensors\"\n"
             "  }\n"
             "}\n");
   EXPECT_CONTAINS(error_of([&] {
@@ -101,6 +101,15 @@ TEST(CheckpointFolder, SingleFileWinsOverAnIndex) {
   const CheckpointFolder folder = CheckpointFolder::open(dir.path());
   EXPECT_FALSE(folder.sharded());
   EXPECT_EQ(folder.names(), std::vector<std::string>{"only.weight"});
+}
+
+TEST(CheckpointFolder, StaleIndexBesideTheSingleFileIsRefusedNamingTheMissingShard) {
+  TempDir dir;
+  make_sharded(dir);
+  write_shard(dir.file(kSingleFileName), {"only.weight"});
+  std::remove(dir.file("model-00002-of-00003.safetensors").c_str());
+  EXPECT_CONTAINS(error_of([&] { CheckpointFolder::open(dir.path()); }),
+                  "model-00002-of-00003.safetensors");
 }
 
 TEST(CheckpointFolder, MissingTensor) {

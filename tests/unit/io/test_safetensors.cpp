@@ -246,7 +246,7 @@ TEST(SafetensorsWriter, RejectsBadSpecsBeforeCreatingTheFile) {
 
 // ---- the real Hugging Face fixtures ---------------------------------------------------------
 
-const char* const kFixtures = "/work/shared/fixtures/hf";
+const char* const kFixtures = MOEQUANT_TEST_DATA "/hf";
 
 nlohmann::json read_config(const std::string& model) {
   std::ifstream in(std::string(kFixtures) + "/" + model + "/config.json");

@@ -1,0 +1,19 @@
+// Synchronizing every quantizer of a module tree over the parallel groups (DESIGN.md, "Amax
+// synchronization"): the bridge from TensorQuantizer's ReduceScope to the batched sync of the
+// parallel layer (one collective per group, parallel::sync_amax).
+#pragma once
+
+#include <torch/nn/module.h>
+
+#include "moequant/parallel/amax_sync.h"
+#include "moequant/parallel/process_groups.h"
+
+namespace moequant {
+
+// Every enabled quantizer of every QuantModule under `root` takes part, uncalibrated ones with
+// the sentinel parallel::kUncalibratedAmax, so every rank issues the same collectives.
+// Collective over `groups`; the report's `uncalibrated` lists the quantizers no rank observed.
+parallel::AmaxSyncReport sync_quantizers(torch::nn::Module& root,
+                                         const parallel::ProcessGroups& groups);
+
+}  // namespace moequant

@@ -1,0 +1,64 @@
+// What the exporter reads (DESIGN.md, "The library pipeline"): this rank's shards of the routed
+// experts with the quantizers that cover them, and the source tensors that pass through
+// unchanged. HfMoeModel implements it over a Hugging Face folder, ModuleExpertSource over a host
+// program's MoeExperts modules.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "moequant/common/dtype.h"
+#include "moequant/core/tensor_quantizer.h"
+
+namespace moequant {
+
+// A tensor copied unchanged from the source checkpoint.
+struct PassthroughTensor {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+};
+
+// One expert's ETP shard as this rank holds it: fc1 gives `gate` and `up` ([I/T, H] each, rows
+// r*I/T.. of ETP rank r), fc2 gives `down` ([H, I/T], the same columns).
+struct ExpertShard {
+  at::Tensor gate, up, down;
+};
+
+class ExportSource {
+ public:
+  virtual ~ExportSource() = default;
+
+  // The dtype of the expert weights (what an unquantized expert projection is stored in).
+  virtual DType expert_dtype() const = 0;
+
+  // This rank's shard of a local expert (layer and expert global). Read-only views where the
+  // source allows (no copy), on any device. Called from several threads at once.
+  virtual ExpertShard expert_shard(int layer, int expert, bool fc1) const = 0;
+  // A hint that expert_shard(layer, expert, fc1) follows soon (start reading it). Thread-safe.
+  virtual void prefetch_expert(int layer, int expert, bool fc1) const;
+  // A hint that the shard's bytes are no longer needed (drop them from memory). Thread-safe.
+  virtual void release_expert(int layer, int expert, bool fc1) const;
+
+  // The quantizers covering a local expert's fc1 (gate and up) or fc2 (down): its weight
+  // quantizer, and the input quantizer whose amax gives input_scale.
+  virtual std::shared_ptr<TensorQuantizer> weight_quantizer(int layer, int expert,
+                                                            bool fc1) const = 0;
+  virtual std::shared_ptr<TensorQuantizer> input_quantizer(int layer, int expert,
+                                                           bool fc1) const = 0;
+  // The layer's input quantizer that observed every token of the layer's fc1 or fc2 (the same
+  // as input_quantizer() when experts share one): the fallback of an expert that saw none.
+  virtual std::shared_ptr<TensorQuantizer> shared_input_quantizer(int layer, bool fc1) const = 0;
+
+  // The tensors copied unchanged, the same list on every rank (none by default), their bytes
+  // (valid while the source lives; thread-safe) and a hint that they were written.
+  virtual std::vector<PassthroughTensor> passthrough_tensors() const;
+  virtual const uint8_t* passthrough_bytes(const std::string& name) const;
+  virtual void release_passthrough(const std::string& name) const;
+};
+
+}  // namespace moequant

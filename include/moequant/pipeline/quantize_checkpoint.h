@@ -1,0 +1,71 @@
+// The main job as one library call (DESIGN.md, "The library pipeline"): quantize a Hugging Face MoE
+// folder the way Megatron holds it and export a folder serving engines load. Every rank of the
+// job calls it with its world communicator; `moequant quantize` is a command line over it.
+//
+//   load       this rank's layers, experts and ETP shards (headers only; weights stay mapped)
+//   calibrate  weight amax, one batched pass per layer
+//   sync       every quantizer's amax reduced over its groups, one collective per group
+//   export     every rank writes its own tensors into the pre-sized output files
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "moequant/common/format.h"
+#include "moequant/export/exporter.h"
+#include "moequant/hf/hf_config.h"
+#include "moequant/parallel/amax_sync.h"
+#include "moequant/parallel/communicator.h"
+
+namespace moequant {
+
+struct QuantizeOptions {
+  std::string model_dir;  // a Hugging Face folder: config.json + safetensors
+  std::string out_dir;    // must not exist unless `overwrite`
+  bool overwrite = false;
+  QuantFormat format = QuantFormat::kFP8;
+  // Layout; 0 = not given. With no size given the world is pure expert parallelism (EP = world).
+  int tp = 0, ep = 0, etp = 0, pp = 0;
+  bool per_expert_amax = false;      // one amax per expert instead of one per grouped linear
+  std::vector<std::string> exclude;  // expert projections left unquantized (glob or re:)
+  std::string device = "cpu";        // where weights are quantized: "cpu" or "cuda"
+  uint64_t max_shard_bytes = 5ull << 30;
+  int threads = 0;  // producer threads per rank (0: the rank's share of its node's cores)
+  // Stage progress on rank 0: (stage, done, total) with stage "calibrate" (layers) or "export"
+  // (bytes of rank 0's own share).
+  std::function<void(const char* stage, uint64_t done, uint64_t total)> progress;
+};
+
+// One quantizer after the sync, for the statistics table.
+struct QuantizerStat {
+  std::string name;    // "layers.3.linear_fc1.weight_quantizer"
+  std::string shape;   // "128 x [1536, 2048]" (shared) or "[1536, 2048]", "-" for inputs
+  float amax = -1.0f;  // -1: uncalibrated
+  QuantFormat format = QuantFormat::kNone;
+};
+
+struct QuantizeReport {
+  HfMoeConfig config;
+  std::string layout;             // ParallelState::describe()
+  uint64_t bytes_read = 0;        // the source checkpoint's tensor bytes
+  size_t weights_observed = 0;    // on this rank
+  parallel::AmaxSyncReport sync;  // on this rank
+  ExportSummary exported;
+  std::vector<QuantizerStat> quantizers;  // every rank's, merged, sorted by name (rank 0 only)
+  double load_s = 0, calibrate_s = 0, sync_s = 0, export_s = 0, total_s = 0;
+};
+
+// Collective over `world`: every rank calls it. Errors every rank sees alike, or that the ranks
+// agreed on, are thrown as AgreedError on every rank; any other failure (a peer that died in a
+// transfer) as moequant::Error on the ranks that saw it (the tool then ends the whole job).
+// On failure no output folder that looks complete is left.
+QuantizeReport quantize_checkpoint(const QuantizeOptions& options,
+                                   std::unique_ptr<parallel::Communicator> world);
+
+// The layout a QuantizeOptions asks for on a world of `world_size` ranks.
+parallel::ParallelSizes layout_of(const QuantizeOptions& options, int world_size);
+
+}  // namespace moequant

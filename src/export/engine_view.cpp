@@ -1,0 +1,280 @@
+#include "moequant/export/engine_view.h"
+
+#include <fnmatch.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <regex>
+#include <set>
+
+#include "moequant/common/error.h"
+#include "moequant/hf/hf_config.h"
+#include "moequant/io/checkpoint_folder.h"
+
+namespace moequant {
+
+namespace {
+
+std::vector<std::string> string_list(const nlohmann::json& q, const char* key,
+                                     const std::string& file, bool required) {
+  std::vector<std::string> out;
+  if (!q.contains(key) || q[key].is_null()) {
+    MQ_CHECK(!required, file, ": quantization config has no '", key,
+             "' (the list serving engines read the unquantized modules from)");
+    return out;
+  }
+  MQ_CHECK(q[key].is_array(), file, ": '", key, "' must be a list of module names");
+  for (const auto& v : q[key]) {
+    MQ_CHECK(v.is_string(), file, ": '", key, "' must hold strings, found ", v.dump());
+    out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
+EngineView modelopt_view(const std::string& algo, std::vector<std::string> exclusions,
+                         const std::string& file) {
+  EngineView v;
+  v.method = "modelopt";
+  v.algo = algo;
+  if (algo == "FP8") {
+    v.format = QuantFormat::kFP8;
+    v.static_activations = true;
+  } else if (algo == "NVFP4") {
+    v.format = QuantFormat::kNVFP4;
+    v.static_activations = true;
+  } else if (algo == "W4A16_NVFP4") {
+    v.format = QuantFormat::kNVFP4;
+  } else {
+    MQ_THROW(file, ": unsupported modelopt quant_algo '", algo,
+             "' (supported: FP8, NVFP4, W4A16_NVFP4)");
+  }
+  v.vllm_exclusions = std::move(exclusions);
+  return v;
+}
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+}  // namespace
+
+EngineView engine_view_of(const nlohmann::json& config, const std::string& file) {
+  if (!config.contains("quantization_config") || config["quantization_config"].is_null())
+    return EngineView{};
+  const nlohmann::json& q = config["quantization_config"];
+  MQ_CHECK(q.is_object() && q.contains("quant_method") && q["quant_method"].is_string(), file,
+           ": quantization_config has no string 'quant_method'");
+  const std::string method = q["quant_method"].get<std::string>();
+  if (method == "modelopt") {
+    MQ_CHECK(q.contains("quant_algo") && q["quant_algo"].is_string(), file,
+             ": modelopt quantization_config has no string 'quant_algo'");
+    return modelopt_view(q["quant_algo"].get<std::string>(), string_list(q, "ignore", file, true),
+                         file);
+  }
+  if (method == "fp8") {
+    EngineView v;
+    v.method = "fp8";
+    v.format = q.contains("weight_block_size") ? QuantFormat::kFP8Block : QuantFormat::kFP8;
+    MQ_CHECK(!q.contains("activation_scheme") || q["activation_scheme"] == "dynamic", file,
+             ": fp8 activation_scheme ", q["activation_scheme"].dump(),
+             " is not one moequant writes (dynamic)");
+    v.vllm_exclusions = string_list(q, "ignored_layers", file, true);
+    v.transformers_exclusions = string_list(q, "modules_to_not_convert", file, true);
+    return v;
+  }
+  if (method == "gptq") {
+    MQ_CHECK(!q.contains("bits") || q["bits"] == 4, file, ": only 4-bit gptq is supported");
+    EngineView v;
+    v.method = "gptq";
+    v.format = QuantFormat::kINT4;
+    if (q.contains("dynamic") && q["dynamic"].is_object())
+      for (const auto& item : q["dynamic"].items())
+        if (item.key().rfind("-:", 0) == 0) v.negative_regexes.push_back(item.key().substr(2));
+    return v;
+  }
+  MQ_THROW(file, ": unsupported quant_method '", method, "' (supported: modelopt, fp8, gptq)");
+}
+
+EngineView engine_view_of_hf_quant_config(const nlohmann::json& j, const std::string& file) {
+  MQ_CHECK(j.is_object() && j.contains("quantization") && j["quantization"].is_object(), file,
+           ": expected {\"quantization\": {...}}");
+  const nlohmann::json& q = j["quantization"];
+  MQ_CHECK(q.contains("quant_algo") && q["quant_algo"].is_string(), file,
+           ": quantization has no string 'quant_algo'");
+  return modelopt_view(q["quant_algo"].get<std::string>(),
+                       string_list(q, "exclude_modules", file, true), file);
+}
+
+bool vllm_excludes(const std::string& module, const std::vector<std::string>& entries) {
+  for (const std::string& e : entries)
+    if (e == module || contains(e, module) || fnmatch(e.c_str(), module.c_str(), 0) == 0)
+      return true;
+  return false;
+}
+
+ModuleVerdict engine_verdict(const EngineView& view, const std::string& module) {
+  if (view.method.empty()) return {true, true};  // nothing is quantized
+  std::vector<bool> readers;
+  if (view.method == "gptq") {
+    bool hit = false;
+    for (const std::string& re : view.negative_regexes)
+      hit =
+          hit || std::regex_search(module, std::regex(re), std::regex_constants::match_continuous);
+    readers.push_back(hit);
+  } else {
+    readers.push_back(vllm_excludes(module, view.vllm_exclusions));
+    if (view.method == "fp8") {
+      bool hit = false;
+      for (const std::string& e : view.transformers_exclusions) hit = hit || contains(module, e);
+      readers.push_back(hit);
+    }
+  }
+  ModuleVerdict v{true, false};
+  for (bool r : readers) {
+    v.excluded_by_all = v.excluded_by_all && r;
+    v.excluded_by_any = v.excluded_by_any || r;
+  }
+  return v;
+}
+
+std::vector<std::string> engine_mismatches(
+    const EngineView& view, const std::vector<std::pair<std::string, bool>>& modules) {
+  std::vector<std::string> out;
+  for (const auto& [module, quantized] : modules) {
+    const ModuleVerdict v = engine_verdict(view, module);
+    if (quantized && v.excluded_by_any)
+      out.push_back("module '" + module +
+                    "' is stored quantized but the config's exclusion list matches it: an "
+                    "engine would load its quantized bytes as plain weights");
+    if (!quantized && !v.excluded_by_all)
+      out.push_back("module '" + module +
+                    "' is stored unquantized but not every exclusion list of the config "
+                    "matches it: an engine would load its plain bytes as quantized ones");
+  }
+  return out;
+}
+
+namespace {
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  MQ_CHECK(in.good(), "cannot read '", path, "'");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    MQ_THROW(path, ": malformed JSON: ", e.what());
+  }
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() > suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Every linear module the folder's tensors show, with whether it is stored quantized (a scale or
+// GPTQ's qweight beside it); lm_head even when tied; and each MoE layer's fused prefix (the name
+// vLLM asks about) when all of its experts are stored alike.
+std::vector<std::pair<std::string, bool>> stored_modules(const io::CheckpointFolder& folder,
+                                                         const nlohmann::json& config) {
+  std::vector<std::pair<std::string, bool>> out;
+  std::set<std::string> seen;
+  for (const std::string& name : folder.names()) {
+    std::string base;
+    if (ends_with(name, ".qweight")) {
+      base = name.substr(0, name.size() - 8);
+    } else if (ends_with(name, ".weight") && folder.info(name).shape.size() == 2 &&
+               !HfMoeConfig::is_embedding(name)) {
+      base = name.substr(0, name.size() - 7);
+    } else {
+      continue;
+    }
+    const bool quantized = folder.has(base + ".qweight") || folder.has(base + ".weight_scale") ||
+                           folder.has(base + ".weight_scale_inv");
+    if (seen.insert(base).second) out.push_back({base, quantized});
+  }
+  for (const std::string& m : HfMoeConfig::implicit_linear_modules())
+    if (seen.insert(m).second) out.push_back({m, false});
+  try {
+    const HfMoeConfig c = parse_hf_config(config, "", "config.json");
+    std::map<std::string, std::set<bool>> prefixes;
+    for (const auto& [module, quantized] : out) {
+      int layer = -1;
+      if (c.is_routed_expert_tensor(module + ".weight", &layer))
+        prefixes[c.experts_prefix(layer)].insert(quantized);
+    }
+    for (const auto& [prefix, states] : prefixes)
+      if (states.size() == 1) out.push_back({prefix, *states.begin()});
+  } catch (const Error&) {
+    // not a config moequant reads: the per-module check stands alone
+  }
+  return out;
+}
+
+float scalar_f32(const io::CheckpointFolder& folder, const std::string& name) {
+  const io::TensorInfo& info = folder.info(name);
+  if (info.dtype != DType::kF32 || info.numel() != 1) return NAN;
+  float v;
+  std::memcpy(&v, folder.data(name), 4);
+  return v;
+}
+
+}  // namespace
+
+FolderEngineCheck check_folder_engine_view(const std::string& dir) {
+  FolderEngineCheck out;
+  const std::string config_path = dir + "/config.json";
+  const nlohmann::json config = read_json(config_path);
+  out.view = engine_view_of(config, config_path);
+  const std::string hq_path = dir + "/hf_quant_config.json";
+  std::optional<EngineView> nested;
+  if (std::ifstream(hq_path).good()) {
+    nested = engine_view_of_hf_quant_config(read_json(hq_path), hq_path);
+    if (out.view.method != "modelopt")
+      out.problems.push_back(
+          "hf_quant_config.json exists but config.json's quantization_config "
+          "is not ModelOpt's: TensorRT-LLM and vLLM would read different "
+          "schemes");
+    else if (nested->algo != out.view.algo)
+      out.problems.push_back("hf_quant_config.json declares quant_algo '" + nested->algo +
+                             "' but config.json '" + out.view.algo + "'");
+  } else if (out.view.method == "modelopt") {
+    out.problems.push_back(
+        "config.json declares ModelOpt's scheme but hf_quant_config.json, "
+        "which TensorRT-LLM reads, is missing");
+  }
+  const io::CheckpointFolder folder = io::CheckpointFolder::open(dir);
+  const auto modules = stored_modules(folder, config);
+  for (const auto& [name, quantized] : modules)
+    out.modules.push_back({name, quantized, !engine_verdict(out.view, name).excluded_by_any});
+  for (const std::string& p : engine_mismatches(out.view, modules)) out.problems.push_back(p);
+  if (nested)
+    for (const std::string& p : engine_mismatches(*nested, modules))
+      out.problems.push_back("hf_quant_config.json: " + p);
+  // Static activations: an input_scale beside every quantized weight, finite and > 0; dynamic
+  // schemes carry none.
+  for (const auto& [name, quantized] : modules) {
+    if (!quantized || !folder.has(name + ".weight")) continue;
+    const std::string in = name + ".input_scale";
+    if (out.view.static_activations) {
+      if (!folder.has(in)) {
+        out.problems.push_back("'" + name + "' has no input_scale, but quant_algo '" +
+                               out.view.algo + "' declares static activations");
+      } else {
+        const float v = scalar_f32(folder, in);
+        if (!(std::isfinite(v) && v > 0))
+          out.problems.push_back("'" + in + "' is " + std::to_string(v) +
+                                 ": an input_scale must be a finite float32 scalar > 0");
+      }
+    } else if (folder.has(in)) {
+      out.problems.push_back("'" + in +
+                             "' is present but the config declares dynamic (or no) activation "
+                             "scales: engines would ignore it");
+    }
+  }
+  return out;
+}
+
+}  // namespace moequant

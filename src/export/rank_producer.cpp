@@ -1,0 +1,333 @@
+#include "rank_producer.h"
+
+#include <ATen/ATen.h>
+#include <omp.h>
+#include <sys/resource.h>
+
+#include <atomic>
+#include <chrono>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "moequant/common/error.h"
+#include "moequant/common/work_queue.h"
+#include "moequant/core/tensor_bridge.h"
+#include "moequant/io/placed_file.h"
+#include "moequant/parallel/error_agreement.h"
+#include "unit_producer.h"
+
+namespace moequant::export_detail {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+constexpr size_t kNone = std::numeric_limits<size_t>::max();
+
+struct WorkItem {
+  size_t tensor = kNone;            // a passthrough tensor (index into plan.tensors), or
+  size_t unit = kNone;              // an expert unit (index into plan.units)
+  std::vector<ExpertShard> shards;  // its gathered ETP shards; empty: read here
+};
+
+struct ThreadStats {
+  double read_s = 0, quantize_s = 0, write_s = 0;
+  uint64_t bytes = 0;
+};
+
+uint64_t peak_rss_bytes() {
+  struct rusage ru {};
+  ::getrusage(RUSAGE_SELF, &ru);
+  return static_cast<uint64_t>(ru.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+class RankProducer {
+ public:
+  RankProducer(const HfMoeConfig& config, const parallel::ParallelState& ps,
+               parallel::Communicator& world, const ExportSource& source,
+               const ExportOptions& options, const ExportPlan& plan, const std::string& dir,
+               int threads)
+      : config_(config),
+        ps_(ps),
+        world_(world),
+        source_(source),
+        options_(options),
+        plan_(plan),
+        dir_(dir),
+        me_(world.rank()),
+        threads_(std::max(1, threads)),
+        queue_(2 * static_cast<size_t>(std::max(1, threads))),
+        stats_(static_cast<size_t>(std::max(1, threads))),
+        shard_type_(storage_scalar_type(source.expert_dtype())) {}
+
+  RankShare run() {
+    record([&] { open_files(); });
+    std::vector<std::thread> workers;
+    for (int i = 0; i < threads_; ++i) workers.emplace_back([this, i] { work(i); });
+    try {
+      walk_plan();
+    } catch (...) {
+      queue_.close();
+      for (std::thread& t : workers) t.join();
+      throw;  // a transfer failed: the peer is gone, the caller ends the job
+    }
+    queue_.close();
+    for (std::thread& t : workers) t.join();
+    record([&] {
+      for (auto& [index, file] : files_) file.sync_and_close();
+    });
+    RankShare out;
+    out.written = std::move(written_);
+    out.fallbacks = std::move(fallbacks_);
+    out.error = error_;
+    out.stats.rank = me_;
+    out.stats.threads = threads_;
+    out.stats.wait_s = wait_s_;
+    for (const ThreadStats& s : stats_) {
+      out.stats.read_s += s.read_s;
+      out.stats.quantize_s += s.quantize_s;
+      out.stats.write_s += s.write_s;
+      out.stats.bytes_written += s.bytes;
+    }
+    out.stats.peak_rss_bytes = peak_rss_bytes();
+    return out;
+  }
+
+ private:
+  // The world rank holding ETP shard `etp` of a unit, in the EDP replica that produces it.
+  int holder(const PlannedUnit& u, int etp) const {
+    return ps_.expert_shard_rank(u.layer, u.expert, etp, u.expert % ps_.edp());
+  }
+
+  void open_files() {
+    for (const PlannedTensor& t : plan_.tensors) {
+      if (t.producer != me_ || files_.count(t.file)) continue;
+      const PlannedFile& f = plan_.files[t.file];
+      files_.emplace(t.file, io::PlacedFile(dir_ + "/" + f.name, f.size()));
+    }
+    for (const PlannedTensor& t : plan_.tensors)
+      if (t.producer == me_) my_bytes_ += t.nbytes;
+  }
+
+  // The main thread: the plan in order. Passthrough tensors and this rank's units go to the
+  // producer threads; ETP shards travel to their producer in the same global order on every
+  // rank, so the transfers cannot deadlock, and they go on after a local failure so that no peer
+  // waits for a shard that never comes.
+  void walk_plan() {
+    const int etp = ps_.sizes().etp;
+    size_t next_unit = 0;
+    for (size_t i = 0; i < plan_.tensors.size(); ++i) {
+      const PlannedTensor& t = plan_.tensors[i];
+      if (t.source == TensorSource::kPassthrough) {
+        if (t.producer == me_) push({i, kNone, {}});
+        continue;
+      }
+      if (next_unit == plan_.units.size() || plan_.units[next_unit].tensors.front() != i)
+        continue;  // not the first tensor of a unit
+      const PlannedUnit& u = plan_.units[next_unit];
+      const size_t unit = next_unit++;
+      if (etp == 1) {
+        if (u.producer != me_) continue;
+        source_.prefetch_expert(u.layer, u.expert, u.fc1);
+        push({kNone, unit, {}});
+        continue;
+      }
+      int my_etp = -1;
+      for (int r = 0; r < etp; ++r)
+        if (holder(u, r) == me_) my_etp = r;
+      if (my_etp < 0) continue;
+      const Clock::time_point t0 = Clock::now();
+      if (my_etp == 0) {
+        WorkItem item{kNone, unit, {}};
+        item.shards.push_back(local_shard_or_empty(u));
+        for (int r = 1; r < etp; ++r) item.shards.push_back(receive_shard(u, holder(u, r)));
+        wait_s_ += seconds_since(t0);
+        push(std::move(item));
+      } else {
+        send_shard(u, holder(u, 0));
+        wait_s_ += seconds_since(t0);
+      }
+    }
+  }
+
+  void push(WorkItem item) {
+    if (failed_) return;  // drain: nothing more is produced here after a failure
+    const Clock::time_point t0 = Clock::now();
+    queue_.push(std::move(item));
+    wait_s_ += seconds_since(t0);
+  }
+
+  // This rank's own shard, on the host (a failure reading it is recorded, an empty shard kept so
+  // that the transfers stay in step).
+  ExpertShard local_shard_or_empty(const PlannedUnit& u) {
+    ExpertShard s;
+    record([&] { s = source_.expert_shard(u.layer, u.expert, u.fc1); });
+    return s;
+  }
+
+  std::vector<int64_t> shard_shape(bool fc1) const {
+    const int64_t local_i = config_.intermediate / ps_.sizes().etp;
+    return fc1 ? std::vector<int64_t>{local_i, config_.hidden}
+               : std::vector<int64_t>{config_.hidden, local_i};
+  }
+
+  void send_shard(const PlannedUnit& u, int producer) {
+    ExpertShard s = local_shard_or_empty(u);
+    const std::vector<int64_t> shape = shard_shape(u.fc1);
+    std::vector<at::Tensor> parts =
+        u.fc1 ? std::vector<at::Tensor>{s.gate, s.up} : std::vector<at::Tensor>{s.down};
+    for (at::Tensor& p : parts) {
+      at::Tensor host = p.defined() && p.sizes().vec() == shape
+                            ? p.to(at::kCPU).contiguous()
+                            : at::zeros(shape, at::TensorOptions().dtype(shard_type_));
+      world_.send(host.data_ptr(), host.nbytes(), producer);
+    }
+    source_.release_expert(u.layer, u.expert, u.fc1);
+  }
+
+  ExpertShard receive_shard(const PlannedUnit& u, int holder_rank) {
+    const std::vector<int64_t> shape = shard_shape(u.fc1);
+    auto receive = [&] {
+      at::Tensor t = at::empty(shape, at::TensorOptions().dtype(shard_type_));
+      world_.recv(t.data_ptr(), t.nbytes(), holder_rank);
+      return t;
+    };
+    ExpertShard s;
+    if (u.fc1) {
+      s.gate = receive();
+      s.up = receive();
+    } else {
+      s.down = receive();
+    }
+    return s;
+  }
+
+  void work(int id) {
+    omp_set_num_threads(1);  // the threads are the parallelism: no nested OpenMP teams
+    ThreadStream stream(options_.device);
+    while (std::optional<WorkItem> item = queue_.pop()) {
+      if (failed_) continue;
+      record([&] {
+        if (item->unit != kNone)
+          produce_unit(*item, stats_[id]);
+        else
+          produce_passthrough(item->tensor, stats_[id]);
+      });
+    }
+  }
+
+  void write(const PlannedTensor& t, const void* bytes, ThreadStats& st) {
+    const Clock::time_point t0 = Clock::now();
+    files_.at(t.file).write_at(t.offset, bytes, t.nbytes);
+    st.write_s += seconds_since(t0);
+    st.bytes += t.nbytes;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      written_.push_back(t.name);
+    }
+    const uint64_t done = done_bytes_ += t.nbytes;
+    if (me_ == 0 && options_.progress) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      options_.progress(done, my_bytes_);
+    }
+  }
+
+  void produce_passthrough(size_t index, ThreadStats& st) {
+    const PlannedTensor& t = plan_.tensors[index];
+    write(t, source_.passthrough_bytes(t.source_name), st);
+    source_.release_passthrough(t.source_name);
+  }
+
+  void produce_unit(const WorkItem& item, ThreadStats& st) {
+    const PlannedUnit& u = plan_.units[item.unit];
+    Clock::time_point t0 = Clock::now();
+    std::vector<ExpertShard> shards = item.shards;
+    if (shards.empty()) shards.push_back(source_.expert_shard(u.layer, u.expert, u.fc1));
+    const std::vector<at::Tensor> weights = assemble_unit(shards, u.fc1);
+    const QuantFormat format = plan_.tensors[u.tensors.front()].format;
+    UnitAmax amax;
+    if (format != QuantFormat::kNone) {
+      const auto q = source_.weight_quantizer(u.layer, u.expert, u.fc1);
+      bool fell_back = false;
+      amax.weight = resolve_weight_amax(
+          *q,
+          config_.expert_module_name(u.layer, u.expert,
+                                     u.fc1 ? ExpertProj::kGate : ExpertProj::kDown),
+          "its weight", options_.uncalibrated_weights,
+          [&] {
+            float m = 0.0f;
+            for (const at::Tensor& w : weights)
+              m = std::max(m, w.abs().max().to(at::kFloat).item<float>());
+            return m;
+          },
+          &fell_back);
+      if (fell_back) note_fallback(q->name() + " (weight)");
+      if (has_static_activations(plan_.scheme)) {
+        amax.input = unit_input_amax(source_, u, &fell_back);
+        if (fell_back)
+          note_fallback(source_.input_quantizer(u.layer, u.expert, u.fc1)->name() + " (input)");
+      }
+    }
+    st.read_s += seconds_since(t0);
+    t0 = Clock::now();
+    const std::vector<at::Tensor> bytes =
+        quantize_unit(config_, plan_, u, weights, amax, options_.device);
+    st.quantize_s += seconds_since(t0);
+    for (size_t k = 0; k < u.tensors.size(); ++k)
+      write(plan_.tensors[u.tensors[k]], bytes[k].data_ptr(), st);
+    source_.release_expert(u.layer, u.expert, u.fc1);
+  }
+
+  void note_fallback(const std::string& what) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    fallbacks_.push_back(what);
+  }
+
+  // Runs `step`; its failure becomes this rank's error (the first one wins) and stops the work.
+  void record(const std::function<void()>& step) {
+    const std::string e = parallel::error_of(step);
+    if (e.empty()) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (error_.empty()) error_ = e;
+    failed_ = true;
+  }
+
+  const HfMoeConfig& config_;
+  const parallel::ParallelState& ps_;
+  parallel::Communicator& world_;
+  const ExportSource& source_;
+  const ExportOptions& options_;
+  const ExportPlan& plan_;
+  const std::string dir_;
+  const int me_;
+  const int threads_;
+  WorkQueue<WorkItem> queue_;
+  std::vector<ThreadStats> stats_;
+  const at::ScalarType shard_type_;
+  std::map<int, io::PlacedFile> files_;  // the output files this rank writes into
+  uint64_t my_bytes_ = 0;
+  std::atomic<uint64_t> done_bytes_{0};
+  std::atomic<bool> failed_{false};
+  double wait_s_ = 0;
+  std::mutex mutex_;  // guards written_, fallbacks_, error_, progress
+  std::vector<std::string> written_;
+  std::vector<std::string> fallbacks_;
+  std::string error_;
+};
+
+}  // namespace
+
+RankShare produce_rank_share(const HfMoeConfig& config, const parallel::ParallelState& ps,
+                             parallel::Communicator& world, const ExportSource& source,
+                             const ExportOptions& options, const ExportPlan& plan,
+                             const std::string& dir, int threads) {
+  return RankProducer(config, ps, world, source, options, plan, dir, threads).run();
+}
+
+}  // namespace moequant::export_detail

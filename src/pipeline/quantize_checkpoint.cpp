@@ -1,0 +1,158 @@
+#include "moequant/pipeline/quantize_checkpoint.h"
+
+#include <chrono>
+#include <set>
+
+#include "moequant/calib/calibrate.h"
+#include "moequant/calib/quantizer_sync.h"
+#include "moequant/common/error.h"
+#include "moequant/common/strings.h"
+#include "moequant/export/export_plan.h"
+#include "moequant/export/output_folder.h"
+#include "moequant/hf/hf_moe_model.h"
+#include "moequant/parallel/error_agreement.h"
+#include "moequant/parallel/process_groups.h"
+
+namespace moequant {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// What fails at export fails now, before minutes of loading: the output folder (rank 0) and the
+// format's shape rules (nvfp4 in % 16, int4 in % 8 and out % 8).
+void check_early(const QuantizeOptions& o, const HfMoeConfig& config, int rank) {
+  MQ_CHECK(!o.model_dir.empty(), "no model folder given");
+  MQ_CHECK(!o.out_dir.empty(), "no output folder given");
+  if (rank == 0) check_output_dir(o.out_dir, o.overwrite);
+  const int64_t H = config.hidden, I = config.intermediate;
+  const int layer = config.moe_layers.at(0);
+  quantized_outputs(o.format, I, H, DType::kBF16, false,
+                    config.expert_weight_name(layer, 0, ExpertProj::kGate));
+  quantized_outputs(o.format, H, I, DType::kBF16, false,
+                    config.expert_weight_name(layer, 0, ExpertProj::kDown));
+}
+
+ExportOptions export_options(const QuantizeOptions& o) {
+  ExportOptions e;
+  e.out_dir = o.out_dir;
+  e.format = o.format;
+  e.overwrite = o.overwrite;
+  e.exclude = o.exclude;
+  e.max_shard_bytes = o.max_shard_bytes;
+  e.device = o.device;
+  e.threads = o.threads;
+  if (o.progress) e.progress = [p = o.progress](uint64_t d, uint64_t t) { p("export", d, t); };
+  return e;
+}
+
+// Every quantizer of every rank, merged on rank 0 (names are global and unique).
+std::vector<QuantizerStat> gather_quantizers(HfMoeModel& model, parallel::Communicator& world) {
+  std::string rows;
+  for (const QuantModuleRef& ref : find_quant_modules(model)) {
+    auto* grouped = dynamic_cast<GroupedLinearImpl*>(ref.module);
+    for (const auto& [local_name, q] : ref.module->named_quantizers()) {
+      if (!q->enabled() || q->amax_slots().empty()) continue;
+      const bool input = local_name.find("input") != std::string::npos;
+      if (input && !q->is_calibrated()) continue;  // weight-only runs feed no activations
+      std::string shape = "-";
+      if (grouped && !input) {
+        const auto& go = grouped->options();
+        shape = (local_name == "weight_quantizer" ? std::to_string(go.num_global_experts) + " x "
+                                                  : std::string()) +
+                shape_string(std::vector<int64_t>{go.out_features, go.in_features});
+      }
+      rows += str_cat(q->name(), '\t', shape, '\t', q->is_calibrated() ? q->amax_slots()[0] : -1.0f,
+                      '\t', format_name(q->format()), '\n');
+    }
+  }
+  std::set<std::string> unique;
+  for (const std::string& r : world.all_gather_bytes(rows))
+    for (const std::string& line : split_lines(r)) unique.insert(line);
+  std::vector<QuantizerStat> out;
+  if (world.rank() != 0) return out;
+  for (const std::string& line : unique) {
+    std::vector<std::string> cols;
+    size_t start = 0;
+    for (size_t tab; (tab = line.find('\t', start)) != std::string::npos; start = tab + 1)
+      cols.push_back(line.substr(start, tab - start));
+    cols.push_back(line.substr(start));
+    if (cols.size() != 4) continue;
+    out.push_back({cols[0], cols[1], std::stof(cols[2]), format_from_name(cols[3])});
+  }
+  return out;
+}
+
+}  // namespace
+
+parallel::ParallelSizes layout_of(const QuantizeOptions& o, int world_size) {
+  parallel::ParallelSizes s;
+  const bool any = o.tp || o.ep || o.etp || o.pp;
+  s.tp = o.tp ? o.tp : 1;
+  s.etp = o.etp ? o.etp : 1;
+  s.pp = o.pp ? o.pp : 1;
+  s.ep = o.ep ? o.ep : (any ? 1 : world_size);  // default: pure expert parallelism
+  return s;
+}
+
+QuantizeReport quantize_checkpoint(const QuantizeOptions& o,
+                                   std::unique_ptr<parallel::Communicator> world_comm) {
+  const Clock::time_point start = Clock::now();
+  QuantizeReport report;
+  parallel::Communicator& world0 = *world_comm;
+
+  // Load: config.json, the layout, this rank's shards (headers only). Agreed step by step, so a
+  // bad input fails every rank alike with one message.
+  std::unique_ptr<parallel::ParallelState> ps;
+  parallel::agreed_step(world0, [&] {
+    report.config = read_hf_config(o.model_dir);
+    check_early(o, report.config, world0.rank());
+    parallel::ModelDims dims{report.config.num_layers, report.config.num_experts,
+                             report.config.intermediate};
+    ps = std::make_unique<parallel::ParallelState>(world0.size(), world0.rank(),
+                                                   layout_of(o, world0.size()), dims);
+  });
+  report.layout = ps->describe();
+  parallel::ProcessGroups groups = parallel::ProcessGroups::split_from(std::move(world_comm), *ps);
+  parallel::Communicator& world = groups.world();
+  std::shared_ptr<HfMoeModel> model;
+  parallel::agreed_step(world, [&] {
+    HfLoadOptions lo;
+    lo.format = o.format;
+    lo.per_expert_amax = o.per_expert_amax;
+    model = std::make_shared<HfMoeModel>(report.config, *ps, lo);
+  });
+  report.bytes_read = model->checkpoint_bytes();
+  report.load_s = seconds_since(start);
+
+  // Calibrate: every expert weight this rank holds, one batched amax pass per layer.
+  Clock::time_point t0 = Clock::now();
+  parallel::agreed_step(world, [&] {
+    const std::vector<int>& layers = model->local_moe_layers();
+    for (size_t i = 0; i < layers.size(); ++i) {
+      report.weights_observed += model->calibrate_layer_weights(layers[i]);
+      if (o.progress) o.progress("calibrate", i + 1, layers.size());
+    }
+  });
+  report.calibrate_s = seconds_since(t0);
+
+  // Sync: one collective per group, whatever the number of quantizers.
+  t0 = Clock::now();
+  report.sync = sync_quantizers(*model, groups);
+  report.sync_s = seconds_since(t0);
+
+  // Export: every rank writes its own tensors into place.
+  t0 = Clock::now();
+  report.exported = export_checkpoint(report.config, *ps, world, *model, export_options(o));
+  report.export_s = seconds_since(t0);
+
+  report.quantizers = gather_quantizers(*model, world);
+  report.total_s = seconds_since(start);
+  return report;
+}
+
+}  // namespace moequant
