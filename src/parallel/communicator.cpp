@@ -81,6 +81,12 @@ void Communicator::all_reduce_sum(int64_t* data, size_t n) {
   guarded(failure_, [&] { do_all_reduce(data, n, ElemType::kInt64, ReduceOp::kSum); });
 }
 
+void Communicator::all_reduce_sum(float* data, size_t n) {
+  begin("all_reduce_sum", true);
+  MQ_CHECK(data != nullptr || n == 0, name_, " all_reduce_sum: null buffer");
+  guarded(failure_, [&] { do_all_reduce(data, n, ElemType::kFloat32, ReduceOp::kSum); });
+}
+
 void Communicator::broadcast(void* bytes, size_t n, int root) {
   begin("broadcast", true);
   MQ_CHECK(root >= 0 && root < size_, name_, " broadcast: root ", root, " is outside size ", size_);
@@ -91,6 +97,13 @@ void Communicator::broadcast(void* bytes, size_t n, int root) {
 std::vector<std::string> Communicator::all_gather_bytes(const std::string& local) {
   begin("all_gather_bytes", true);
   return guarded(failure_, [&] { return do_all_gather_bytes(local); });
+}
+
+std::vector<std::string> Communicator::all_to_all_bytes(const std::vector<std::string>& to_each) {
+  begin("all_to_all_bytes", true);
+  MQ_CHECK(static_cast<int>(to_each.size()) == size_, name_, " all_to_all_bytes: ", to_each.size(),
+           " messages for ", size_, " ranks");
+  return guarded(failure_, [&] { return do_all_to_all_bytes(to_each); });
 }
 
 void Communicator::barrier() {

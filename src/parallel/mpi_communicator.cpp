@@ -238,6 +238,54 @@ std::vector<std::string> MpiCommunicator::do_all_gather_bytes(const std::string&
   return out;
 }
 
+std::vector<std::string> MpiCommunicator::do_all_to_all_bytes(
+    const std::vector<std::string>& to_each) {
+  const Deadline deadline(timeout());  // one deadline for both steps
+  auto* p = new Pending;               // leaked unless the operation completes: see Pending
+  const size_t n = static_cast<size_t>(size());
+  // Step 1: what each rank sends to each other rank (one size per pair).
+  std::vector<int64_t> send_sizes(n);
+  for (size_t r = 0; r < n; ++r) send_sizes[r] = static_cast<int64_t>(to_each[r].size());
+  p->sizes.assign(n, 0);
+  p->reqs.emplace_back();
+  check(MPI_Ialltoall(send_sizes.data(), 1, MPI_INT64_T, p->sizes.data(), 1, MPI_INT64_T, comm_,
+                      &p->reqs.back()),
+        "MPI_Ialltoall");
+  wait(*p, deadline);
+  // Step 2: the bytes, packed by destination and received packed by source.
+  std::vector<int> send_counts(n), send_displs(n);
+  int64_t send_total = 0, recv_total = 0;
+  p->counts.resize(n);
+  p->displs.resize(n);
+  for (size_t r = 0; r < n; ++r) {
+    send_displs[r] = static_cast<int>(send_total);
+    send_counts[r] = static_cast<int>(send_sizes[r]);
+    send_total += send_sizes[r];
+    p->displs[r] = static_cast<int>(recv_total);
+    p->counts[r] = static_cast<int>(p->sizes[r]);
+    recv_total += p->sizes[r];
+  }
+  MQ_CHECK(send_total <= INT_MAX && recv_total <= INT_MAX, name(),
+           " all_to_all_bytes: ", std::max(send_total, recv_total),
+           " bytes exceed MPI's 2 GiB limit for one exchange");
+  p->staging.resize(static_cast<size_t>(send_total));
+  for (size_t r = 0; r < n; ++r)
+    if (!to_each[r].empty())
+      std::memcpy(p->staging.data() + send_displs[r], to_each[r].data(), to_each[r].size());
+  p->staging2.resize(static_cast<size_t>(recv_total));
+  p->reqs.assign(1, MPI_REQUEST_NULL);
+  check(MPI_Ialltoallv(p->staging.data(), send_counts.data(), send_displs.data(), MPI_BYTE,
+                       p->staging2.data(), p->counts.data(), p->displs.data(), MPI_BYTE, comm_,
+                       &p->reqs.back()),
+        "MPI_Ialltoallv");
+  wait(*p, deadline);
+  const std::unique_ptr<Pending> done(p);
+  std::vector<std::string> out(n);
+  for (size_t r = 0; r < n; ++r)
+    out[r].assign(p->staging2.data() + p->displs[r], static_cast<size_t>(p->counts[r]));
+  return out;
+}
+
 void MpiCommunicator::do_barrier() {
   const Deadline deadline(timeout());
   auto* p = new Pending;  // leaked unless the operation completes: see Pending

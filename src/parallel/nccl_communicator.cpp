@@ -299,6 +299,64 @@ std::vector<std::string> NcclCommunicator::do_all_gather_bytes(const std::string
   return out;
 }
 
+std::vector<std::string> NcclCommunicator::do_all_to_all_bytes(
+    const std::vector<std::string>& to_each) {
+  // Every rank learns every pair's size (one gather), then one grouped send/recv per peer
+  // through the device staging buffer: [what this rank sends, packed | what it receives].
+  const auto nranks = static_cast<size_t>(size());
+  const auto me = static_cast<size_t>(rank());
+  std::string my_sizes(nranks * sizeof(int64_t), '\0');
+  for (size_t r = 0; r < nranks; ++r) {
+    const int64_t v = static_cast<int64_t>(to_each[r].size());
+    std::memcpy(my_sizes.data() + r * sizeof(int64_t), &v, sizeof(v));
+  }
+  const std::vector<std::string> all_sizes = do_all_gather_bytes(my_sizes);
+  auto pair_size = [&](size_t from, size_t to) {
+    int64_t v;
+    std::memcpy(&v, all_sizes[from].data() + to * sizeof(int64_t), sizeof(v));
+    return static_cast<size_t>(v);
+  };
+  std::vector<size_t> send_off(nranks), recv_off(nranks);
+  size_t send_total = 0, recv_total = 0;
+  for (size_t r = 0; r < nranks; ++r) {
+    send_off[r] = send_total;
+    send_total += to_each[r].size();
+    recv_off[r] = recv_total;
+    recv_total += pair_size(r, me);
+  }
+  std::vector<std::string> out(nranks);
+  if (send_total + recv_total == 0) return out;
+  DeviceGuard guard(device_);
+  const Deadline deadline(timeout());
+  reserve(send_total + recv_total);
+  auto* host = static_cast<char*>(host_staging_);
+  auto* dev = static_cast<char*>(device_staging_);
+  for (size_t r = 0; r < nranks; ++r)
+    if (!to_each[r].empty()) std::memcpy(host + send_off[r], to_each[r].data(), to_each[r].size());
+  auto s = as_stream(stream_);
+  check_cuda(cudaMemcpyAsync(dev, host, send_total, cudaMemcpyHostToDevice, s), "cudaMemcpyAsync");
+  enqueued(ncclGroupStart(), "ncclGroupStart", deadline);
+  for (size_t r = 0; r < nranks; ++r) {
+    if (r == me) continue;
+    if (!to_each[r].empty())
+      enqueued(
+          ncclSend(dev + send_off[r], to_each[r].size(), ncclUint8, static_cast<int>(r), comm_, s),
+          "ncclSend", deadline);
+    if (pair_size(r, me) > 0)
+      enqueued(ncclRecv(dev + send_total + recv_off[r], pair_size(r, me), ncclUint8,
+                        static_cast<int>(r), comm_, s),
+               "ncclRecv", deadline);
+  }
+  enqueued(ncclGroupEnd(), "ncclGroupEnd", deadline);
+  check_cuda(
+      cudaMemcpyAsync(host + send_total, dev + send_total, recv_total, cudaMemcpyDeviceToHost, s),
+      "cudaMemcpyAsync");
+  wait_stream(stream_, deadline);
+  for (size_t r = 0; r < nranks; ++r)
+    out[r] = r == me ? to_each[r] : std::string(host + send_total + recv_off[r], pair_size(r, me));
+  return out;
+}
+
 void NcclCommunicator::do_barrier() {
   DeviceGuard guard(device_);
   const Deadline deadline(timeout());

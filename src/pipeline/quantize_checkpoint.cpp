@@ -4,11 +4,13 @@
 #include <set>
 
 #include "moequant/calib/calibrate.h"
+#include "moequant/calib/calibration_data.h"
 #include "moequant/calib/quantizer_sync.h"
 #include "moequant/common/error.h"
 #include "moequant/common/strings.h"
 #include "moequant/export/export_plan.h"
 #include "moequant/export/output_folder.h"
+#include "moequant/hf/decoder_config.h"
 #include "moequant/hf/hf_moe_model.h"
 #include "moequant/parallel/error_agreement.h"
 #include "moequant/parallel/process_groups.h"
@@ -37,6 +39,14 @@ void check_early(const QuantizeOptions& o, const HfMoeConfig& config, int rank) 
                     config.expert_weight_name(layer, 0, ExpertProj::kDown));
 }
 
+CalibrationData calibration_data(const QuantizeOptions& o, const HfMoeConfig& config) {
+  const DecoderConfig d = decoder_config(config);
+  if (o.calib_data == "random")
+    return random_token_ids(o.calib_samples > 0 ? o.calib_samples : 16, o.calib_seq_len, d.vocab,
+                            o.calib_seed);
+  return read_token_ids(o.calib_data, o.calib_samples, o.calib_seq_len, d.vocab);
+}
+
 ExportOptions export_options(const QuantizeOptions& o) {
   ExportOptions e;
   e.out_dir = o.out_dir;
@@ -46,6 +56,7 @@ ExportOptions export_options(const QuantizeOptions& o) {
   e.max_shard_bytes = o.max_shard_bytes;
   e.device = o.device;
   e.threads = o.threads;
+  e.activations_calibrated = !o.calib_data.empty();
   if (o.progress) e.progress = [p = o.progress](uint64_t d, uint64_t t) { p("export", d, t); };
   return e;
 }
@@ -129,15 +140,29 @@ QuantizeReport quantize_checkpoint(const QuantizeOptions& o,
   report.bytes_read = model->checkpoint_bytes();
   report.load_s = seconds_since(start);
 
-  // Calibrate: every expert weight this rank holds, one batched amax pass per layer.
+  // Calibrate: every expert weight this rank holds, one batched amax pass per layer; with data,
+  // the forward over the calibration tokens, which observes the weights in the same pass.
   Clock::time_point t0 = Clock::now();
-  parallel::agreed_step(world, [&] {
-    const std::vector<int>& layers = model->local_moe_layers();
-    for (size_t i = 0; i < layers.size(); ++i) {
-      report.weights_observed += model->calibrate_layer_weights(layers[i]);
-      if (o.progress) o.progress("calibrate", i + 1, layers.size());
-    }
-  });
+  if (o.calib_data.empty()) {
+    parallel::agreed_step(world, [&] {
+      const std::vector<int>& layers = model->local_moe_layers();
+      for (size_t i = 0; i < layers.size(); ++i) {
+        report.weights_observed += model->calibrate_layer_weights(layers[i]);
+        if (o.progress) o.progress("calibrate", i + 1, layers.size());
+      }
+    });
+  } else {
+    CalibrationData data;
+    parallel::agreed_step(world, [&] { data = calibration_data(o, report.config); });
+    DataCalibrationOptions dco;
+    dco.batch = o.calib_batch;
+    dco.device = o.device;
+    if (o.progress) dco.progress = [&](size_t d, size_t t) { o.progress("calibrate", d, t); };
+    // Collective inside (the expert dispatch): a rank that fails there ends the job.
+    report.calibration = calibrate_with_data(*model, groups, data, dco);
+    report.weights_observed = report.calibration.weights_observed;
+    report.calibrated_with_data = true;
+  }
   report.calibrate_s = seconds_since(t0);
 
   // Sync: one collective per group, whatever the number of quantizers.

@@ -19,7 +19,10 @@ struct QuantizeArgs {
   std::string expert_amax = "shared";
   std::string device = "cpu";
   std::string max_shard_size = "5GB";
-  int threads = 0;       // 0: the rank's share of its node's cores
+  int threads = 0;         // 0: the rank's share of its node's cores
+  std::string calib_data;  // "" (weights only), a .jsonl, or "random"
+  int64_t calib_samples = 0, calib_seq_len = 512, calib_batch = 8;
+  uint64_t calib_seed = 0;
   double timeout_s = 0;  // 0: the default (MOEQUANT_COLLECTIVE_TIMEOUT_S or 10 min)
   bool quiet = false;
   bool no_table = false;

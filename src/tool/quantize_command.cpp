@@ -52,6 +52,21 @@ CLI::App* add_quantize_command(CLI::App& app, QuantizeArgs& a) {
   c->add_option("--threads", a.threads,
                 "Producer threads per rank (default: the rank's share of its node's cores)")
       ->check(CLI::PositiveNumber);
+  c->add_option("--calib-data", a.calib_data,
+                "Calibration data run through the model's forward so that every expert's input "
+                "is calibrated (static FP8 / NVFP4 activation scales): a .jsonl of "
+                "{\"input_ids\": [...]} lines, or 'random' (seeded random tokens). Without it "
+                "only weights are calibrated");
+  c->add_option("--calib-samples", a.calib_samples,
+                "Calibration sequences (default: every line of the file; random: 16)")
+      ->check(CLI::PositiveNumber);
+  c->add_option("--calib-seq-len", a.calib_seq_len, "Tokens per calibration sequence")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  c->add_option("--calib-batch", a.calib_batch, "Sequences per forward batch on a rank")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  c->add_option("--seed", a.calib_seed, "Seed of --calib-data random")->capture_default_str();
   c->add_option("--timeout", a.timeout_s,
                 "Seconds before a collective with a dead or stuck peer fails (default: "
                 "$MOEQUANT_COLLECTIVE_TIMEOUT_S or 600)")
@@ -166,6 +181,11 @@ int run_quantize(const QuantizeArgs& a) {
   o.device = a.device;
   o.max_shard_bytes = parse_size(a.max_shard_size, "--max-shard-size");
   o.threads = a.threads;
+  o.calib_data = a.calib_data;
+  o.calib_samples = a.calib_samples;
+  o.calib_seq_len = a.calib_seq_len;
+  o.calib_batch = a.calib_batch;
+  o.calib_seed = a.calib_seed;
   std::unique_ptr<parallel::Communicator> world = make_tool_world(a.device == "cuda", a.timeout_s);
   const bool chatty = world->rank() == 0 && !a.quiet;
 
@@ -178,6 +198,12 @@ int run_quantize(const QuantizeArgs& a) {
       if (!o.model_dir.empty() && o.out_dir.empty())
         throw AgreedError("--out is required with --model");
       if (o.model_dir.empty()) {
+        // The whole path on the built-in model: calibrated on seeded random tokens.
+        if (o.calib_data.empty()) {
+          o.calib_data = "random";
+          if (o.calib_samples == 0) o.calib_samples = 16;
+          o.calib_seq_len = std::min<int64_t>(o.calib_seq_len, 64);
+        }
         o.model_dir = builtin_model_dir(*world, a.quiet);
         if (o.out_dir.empty()) {
           o.out_dir =
@@ -200,11 +226,23 @@ int run_quantize(const QuantizeArgs& a) {
           o.model_dir.c_str(), c.model_type.c_str(), c.num_layers, c.moe_layers.size(),
           c.num_experts, static_cast<long long>(c.hidden), static_cast<long long>(c.intermediate),
           r.layout.c_str(), a.format.c_str());
+      if (r.calibrated_with_data) {
+        const DataCalibrationReport& cr = r.calibration;
+        std::printf("calibration data: %lld samples x %lld tokens = %lld tokens (%s)\n",
+                    static_cast<long long>(cr.samples),
+                    static_cast<long long>(cr.tokens / std::max<int64_t>(cr.samples, 1)),
+                    static_cast<long long>(cr.tokens), o.calib_data.c_str());
+        if (!cr.experts_without_tokens.empty())
+          std::printf(
+              "warning: %zu routed expert(s) got no calibration token (their input_scale is "
+              "their layer's): %s\n",
+              cr.experts_without_tokens.size(), join(cr.experts_without_tokens).c_str());
+      }
       std::printf(
-          "calibrated %zu expert weights on rank 0; synchronized %zu quantizers with %llu "
+          "calibrated %zu expert weights on rank 0%s; synchronized %zu quantizers with %llu "
           "collective(s)\n",
-          r.weights_observed, r.sync.entries,
-          static_cast<unsigned long long>(r.sync.total_collectives()));
+          r.weights_observed, r.calibrated_with_data ? " and every expert's inputs" : "",
+          r.sync.entries, static_cast<unsigned long long>(r.sync.total_collectives()));
       if (!a.no_table) print_quantizer_table(r.quantizers);
       print_summary(r, o);
       return 0;

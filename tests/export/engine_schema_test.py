@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Every export of one model, read the way serving engines read it (engine_schema.py).
 
-Usage: engine_schema_test.py --tool BIN --model DIR [--calib-data FILE]
+Usage: engine_schema_test.py --tool BIN --model DIR [--calib-data FILE|random]
 
 For each format (fp8, nvfp4, fp8_block, int4): a plain export, one with the experts of the last
 MoE layer excluded (every format; int4 also with single experts left out), and, with
@@ -43,7 +43,8 @@ def main():
             cases.append((fmt, [], False))
             cases.append((fmt, ["--exclude", whole_layer], False))
             if args.calib_data:
-                cases.append((fmt, ["--calib-data", args.calib_data], True))
+                cases.append((fmt, ["--calib-data", args.calib_data, "--calib-seq-len", "16"],
+                              True))
         cases.append(("int4", ["--exclude", r"re:experts\.1\."], False))
         for i, (fmt, extra, calibrated) in enumerate(cases):
             out = os.path.join(tmp, "out%d" % i)

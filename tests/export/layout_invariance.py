@@ -7,14 +7,24 @@ folder: the same files with the same bytes (tensors, index, config.json, hf_quan
 When tests/export/formats_reference.py is present, the reference export is also checked
 bit-exactly against FORMATS.md recomputed from the source weights by that independent checker.
 
+With --calibrate, every export is calibrated with data (the same seeded token ids, written to a
+.jsonl): the forward runs data-parallel, the experts' tokens travel over EP/ETP, stages pass
+hidden states; then weights must be bit-identical, and input scales equal bit for bit where the
+arithmetic allows, otherwise within 2^-20 relative (the sums inside a layer may be grouped
+differently per layout; the count of bit-identical ones is printed). Each reference export is also
+read by engine_schema.py as the engines read it.
+
 usage: layout_invariance.py --tool BIN --mpiexec "mpiexec --oversubscribe ..." --model DIR
-                            [--model DIR ...] [--formats fp8,nvfp4,...]
+                            [--model DIR ...] [--formats fp8,nvfp4,...] [--calibrate]
 """
 import argparse
 import filecmp
+import json
 import os
+import random
 import shlex
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -46,6 +56,53 @@ def same_folder(a, b):
     return None
 
 
+def tensors(folder):
+    out = {}
+    with open(os.path.join(folder, "model.safetensors.index.json")) as f:
+        files = sorted(set(json.load(f)["weight_map"].values()))
+    for fn in files:
+        with open(os.path.join(folder, fn), "rb") as f:
+            b = f.read()
+        n = struct.unpack("<Q", b[:8])[0]
+        for k, v in json.loads(b[8:8 + n]).items():
+            if k != "__metadata__":
+                out[k] = b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]]
+    return out
+
+
+def same_calibrated(a, b, stats):
+    """Weights bit-identical; input scales bit-identical or within 2^-20 relative."""
+    for n in ("config.json", "model.safetensors.index.json", "hf_quant_config.json"):
+        pa, pb = os.path.join(a, n), os.path.join(b, n)
+        if os.path.exists(pa) != os.path.exists(pb) or (
+                os.path.exists(pa) and not filecmp.cmp(pa, pb, shallow=False)):
+            return f"{n} differs"
+    ta, tb = tensors(a), tensors(b)
+    if sorted(ta) != sorted(tb):
+        return "tensor lists differ"
+    for k, va in ta.items():
+        if va == tb[k]:
+            stats["identical"] += k.endswith("input_scale")
+            continue
+        if not k.endswith("input_scale"):
+            return f"{k} differs"
+        x, y = struct.unpack("<f", va)[0], struct.unpack("<f", tb[k])[0]
+        if abs(x - y) > abs(x) * 2.0 ** -20:
+            return f"{k}: {x!r} vs {y!r}, beyond 2^-20 relative"
+        stats["within"] += 1
+    return None
+
+
+def write_calibration_ids(model, path, samples=8, seq_len=16, seed=11):
+    with open(os.path.join(model, "config.json")) as f:
+        vocab = json.load(f)["vocab_size"]
+    rng = random.Random(seed)
+    with open(path, "w") as f:
+        for _ in range(samples):
+            f.write(json.dumps({"input_ids": [rng.randrange(vocab) for _ in range(seq_len)]}) + "\n")
+    return ["--calib-data", path, "--calib-seq-len", str(seq_len)]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tool", required=True)
@@ -53,26 +110,36 @@ def main():
     ap.add_argument("--model", action="append", required=True)
     ap.add_argument("--formats", default="none,fp8,nvfp4,fp8_block,int4")
     ap.add_argument("--max-shard-size", default="60KB")
+    ap.add_argument("--calibrate", action="store_true")
     args = ap.parse_args()
     mpiexec = shlex.split(args.mpiexec)
-    checker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "formats_reference.py")
+    here = os.path.dirname(os.path.abspath(__file__))
+    checker = os.path.join(here, "formats_reference.py")
     failures = []
     checked = 0
+    stats = {"identical": 0, "within": 0}
     work = tempfile.mkdtemp(prefix="moequant-layouts-")
     try:
         for model in args.model:
             for fmt in args.formats.split(","):
                 common = ["quantize", "--model", model, "--format", fmt, "-q", "--no-table",
                           "--max-shard-size", args.max_shard_size]
+                if args.calibrate:
+                    common += write_calibration_ids(model, os.path.join(work, "calib.jsonl"))
                 ref = os.path.join(work, "ref")
                 shutil.rmtree(ref, ignore_errors=True)
                 if not run([args.tool] + common + ["--out", ref]):
                     failures.append(f"{model} {fmt}: single-rank export failed")
                     continue
+                extra = ["--allow-input-scale"] if args.calibrate else []
                 if os.path.exists(checker) and not run(
                         [sys.executable, checker, "--source", model, "--quantized", ref,
-                         "--format", fmt]):
+                         "--format", fmt] + extra):
                     failures.append(f"{model} {fmt}: differs from FORMATS.md (formats_reference)")
+                if args.calibrate and not run(
+                        [sys.executable, os.path.join(here, "engine_schema.py"), "--source", model,
+                         "--quantized", ref, "--format", fmt, "--calibrated"]):
+                    failures.append(f"{model} {fmt}: misread by engines (engine_schema)")
                 for name, np_, flags in LAYOUTS:
                     out = os.path.join(work, name)
                     shutil.rmtree(out, ignore_errors=True)
@@ -80,7 +147,8 @@ def main():
                     if not run(cmd):
                         failures.append(f"{model} {fmt} {name}: export failed")
                         continue
-                    diff = same_folder(ref, out)
+                    diff = same_calibrated(ref, out, stats) if args.calibrate else \
+                        same_folder(ref, out)
                     checked += 1
                     if diff:
                         failures.append(f"{model} {fmt} {name}: {diff}")
@@ -89,6 +157,9 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
     for f in failures:
         print("FAIL:", f)
+    if args.calibrate:
+        print(f"input scales across layouts: {stats['identical']} bit-identical, "
+              f"{stats['within']} within 2^-20")
     print(f"{checked + 1 - len(failures) if checked else 0} passed, {len(failures)} failed")
     return 1 if failures else 0
 

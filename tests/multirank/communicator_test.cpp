@@ -64,6 +64,30 @@ TEST(MpiCommunicator, Collectives) {
   EXPECT_EQ(w->collective_count() - before, 6u + static_cast<uint64_t>(n));
 }
 
+TEST(MpiCommunicator, AllToAllDeliversEachPairsBytesAndFloatSums) {
+  auto w = MpiCommunicator::world();
+  const int r = w->rank(), n = w->size();
+  // Rank r sends "r>d" repeated d times to rank d (nothing to itself when r == d == 0), with a
+  // zero byte inside, so empty messages and binary payloads are covered.
+  std::vector<std::string> out(static_cast<size_t>(n));
+  for (int d = 0; d < n; ++d)
+    for (int k = 0; k < d; ++k) out[d] += std::to_string(r) + '\0' + std::to_string(d);
+  const uint64_t before = w->collective_count();
+  const std::vector<std::string> in = w->all_to_all_bytes(out);
+  EXPECT_EQ(w->collective_count() - before, 1u);
+  ASSERT_EQ(in.size(), static_cast<size_t>(n));
+  for (int src = 0; src < n; ++src) {
+    std::string want;
+    for (int k = 0; k < r; ++k) want += std::to_string(src) + '\0' + std::to_string(r);
+    EXPECT_EQ(in[src], want) << "from rank " << src;
+  }
+  EXPECT_THROW(w->all_to_all_bytes({}), Error);  // one message per rank, or nothing moves
+
+  std::vector<float> f{1.0f, static_cast<float>(r), 0.5f};
+  w->all_reduce_sum(f.data(), f.size());
+  EXPECT_EQ(f, (std::vector<float>{static_cast<float>(n), n * (n - 1) / 2.0f, 0.5f * n}));
+}
+
 TEST(MpiCommunicator, SendRecvRing) {
   auto w = MpiCommunicator::world();
   const int r = w->rank(), n = w->size();

@@ -48,6 +48,9 @@ class FaultInjector final : public Communicator {
   std::vector<std::string> do_all_gather_bytes(const std::string& s) override {
     return inner_->all_gather_bytes(s);
   }
+  std::vector<std::string> do_all_to_all_bytes(const std::vector<std::string>& s) override {
+    return inner_->all_to_all_bytes(s);
+  }
   void do_barrier() override { inner_->barrier(); }
   std::unique_ptr<Communicator> do_split(int color, int key, const std::string& name) override {
     return inner_->split(color, key, name);

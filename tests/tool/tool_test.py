@@ -165,6 +165,9 @@ def quantize_bad(ctx, model, *needles, extra=()):
 def test_builtin_model(ctx):
     proc = ctx.ok("quantize", "--format", "nvfp4")
     check("No --model given" in proc.stdout, "no note about the built-in model")
+    # The whole path: calibrated on seeded random tokens, so the static W4A4 scheme is written.
+    check("calibration data: 16 samples" in proc.stdout, "the built-in run was not calibrated")
+    check("ModelOpt NVFP4 (W4A4" in proc.stdout, "the built-in run did not write W4A4")
     check("wrote " in proc.stdout and "bits per parameter" in proc.stdout,
           "the summary is missing")
     check("weight_quantizer" in proc.stdout, "the quantizer table is missing")
@@ -205,7 +208,72 @@ def roundtrip(ctx, model, fmt):
     check(verify["passed"] and not verify["problems"], "verify --json did not pass")
 
 
-# ---- (c) bad input ----------------------------------------------------------------------------
+# ---- (c) calibration with data -----------------------------------------------------------------
+
+def write_jsonl(path, rows):
+    with open(path, "w") as f:
+        for r in rows:
+            f.write((r if isinstance(r, str) else json.dumps(r)) + "\n")
+    return path
+
+
+def test_calibrated_exports_carry_input_scales(ctx):
+    src = ctx.fixture("mixtral")
+    data = write_jsonl(ctx.path("ids.jsonl"), [{"input_ids": list(range(i, i + 12))}
+                                               for i in range(0, 48, 12)])
+    for fmt, algo in (("fp8", "FP8"), ("nvfp4", "NVFP4")):
+        out = ctx.path("q-" + fmt)
+        proc = ctx.ok("quantize", "--model", src, "--format", fmt, "--out", out, "--no-table",
+                      "--calib-data", data, "--calib-seq-len", "12")
+        check("calibration data: 4 samples x 12 tokens = 48 tokens" in proc.stdout,
+              "the summary does not give the calibration tokens")
+        with open(os.path.join(out, "config.json")) as f:
+            q = json.load(f)["quantization_config"]
+        check(q["quant_algo"] == algo, f"{fmt}: quant_algo {q['quant_algo']}, expected {algo}")
+        with open(os.path.join(out, "model.safetensors.index.json")) as f:
+            names = json.load(f)["weight_map"]
+        for e in range(4):
+            for proj in ("w1", "w3", "w2"):
+                name = f"model.layers.1.block_sparse_moe.experts.{e}.{proj}.input_scale"
+                check(name in names, f"{fmt}: {name} missing")
+        ctx.ok("verify", "-q", "--source", src, "--quantized", out)
+
+
+def test_calib_experts_without_tokens_fall_back_with_one_warning(ctx):
+    # One sequence of two tokens reaches at most 4 of the 8 experts per layer.
+    src = ctx.fixture("qwen3moe")
+    data = write_jsonl(ctx.path("ids.jsonl"), [{"input_ids": [5, 77]}])
+    out = ctx.path("q")
+    proc = ctx.ok("quantize", "--model", src, "--format", "fp8", "--out", out, "--no-table",
+                  "--calib-data", data, "--calib-seq-len", "2", "--expert-amax", "per-expert")
+    lines = [l for l in proc.stdout.splitlines() if "got no calibration token" in l]
+    check(len(lines) == 1 and "layer 0 expert" in lines[0], f"expected one warning: {lines}")
+    check(any("fell back" in l for l in proc.stdout.splitlines()),
+          "the exporter did not report the fallback")
+    ctx.ok("verify", "-q", "--source", src, "--quantized", out)
+
+
+def test_calib_data_bad_input(ctx):
+    src = ctx.fixture("qwen3moe")
+    good = {"input_ids": list(range(8))}
+    cases = [
+        ([good, {"input_ids": [1, 2, 3, 4, 5, 6, 7, 999]}], ("ids.jsonl:2", "token id 999",
+                                                           "vocabulary of 256")),
+        ([good, {"input_ids": [1, 2, 3]}], ("ids.jsonl:2", "3 token ids", "--calib-seq-len 8")),
+        ([good, "{not json"], ("ids.jsonl:2", "malformed JSON")),
+        ([{"text": "hello"}], ("ids.jsonl:1", "input_ids")),
+        ([], ("no calibration samples",)),
+    ]
+    for rows, needles in cases:
+        data = write_jsonl(ctx.path("ids.jsonl"), rows)
+        quantize_bad(ctx, src, *needles, extra=("--calib-data", data, "--calib-seq-len", "8"))
+    quantize_bad(ctx, src, "calibration data", extra=("--calib-data", ctx.path("absent.jsonl")))
+    data = write_jsonl(ctx.path("ids.jsonl"), [good])
+    quantize_bad(ctx, src, "fewer than --calib-samples 3",
+                 extra=("--calib-data", data, "--calib-seq-len", "8", "--calib-samples", "3"))
+
+
+# ---- (d) bad input ----------------------------------------------------------------------------
 
 def test_missing_model_folder(ctx):
     quantize_bad(ctx, ctx.path("no-such-model"), "no-such-model", "does not exist")

@@ -40,10 +40,14 @@ class Communicator {
   void all_reduce_max(float* data, size_t n);
   void all_reduce_max(int64_t* data, size_t n);
   void all_reduce_sum(int64_t* data, size_t n);
+  void all_reduce_sum(float* data, size_t n);
   // Copies `n` bytes at `root` into `bytes` on every other rank.
   void broadcast(void* bytes, size_t n, int root);
   // Every rank's `local` (sizes may differ), indexed by rank.
   std::vector<std::string> all_gather_bytes(const std::string& local);
+  // Personalized exchange: to_each[r] goes to rank r (sizes may differ, empty is fine); returns
+  // what each rank sent to this one, indexed by rank. to_each.size() must equal size().
+  std::vector<std::string> all_to_all_bytes(const std::vector<std::string>& to_each);
   void barrier();
   // Collective over this communicator: ranks passing the same color form a new communicator,
   // ordered by (key, rank). `name` becomes its name in errors. color must be >= 0.
@@ -89,6 +93,7 @@ class Communicator {
   virtual void do_all_reduce(void* data, size_t n, ElemType type, ReduceOp op) = 0;
   virtual void do_broadcast(void* bytes, size_t n, int root) = 0;
   virtual std::vector<std::string> do_all_gather_bytes(const std::string& local) = 0;
+  virtual std::vector<std::string> do_all_to_all_bytes(const std::vector<std::string>& to_each) = 0;
   virtual void do_barrier() = 0;
   virtual std::unique_ptr<Communicator> do_split(int color, int key, const std::string& name) = 0;
   virtual void do_send(const void* bytes, size_t n, int peer) = 0;

@@ -52,6 +52,7 @@ class MpiCommunicator final : public Communicator {
   void do_all_reduce(void* data, size_t n, ElemType type, ReduceOp op) override;
   void do_broadcast(void* bytes, size_t n, int root) override;
   std::vector<std::string> do_all_gather_bytes(const std::string& local) override;
+  std::vector<std::string> do_all_to_all_bytes(const std::vector<std::string>& to_each) override;
   void do_barrier() override;
   std::unique_ptr<Communicator> do_split(int color, int key, const std::string& name) override;
   void do_send(const void* bytes, size_t n, int peer) override;

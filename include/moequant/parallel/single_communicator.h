@@ -19,6 +19,9 @@ class SingleCommunicator final : public Communicator {
   std::vector<std::string> do_all_gather_bytes(const std::string& local) override {
     return {local};
   }
+  std::vector<std::string> do_all_to_all_bytes(const std::vector<std::string>& to_each) override {
+    return to_each;
+  }
   void do_barrier() override {}
   std::unique_ptr<Communicator> do_split(int color, int key, const std::string& name) override;
   // Unreachable: the only peer of a rank alone is itself, which Communicator rejects.

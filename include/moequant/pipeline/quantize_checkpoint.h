@@ -3,7 +3,8 @@
 // job calls it with its world communicator; `moequant quantize` is a command line over it.
 //
 //   load       this rank's layers, experts and ETP shards (headers only; weights stay mapped)
-//   calibrate  weight amax, one batched pass per layer
+//   calibrate  weight amax, one batched pass per layer; with calibration data, the model's own
+//              forward streamed layer by layer feeds every input quantizer in the same pass
 //   sync       every quantizer's amax reduced over its groups, one collective per group
 //   export     every rank writes its own tensors into the pre-sized output files
 #pragma once
@@ -16,6 +17,7 @@
 
 #include "moequant/common/format.h"
 #include "moequant/export/exporter.h"
+#include "moequant/hf/data_calibration.h"
 #include "moequant/hf/hf_config.h"
 #include "moequant/parallel/amax_sync.h"
 #include "moequant/parallel/communicator.h"
@@ -34,8 +36,16 @@ struct QuantizeOptions {
   std::string device = "cpu";        // where weights are quantized: "cpu" or "cuda"
   uint64_t max_shard_bytes = 5ull << 30;
   int threads = 0;  // producer threads per rank (0: the rank's share of its node's cores)
-  // Stage progress on rank 0: (stage, done, total) with stage "calibrate" (layers) or "export"
-  // (bytes of rank 0's own share).
+  // Calibration with data: "" (weights only: the dynamic/weight-only schemes), a .jsonl of
+  // {"input_ids": [...]} lines, or "random" (seeded random tokens, for trying and benchmarking).
+  // With data the static-activation schemes are written (ModelOpt FP8 / NVFP4 + input_scale).
+  std::string calib_data;
+  int64_t calib_samples = 0;  // 0: every line of the file (random: 16)
+  int64_t calib_seq_len = 512;
+  int64_t calib_batch = 8;  // samples per forward batch on a rank
+  uint64_t calib_seed = 0;  // for "random"
+  // Stage progress on rank 0: (stage, done, total) with stage "calibrate" (layers, or layers x
+  // batches with data) or "export" (bytes of rank 0's own share).
   std::function<void(const char* stage, uint64_t done, uint64_t total)> progress;
 };
 
@@ -49,10 +59,12 @@ struct QuantizerStat {
 
 struct QuantizeReport {
   HfMoeConfig config;
-  std::string layout;             // ParallelState::describe()
-  uint64_t bytes_read = 0;        // the source checkpoint's tensor bytes
-  size_t weights_observed = 0;    // on this rank
-  parallel::AmaxSyncReport sync;  // on this rank
+  std::string layout;           // ParallelState::describe()
+  uint64_t bytes_read = 0;      // the source checkpoint's tensor bytes
+  size_t weights_observed = 0;  // on this rank
+  bool calibrated_with_data = false;
+  DataCalibrationReport calibration;  // with calibration data
+  parallel::AmaxSyncReport sync;      // on this rank
   ExportSummary exported;
   std::vector<QuantizerStat> quantizers;  // every rank's, merged, sorted by name (rank 0 only)
   double load_s = 0, calibrate_s = 0, sync_s = 0, export_s = 0, total_s = 0;

@@ -1,0 +1,28 @@
+// Calibration token batches: sequences of `seq_len` token ids, read from a .jsonl file of
+// {"input_ids": [...]} lines, or seeded random tokens (the built-in run, benchmarks). Text
+// corpora are tokenized into the same form (calib/text_calibration.h).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace moequant {
+
+struct CalibrationData {
+  std::vector<std::vector<int64_t>> samples;  // each exactly seq_len ids
+  int64_t seq_len = 0;
+  std::string source;  // what they came from, for the report
+  int64_t tokens() const { return static_cast<int64_t>(samples.size()) * seq_len; }
+};
+
+// The first `samples` lines (0: all) of a .jsonl of {"input_ids": [ints]}, each cut to its first
+// `seq_len` ids. Errors name file:line: a malformed line, no input_ids list, a sequence shorter
+// than seq_len, an id outside [0, vocab); an empty file or fewer lines than asked.
+CalibrationData read_token_ids(const std::string& path, int64_t samples, int64_t seq_len,
+                               int64_t vocab);
+
+// `samples` sequences of uniformly random ids in [0, vocab), seeded: identical on every rank.
+CalibrationData random_token_ids(int64_t samples, int64_t seq_len, int64_t vocab, uint64_t seed);
+
+}  // namespace moequant

@@ -1,0 +1,45 @@
+// Calibration with data (DESIGN.md, "Calibration with data"): calibration token batches run
+// through the model's own forward, streamed layer by layer, so that every input quantizer of the
+// routed experts observes the activations that enter its linear, and every weight quantizer its
+// weights (in the same pass: each checkpoint byte is read once).
+//
+// Distributed the Megatron inference way: the ranks of a pipeline stage split the samples
+// (attention data-parallel); routed tokens travel to the EP rank holding their expert and back,
+// ETP shards each compute their part; stage s hands its hidden states to stage s + 1. Memory:
+// one layer's weights on this rank plus the calibration activations.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "moequant/calib/calibration_data.h"
+#include "moequant/hf/hf_moe_model.h"
+#include "moequant/parallel/process_groups.h"
+
+namespace moequant {
+
+struct DataCalibrationOptions {
+  int64_t batch = 8;           // samples per forward batch on a rank
+  std::string device = "cpu";  // where the forward runs ("cpu", "cuda")
+  // Called on rank 0 after each (layer, batch) of its stage: (done, total).
+  std::function<void(size_t, size_t)> progress;
+};
+
+struct DataCalibrationReport {
+  int64_t samples = 0, tokens = 0;  // over all ranks
+  size_t weights_observed = 0;      // on this rank
+  // "layer L expert E" of every routed expert that no calibration token reached, sorted; the
+  // same on every rank. Their input_scale falls back to the layer's (FORMATS.md).
+  std::vector<std::string> experts_without_tokens;
+  double read_s = 0, forward_s = 0;  // this rank: reading weights, running the forward
+};
+
+// Collective over `groups` (every rank calls it with the same data). Observes the input and
+// weight quantizers of `model` (sync them afterwards with sync_quantizers).
+DataCalibrationReport calibrate_with_data(HfMoeModel& model, const parallel::ProcessGroups& groups,
+                                          const CalibrationData& data,
+                                          const DataCalibrationOptions& options);
+
+}  // namespace moequant
