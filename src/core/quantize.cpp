@@ -34,14 +34,11 @@ void check_status(mq_status status, const char* op, const std::string& name) {
   MQ_CHECK(status == MQ_OK, name, ": ", op, " failed: ", mq_last_error());
 }
 
-std::vector<StoredTensor> quantize_fp8(const at::Tensor& w, mq_dtype dt, bool cuda,
-                                       const std::vector<float>& amax, const std::string& name) {
+std::vector<StoredTensor> quantize_fp8_scaled(const at::Tensor& w, mq_dtype dt, bool cuda,
+                                              const std::vector<float>& scales,
+                                              const std::string& name) {
   const int64_t rows = w.size(0), cols = w.size(1);
-  const bool per_row = amax.size() != 1;
-  MQ_CHECK(!per_row || static_cast<int64_t>(amax.size()) == rows, name, ": per-channel amax has ",
-           amax.size(), " values for ", rows, " rows");
-  std::vector<float> scales(amax.size());
-  for (size_t i = 0; i < amax.size(); ++i) scales[i] = num::fp8_scale_from_amax(amax[i]);
+  const bool per_row = scales.size() != 1;
   std::vector<int64_t> scale_shape;
   if (per_row) scale_shape = {rows};
   at::Tensor scale_t = floats_on(w, scales, scale_shape);
@@ -56,13 +53,22 @@ std::vector<StoredTensor> quantize_fp8(const at::Tensor& w, mq_dtype dt, bool cu
           {"weight_scale", DType::kF32, scale_shape, scale_t}};
 }
 
-std::vector<StoredTensor> quantize_nvfp4(const at::Tensor& w, mq_dtype dt, bool cuda,
-                                         const std::vector<float>& amax, const std::string& name) {
+std::vector<StoredTensor> quantize_fp8(const at::Tensor& w, mq_dtype dt, bool cuda,
+                                       const std::vector<float>& amax, const std::string& name) {
+  const int64_t rows = w.size(0);
+  const bool per_row = amax.size() != 1;
+  MQ_CHECK(!per_row || static_cast<int64_t>(amax.size()) == rows, name, ": per-channel amax has ",
+           amax.size(), " values for ", rows, " rows");
+  std::vector<float> scales(amax.size());
+  for (size_t i = 0; i < amax.size(); ++i) scales[i] = num::fp8_scale_from_amax(amax[i]);
+  return quantize_fp8_scaled(w, dt, cuda, scales, name);
+}
+
+std::vector<StoredTensor> quantize_nvfp4_scaled(const at::Tensor& w, mq_dtype dt, bool cuda,
+                                                float scale2, const std::string& name) {
   const int64_t rows = w.size(0), cols = w.size(1);
-  MQ_CHECK(amax.size() == 1, name, ": nvfp4 needs a per-tensor amax, got ", amax.size(), " values");
   MQ_CHECK(cols % num::kNvfp4Block == 0, name, ": nvfp4 needs in % 16 == 0, got shape [", rows,
            ", ", cols, "]");
-  const float scale2 = num::nvfp4_scale2_from_amax(amax[0]);
   at::Tensor packed = empty_on(w, {rows, cols / 2}, at::kByte);
   at::Tensor block_scales = empty_on(w, {rows, cols / num::kNvfp4Block}, at::kByte);
   check_status(
@@ -75,6 +81,12 @@ std::vector<StoredTensor> quantize_nvfp4(const at::Tensor& w, mq_dtype dt, bool 
   return {{"weight", DType::kU8, {rows, cols / 2}, packed},
           {"weight_scale", DType::kF8E4M3, {rows, cols / num::kNvfp4Block}, block_scales},
           {"weight_scale_2", DType::kF32, {}, floats_on(w, {scale2}, {})}};
+}
+
+std::vector<StoredTensor> quantize_nvfp4(const at::Tensor& w, mq_dtype dt, bool cuda,
+                                         const std::vector<float>& amax, const std::string& name) {
+  MQ_CHECK(amax.size() == 1, name, ": nvfp4 needs a per-tensor amax, got ", amax.size(), " values");
+  return quantize_nvfp4_scaled(w, dt, cuda, num::nvfp4_scale2_from_amax(amax[0]), name);
 }
 
 std::vector<StoredTensor> quantize_fp8_block(const at::Tensor& w, mq_dtype dt, bool cuda,
@@ -153,6 +165,23 @@ std::vector<StoredTensor> quantize_weight(const at::Tensor& w, QuantFormat forma
       break;
   }
   MQ_THROW(name, ": unknown format");
+}
+
+at::Tensor fake_quantize(const at::Tensor& x, QuantFormat format, float scale,
+                         const std::string& name) {
+  MQ_CHECK(x.dim() == 2, name, ": expected a 2-D tensor, got shape ", x.sizes());
+  MQ_CHECK(format == QuantFormat::kFP8 || format == QuantFormat::kNVFP4, name,
+           ": activations are quantized in fp8 or nvfp4 only");
+  MQ_CHECK(std::isfinite(scale) && scale > 0, name, ": input scale ", scale, " is not positive");
+  if (x.numel() == 0) return x.to(at::kFloat);
+  const at::Tensor xc = x.contiguous();
+  c10::DeviceGuard guard(xc.device());
+  const bool cuda = use_cuda_kernels(xc);
+  const mq_dtype dt = kernel_dtype(xc, name);
+  const std::vector<StoredTensor> stored = format == QuantFormat::kFP8
+                                               ? quantize_fp8_scaled(xc, dt, cuda, {scale}, name)
+                                               : quantize_nvfp4_scaled(xc, dt, cuda, scale, name);
+  return dequantize_weight(stored, format, xc.size(0), xc.size(1), name);
 }
 
 at::Tensor dequantize_weight(const std::vector<StoredTensor>& stored, QuantFormat format,

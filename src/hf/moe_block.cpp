@@ -20,15 +20,23 @@ ExpertOrder expert_order(const Routing& routing, int num_experts) {
 at::Tensor run_sorted_experts(const at::Tensor& x_sorted, const std::vector<int64_t>& counts,
                               const std::vector<int>& experts,
                               const std::function<const SwiGluWeights&(int)>& weights_of,
-                              const ExpertInputObserver& observe) {
+                              const ExpertInputObserver& observe,
+                              const ExpertInputTransform& transform) {
   std::vector<at::Tensor> outs;
   int64_t row = 0;
   for (size_t i = 0; i < experts.size(); ++i) {
     if (counts[i] == 0) continue;
     const at::Tensor xe = x_sorted.narrow(0, row, counts[i]);
     row += counts[i];
+    const SwiGluWeights& w = weights_of(experts[i]);
+    if (transform) {  // the input of each linear as the engine quantizes it
+      const at::Tensor x1 = transform(experts[i], true, xe);
+      const at::Tensor h = at::silu(at::linear(x1, w.gate)) * at::linear(x1, w.up);
+      outs.push_back(at::linear(transform(experts[i], false, h), w.down));
+      continue;
+    }
     at::Tensor hidden;
-    outs.push_back(swiglu(xe, weights_of(experts[i]), &hidden));
+    outs.push_back(swiglu(xe, w, &hidden));
     if (observe) {
       observe(experts[i], true, xe);
       observe(experts[i], false, hidden);
@@ -40,8 +48,11 @@ at::Tensor run_sorted_experts(const at::Tensor& x_sorted, const std::vector<int6
   return at::cat(outs, 0);
 }
 
-LocalExperts::LocalExperts(std::map<int, SwiGluWeights> experts, ExpertInputObserver observe)
-    : experts_(std::move(experts)), observe_(std::move(observe)) {}
+LocalExperts::LocalExperts(std::map<int, SwiGluWeights> experts, ExpertInputObserver observe,
+                           ExpertInputTransform transform)
+    : experts_(std::move(experts)),
+      observe_(std::move(observe)),
+      transform_(std::move(transform)) {}
 
 at::Tensor LocalExperts::run(const at::Tensor& x, const Routing& routing) {
   const int64_t n = x.size(0), k = routing.experts.size(1);
@@ -57,7 +68,7 @@ at::Tensor LocalExperts::run(const at::Tensor& x, const Routing& routing) {
         MQ_CHECK(it != experts_.end(), "router chose expert ", e, ", which is not loaded");
         return it->second;
       },
-      observe_);
+      observe_, transform_);
   const at::Tensor w = routing.weights.reshape({-1}).index_select(0, eo.order).unsqueeze(1);
   return at::zeros({n, x.size(1)}, x.options()).index_add_(0, tokens, y * w);
 }

@@ -59,6 +59,18 @@ struct GenerateArgs {
 CLI::App* add_generate_command(CLI::App& app, GenerateArgs& args);
 int run_generate(const GenerateArgs& args);
 
+struct EvalArgs {
+  std::string source;
+  std::vector<std::string> quantized;
+  std::string data;
+  int64_t samples = 0, seq_len = 512, batch = 8;
+  std::string device = "cpu";
+  uint64_t seed = 0;
+  bool quiet = false;
+};
+CLI::App* add_eval_command(CLI::App& app, EvalArgs& args);
+int run_eval(const EvalArgs& args);
+
 // "5GB", "512MiB", "1000" -> bytes; throws moequant::Error naming the flag.
 uint64_t parse_size(const std::string& text, const std::string& flag);
 

@@ -18,10 +18,12 @@ int main(int argc, char** argv) {
   InspectArgs inspect;
   VerifyArgs verify;
   GenerateArgs generate;
+  EvalArgs eval;
   CLI::App* q = add_quantize_command(app, quantize);
   CLI::App* i = add_inspect_command(app, inspect);
   CLI::App* v = add_verify_command(app, verify);
   CLI::App* g = add_generate_command(app, generate);
+  CLI::App* e = add_eval_command(app, eval);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -32,6 +34,7 @@ int main(int argc, char** argv) {
     if (i->parsed()) return run_inspect(inspect);
     if (v->parsed()) return run_verify(verify);
     if (g->parsed()) return run_generate(generate);
+    if (e->parsed()) return run_eval(eval);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "moequant: error: %s\n", e.what());
     return 1;

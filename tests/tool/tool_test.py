@@ -273,6 +273,38 @@ def test_calib_data_bad_input(ctx):
                  extra=("--calib-data", data, "--calib-seq-len", "8", "--calib-samples", "3"))
 
 
+def test_eval_reports_each_export_against_its_source(ctx):
+    src = ctx.fixture("qwen3moe")
+    data = write_jsonl(ctx.path("held_out.jsonl"),
+                       [{"input_ids": [(7 * i + 3 * j) % 256 for j in range(24)]} for i in range(6)])
+    outs = {}
+    for fmt, extra in (("none", ()), ("fp8", ("--calib-data", "random", "--calib-seq-len", "16")),
+                       ("nvfp4", ())):
+        outs[fmt] = ctx.path("q-" + fmt)
+        ctx.ok("quantize", "-q", "--model", src, "--format", fmt, "--out", outs[fmt], *extra)
+    proc = ctx.ok("eval", "-q", "--source", src, "--data", data, "--seq-len", "24",
+                  *[a for f in ("none", "fp8", "nvfp4") for a in ("--quantized", outs[f])])
+    check("over 138 next-token positions" in proc.stdout, f"wrong token count:\n{proc.stdout}")
+    rows = {}
+    for line in proc.stdout.splitlines():
+        for fmt, out in outs.items():
+            if line.startswith(out + " "):
+                cols = line.split()
+                rows[fmt] = (float(cols[-4]), float(cols[-2]), float(cols[-1]))
+    check(sorted(rows) == ["fp8", "none", "nvfp4"], f"missing rows:\n{proc.stdout}")
+    source_ppl = float(proc.stdout.split("perplexity ")[1].split()[0])
+    # The unquantized export is the source: the same perplexity, no divergence, full agreement.
+    check(abs(rows["none"][0] - source_ppl) < 1e-3 and rows["none"][1] == 0.0 and
+          rows["none"][2] == 1.0, f"the 'none' export differs from its source: {rows['none']}")
+    for fmt in ("fp8", "nvfp4"):
+        ppl, kl, top1 = rows[fmt]
+        check(kl > 0 and 0.5 < top1 <= 1.0, f"{fmt}: implausible KL {kl} / top-1 {top1}")
+    check(rows["nvfp4"][1] > rows["fp8"][1], "4-bit weights should diverge more than 8-bit ones")
+    proc = ctx.run("eval", "--source", ctx.fixture("mixtral"), "--quantized", outs["fp8"],
+                   "--data", data, "--seq-len", "24")
+    expect_error(proc, "is not an export of")
+
+
 # ---- (d) bad input ----------------------------------------------------------------------------
 
 def test_missing_model_folder(ctx):

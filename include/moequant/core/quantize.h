@@ -36,6 +36,12 @@ std::vector<StoredTensor> quantize_weight(const at::Tensor& w, QuantFormat forma
 at::Tensor dequantize_weight(const std::vector<StoredTensor>& stored, QuantFormat format,
                              int64_t rows, int64_t cols, const std::string& name);
 
+// What a serving engine computes from an activation x [rows, cols] with a static input scale:
+// x quantized to `format` and back, float32. fp8: e4m3(x / scale) * scale (scale = input_scale);
+// nvfp4: the per-16 dynamic block scales of W4A4 with global scale `scale` (= input_scale).
+at::Tensor fake_quantize(const at::Tensor& x, QuantFormat format, float scale,
+                         const std::string& name);
+
 // Finds a stored tensor by suffix; throws naming `name` when absent.
 const StoredTensor& find_stored(const std::vector<StoredTensor>& stored, const std::string& suffix,
                                 const std::string& name);

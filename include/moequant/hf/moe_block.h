@@ -24,23 +24,31 @@ class ExpertRunner {
 // is the tokens routed to the expert; fc2's (down's) is silu(gate(x)) * up(x).
 using ExpertInputObserver = std::function<void(int expert, bool fc1, const at::Tensor& input)>;
 
+// What an engine does to an expert linear's input before the GEMM (the static activation
+// quantization of a W8A8 / W4A4 checkpoint): returns the input the linear computes with.
+using ExpertInputTransform =
+    std::function<at::Tensor(int expert, bool fc1, const at::Tensor& input)>;
+
 // For each expert holding rows (`counts[e]` rows of x_sorted, experts ascending), the weighted
 // SwiGLU outputs, in the same order: the computation every runner shares. `weights_of(e)` gives
 // expert e's (possibly sharded) weights.
 at::Tensor run_sorted_experts(const at::Tensor& x_sorted, const std::vector<int64_t>& counts,
                               const std::vector<int>& experts,
                               const std::function<const SwiGluWeights&(int)>& weights_of,
-                              const ExpertInputObserver& observe);
+                              const ExpertInputObserver& observe,
+                              const ExpertInputTransform& transform = {});
 
 // All experts on this rank, keyed by global index (the single-process forward).
 class LocalExperts : public ExpertRunner {
  public:
-  explicit LocalExperts(std::map<int, SwiGluWeights> experts, ExpertInputObserver observe = {});
+  explicit LocalExperts(std::map<int, SwiGluWeights> experts, ExpertInputObserver observe = {},
+                        ExpertInputTransform transform = {});
   at::Tensor run(const at::Tensor& x, const Routing& routing) override;
 
  private:
   std::map<int, SwiGluWeights> experts_;
   ExpertInputObserver observe_;
+  ExpertInputTransform transform_;
 };
 
 // The order in which a runner visits (token, slot) pairs: sorted by expert, tokens ascending

@@ -1,0 +1,65 @@
+#include "moequant/export/exported_experts.h"
+
+#include <ATen/ATen.h>
+
+#include <cstring>
+
+#include "moequant/common/error.h"
+#include "moequant/common/strings.h"
+#include "moequant/core/quantize.h"
+#include "moequant/core/tensor_bridge.h"
+#include "moequant/export/export_plan.h"
+
+namespace moequant {
+
+QuantFormat stored_format(const io::CheckpointFolder& folder, const std::string& module) {
+  if (folder.has(module + ".qweight")) return QuantFormat::kINT4;
+  if (folder.has(module + ".weight_scale_2")) return QuantFormat::kNVFP4;
+  if (folder.has(module + ".weight_scale_inv")) return QuantFormat::kFP8Block;
+  if (folder.has(module + ".weight_scale")) return QuantFormat::kFP8;
+  return QuantFormat::kNone;
+}
+
+at::Tensor dequantized_projection(const io::CheckpointFolder& folder, const std::string& module,
+                                  int64_t rows, int64_t cols, const at::Device& device) {
+  const QuantFormat f = stored_format(folder, module);
+  const DType source =
+      folder.has(module + ".weight") ? folder.info(module + ".weight").dtype : DType::kBF16;
+  std::vector<StoredTensor> stored;
+  for (const OutputSpec& s : quantized_outputs(f, rows, cols, source, false, module + ".weight")) {
+    const std::string name = module + "." + s.suffix;
+    MQ_CHECK(folder.has(name), folder.dir(), ": tensor '", name, "' is missing");
+    const io::TensorInfo& info = folder.info(name);
+    MQ_CHECK(info.dtype == s.dtype && info.shape == s.shape, folder.dir(), ": tensor '", name,
+             "' is ", dtype_name(info.dtype), " ", shape_string(info.shape), ", expected ",
+             dtype_name(s.dtype), " ", shape_string(s.shape));
+    at::Tensor t = at::empty(s.shape, at::TensorOptions().dtype(storage_scalar_type(s.dtype)));
+    std::memcpy(t.data_ptr(), folder.data(name), info.nbytes());  // mapped bytes may be unaligned
+    stored.push_back({s.suffix, s.dtype, s.shape, t.to(device)});
+  }
+  return dequantize_weight(stored, f, rows, cols, module + ".weight").to(device);
+}
+
+SwiGluWeights dequantized_expert(const io::CheckpointFolder& folder, const HfMoeConfig& config,
+                                 int layer, int expert, const at::Device& device) {
+  const int64_t I = config.intermediate, H = config.hidden;
+  auto proj = [&](ExpertProj p, int64_t rows, int64_t cols) {
+    return dequantized_projection(folder, config.expert_module_name(layer, expert, p), rows, cols,
+                                  device);
+  };
+  return {proj(ExpertProj::kGate, I, H), proj(ExpertProj::kUp, I, H),
+          proj(ExpertProj::kDown, H, I)};
+}
+
+std::optional<float> input_scale_of(const io::CheckpointFolder& folder, const std::string& module) {
+  const std::string name = module + ".input_scale";
+  if (!folder.has(name)) return std::nullopt;
+  const io::TensorInfo& info = folder.info(name);
+  MQ_CHECK(info.dtype == DType::kF32 && info.numel() == 1, folder.dir(), ": '", name,
+           "' must be a float32 scalar");
+  float v;
+  std::memcpy(&v, folder.data(name), 4);
+  return v;
+}
+
+}  // namespace moequant

@@ -1,0 +1,147 @@
+#include "moequant/pipeline/evaluate_checkpoint.h"
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "moequant/common/error.h"
+#include "moequant/core/quantize.h"
+#include "moequant/export/engine_view.h"
+#include "moequant/export/exported_experts.h"
+#include "moequant/hf/decoder_forward.h"
+
+namespace moequant {
+
+namespace {
+
+// One model of the comparison: its folder, what its config declares, its hidden states.
+struct Model {
+  std::string dir;
+  io::CheckpointFolder ckpt;
+  EngineView view;
+  at::Tensor h;  // [samples, T, H]
+};
+
+EngineView view_of(const std::string& dir) {
+  std::ifstream in(dir + "/config.json");
+  MQ_CHECK(in.good(), "'", dir, "' has no config.json");
+  try {
+    return engine_view_of(nlohmann::json::parse(in), dir + "/config.json");
+  } catch (const nlohmann::json::exception& e) {
+    MQ_THROW(dir, "/config.json: malformed JSON: ", e.what());
+  }
+}
+
+// The experts of one layer as a model runs them: the source's weights, or the dequantized export
+// with each expert's inputs quantized by its input_scale (static schemes).
+LocalExperts experts_of(const Model& m, const HfMoeConfig& c, int layer, const at::Device& dev,
+                        bool source) {
+  std::map<int, SwiGluWeights> weights;
+  std::map<std::pair<int, bool>, float> scales;
+  for (int e = 0; e < c.num_experts; ++e) {
+    weights.emplace(e, source ? read_expert_weights(m.ckpt, c, layer, e, dev)
+                              : dequantized_expert(m.ckpt, c, layer, e, dev));
+    if (source || !m.view.static_activations) continue;
+    for (const bool fc1 : {true, false}) {  // gate and up share one input scale
+      const std::string module =
+          c.expert_module_name(layer, e, fc1 ? ExpertProj::kGate : ExpertProj::kDown);
+      const std::optional<float> s = input_scale_of(m.ckpt, module);
+      if (s) scales[{e, fc1}] = *s;
+    }
+  }
+  ExpertInputTransform transform;
+  if (!scales.empty()) {
+    const QuantFormat f = m.view.format;
+    transform = [scales, f](int e, bool fc1, const at::Tensor& x) {
+      auto it = scales.find({e, fc1});
+      return it == scales.end() ? x : fake_quantize(x, f, it->second, "expert input");
+    };
+  }
+  return LocalExperts(std::move(weights), {}, std::move(transform));
+}
+
+std::string label_of(const EngineView& v) {
+  if (v.method.empty()) return "unquantized";
+  if (!v.algo.empty()) return "modelopt " + v.algo;
+  if (v.method == "fp8")
+    return v.format == QuantFormat::kFP8Block ? "fp8 128x128 blocks" : "fp8 per-tensor, dynamic";
+  return "gptq int4";
+}
+
+}  // namespace
+
+EvalReport evaluate_checkpoints(const EvalOptions& o, const CalibrationData& data) {
+  MQ_CHECK(!o.quantized.empty(), "no quantized folder to evaluate");
+  MQ_CHECK(data.seq_len >= 2, "evaluation needs sequences of at least 2 tokens");
+  const HfMoeConfig c = read_hf_config(o.source);
+  const DecoderConfig d = decoder_config(c);
+  const at::Device dev(o.device);
+  std::vector<Model> models;
+  models.push_back({o.source, io::CheckpointFolder::open(o.source), EngineView{}, {}});
+  for (const std::string& q : o.quantized) {
+    const HfMoeConfig qc = read_hf_config(q);
+    MQ_CHECK(qc.model_type == c.model_type && qc.num_layers == c.num_layers &&
+                 qc.num_experts == c.num_experts && qc.hidden == c.hidden,
+             "'", q, "' is not an export of '", o.source, "' (its config.json differs)");
+    models.push_back({q, io::CheckpointFolder::open(q), view_of(q), {}});
+  }
+  std::vector<int64_t> flat;
+  for (const auto& s : data.samples) flat.insert(flat.end(), s.begin(), s.end());
+  const int64_t n = static_cast<int64_t>(data.samples.size()), T = data.seq_len;
+  const at::Tensor ids = at::tensor(flat, at::kLong).view({n, T});
+  for (Model& m : models) m.h = embed_tokens(ids, read_model_ends(m.ckpt, c, d, dev), d);
+
+  const RopeTable rope = rope_table(T, d, dev);
+  for (int layer = 0; layer < c.num_layers; ++layer) {
+    for (size_t i = 0; i < models.size(); ++i) {
+      Model& m = models[i];
+      const DecoderLayerWeights w = read_layer_weights(m.ckpt, c, d, layer, dev);
+      LocalExperts experts = c.is_moe_layer(layer) ? experts_of(m, c, layer, dev, i == 0)
+                                                   : LocalExperts(std::map<int, SwiGluWeights>{});
+      std::vector<at::Tensor> outs;
+      for (int64_t b = 0; b < n; b += o.batch)
+        outs.push_back(
+            decoder_layer(m.h.narrow(0, b, std::min(o.batch, n - b)), w, d, rope, &experts));
+      m.h = at::cat(outs, 0);
+    }
+    if (o.progress) o.progress(layer + 1, c.num_layers);
+  }
+
+  // Next-token metrics, a batch of sequences at a time (logits are vocab-wide).
+  const ModelEnds ends = read_model_ends(models[0].ckpt, c, d, dev);
+  const at::Tensor targets = ids.narrow(1, 1, T - 1).to(dev);
+  std::vector<double> nll(models.size(), 0.0), kl(models.size(), 0.0), agree(models.size(), 0.0);
+  for (int64_t b = 0; b < n; b += o.batch) {
+    const int64_t m = std::min(o.batch, n - b);
+    const at::Tensor tgt = targets.narrow(0, b, m).reshape({-1, 1});
+    at::Tensor ref_logp, ref_top;
+    for (size_t i = 0; i < models.size(); ++i) {
+      const at::Tensor logits =
+          output_logits(models[i].h.narrow(0, b, m).narrow(1, 0, T - 1), ends, d)
+              .reshape({-1, d.vocab})
+              .to(at::kDouble);
+      const at::Tensor logp = at::log_softmax(logits, -1);
+      nll[i] -= logp.gather(1, tgt).sum().item<double>();
+      const at::Tensor top = logp.argmax(-1);
+      if (i == 0) {
+        ref_logp = logp;
+        ref_top = top;
+        continue;
+      }
+      kl[i] += (ref_logp.exp() * (ref_logp - logp)).sum().item<double>();
+      agree[i] += top.eq(ref_top).sum().item<double>();
+    }
+  }
+  EvalReport report;
+  report.tokens = n * (T - 1);
+  const double count = static_cast<double>(report.tokens);
+  report.source_perplexity = std::exp(nll[0] / count);
+  for (size_t i = 1; i < models.size(); ++i) {
+    report.results.push_back({models[i].dir, label_of(models[i].view), std::exp(nll[i] / count),
+                              kl[i] / count, agree[i] / count});
+  }
+  return report;
+}
+
+}  // namespace moequant
