@@ -43,6 +43,11 @@ mq_status mq_cuda_quantize_int4(const void*, mq_dtype, int64_t, int64_t, int32_t
   return no_cuda("mq_cuda_quantize_int4");
 }
 
+mq_status mq_cuda_quantize_batched(mq_format, mq_dtype, const mq_quant_item*, int32_t,
+                                   mq_stream_t) {
+  return no_cuda("mq_cuda_quantize_batched");
+}
+
 mq_status mq_cuda_dequantize_fp8(const uint8_t*, int64_t, int64_t, const float*, int32_t, float*,
                                  mq_stream_t) {
   return no_cuda("mq_cuda_dequantize_fp8");

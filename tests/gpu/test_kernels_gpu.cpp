@@ -785,6 +785,439 @@ TEST(GpuQuantize, Int4ScaleOverflowIsRangeError) {
       << mq_last_error();
 }
 
+// ---- batched quantize -----------------------------------------------------------------------
+//
+// Every batch runs three ways: the CPU per-matrix functions (the reference), the CUDA per-matrix
+// functions one item at a time, and ONE mq_cuda_quantize_batched call; both device runs write
+// over two poison patterns and every output byte must equal the CPU's, so batched == per-matrix
+// == CPU.
+
+const mq_format kFormats[] = {MQ_FORMAT_FP8, MQ_FORMAT_NVFP4, MQ_FORMAT_FP8_BLOCK, MQ_FORMAT_INT4};
+
+const char* format_name(mq_format f) {
+  switch (f) {
+    case MQ_FORMAT_FP8:
+      return "fp8";
+    case MQ_FORMAT_NVFP4:
+      return "nvfp4";
+    case MQ_FORMAT_FP8_BLOCK:
+      return "fp8_block";
+    case MQ_FORMAT_INT4:
+      return "int4";
+  }
+  return "?";
+}
+
+// Bytes of the outputs of one item: out, scales, qzeros, g_idx (0: unused).
+std::vector<size_t> output_sizes(mq_format f, int64_t rows, int64_t cols) {
+  const size_t n = static_cast<size_t>(rows * cols);
+  const size_t tiles = static_cast<size_t>(((rows + 127) / 128) * ((cols + 127) / 128));
+  const size_t groups = static_cast<size_t>((cols + 127) / 128), r = static_cast<size_t>(rows);
+  switch (f) {
+    case MQ_FORMAT_FP8:
+      return {n, 0, 0, 0};
+    case MQ_FORMAT_NVFP4:
+      return {n / 2, n / 16, 0, 0};
+    case MQ_FORMAT_FP8_BLOCK:
+      return {n, tiles * 4, 0, 0};
+    case MQ_FORMAT_INT4:
+      return {n / 2, groups * r * 2, groups * r / 2, static_cast<size_t>(cols) * 4};
+  }
+  return {0, 0, 0, 0};
+}
+
+struct BatchItem {
+  int64_t rows = 0, cols = 0;
+  float scale = 1.0f;
+  std::vector<unsigned char> w;
+  std::vector<std::vector<uint8_t>> cpu;            // per output
+  std::unique_ptr<DeviceBuffer> dw, dscale;         // input; fp8: the scale for the per-matrix call
+  std::vector<std::unique_ptr<DeviceBuffer>> dout;  // per output (null when unused)
+  void* out(size_t k) const { return dout[k] ? dout[k]->get() : nullptr; }
+};
+
+struct BatchSpec {
+  Shape shape;
+  Kind kind;
+  size_t in_offset;    // bytes added to the input pointer (a multiple of the element size)
+  size_t out_offset;   // bytes added to `out` (fp8, nvfp4: byte outputs)
+  float scale = 0.0f;  // nvfp4 scale2 / fp8 scale override (0: from the data)
+};
+
+mq_status cpu_one(mq_format f, mq_dtype d, const mq_quant_item& it) {
+  switch (f) {
+    case MQ_FORMAT_FP8:
+      return mq_cpu_quantize_fp8(it.w, d, it.rows, it.cols, &it.scale, 0,
+                                 static_cast<uint8_t*>(it.out));
+    case MQ_FORMAT_NVFP4:
+      return mq_cpu_quantize_nvfp4(it.w, d, it.rows, it.cols, it.scale,
+                                   static_cast<uint8_t*>(it.out), static_cast<uint8_t*>(it.scales));
+    case MQ_FORMAT_FP8_BLOCK:
+      return mq_cpu_quantize_fp8_block(it.w, d, it.rows, it.cols, static_cast<uint8_t*>(it.out),
+                                       static_cast<float*>(it.scales));
+    case MQ_FORMAT_INT4:
+      return mq_cpu_quantize_int4(it.w, d, it.rows, it.cols, static_cast<int32_t*>(it.out),
+                                  static_cast<uint16_t*>(it.scales), it.qzeros, it.g_idx);
+  }
+  return MQ_ERR_INVALID;
+}
+
+mq_status cuda_one(mq_format f, mq_dtype d, const BatchItem& b, const mq_quant_item& it,
+                   cudaStream_t s) {
+  const mq_stream_t ms = reinterpret_cast<mq_stream_t>(s);
+  switch (f) {
+    case MQ_FORMAT_FP8:
+      return mq_cuda_quantize_fp8(it.w, d, it.rows, it.cols, b.dscale->get<float>(), 0,
+                                  static_cast<uint8_t*>(it.out), ms);
+    case MQ_FORMAT_NVFP4:
+      return mq_cuda_quantize_nvfp4(it.w, d, it.rows, it.cols, it.scale,
+                                    static_cast<uint8_t*>(it.out), static_cast<uint8_t*>(it.scales),
+                                    ms);
+    case MQ_FORMAT_FP8_BLOCK:
+      return mq_cuda_quantize_fp8_block(it.w, d, it.rows, it.cols, static_cast<uint8_t*>(it.out),
+                                        static_cast<float*>(it.scales), ms);
+    case MQ_FORMAT_INT4:
+      return mq_cuda_quantize_int4(it.w, d, it.rows, it.cols, static_cast<int32_t*>(it.out),
+                                   static_cast<uint16_t*>(it.scales), it.qzeros, it.g_idx, ms);
+  }
+  return MQ_ERR_INVALID;
+}
+
+// Host data, the CPU reference and device buffers of one item.
+void make_batch_item(mq_format f, mq_dtype d, const BatchSpec& spec, std::mt19937_64& rng,
+                     BatchItem* b) {
+  b->rows = spec.shape.rows;
+  b->cols = spec.shape.cols;
+  b->w = make_weights(rng, d, b->rows, b->cols, spec.kind);
+  const float amax = host_amax(b->w, d, 0, b->rows * b->cols);
+  if (spec.scale > 0.0f) {
+    b->scale = spec.scale;
+  } else if (f == MQ_FORMAT_NVFP4) {
+    b->scale = spec.kind == Kind::kTiesBlock ? 0.015625f : num::nvfp4_scale2_from_amax(amax);
+  } else {
+    b->scale = num::fp8_scale_from_amax(amax);
+  }
+  const std::vector<size_t> sizes = output_sizes(f, b->rows, b->cols);
+  for (const size_t n : sizes) b->cpu.emplace_back(n);
+  mq_quant_item it{b->w.data(),
+                   b->rows,
+                   b->cols,
+                   b->scale,
+                   b->cpu[0].data(),
+                   b->cpu[1].empty() ? nullptr : b->cpu[1].data(),
+                   reinterpret_cast<int32_t*>(b->cpu[2].data()),
+                   reinterpret_cast<int32_t*>(b->cpu[3].data())};
+  ASSERT_EQ(MQ_OK, cpu_one(f, d, it)) << mq_last_error();
+  b->dw = upload_weights(b->w, spec.in_offset);
+  ASSERT_TRUE(b->dw->ok());
+  b->dscale = std::make_unique<DeviceBuffer>(4);
+  b->dscale->upload(&b->scale);
+  for (size_t k = 0; k < sizes.size(); ++k) {
+    if (sizes[k] == 0) {
+      b->dout.push_back(nullptr);
+      continue;
+    }
+    b->dout.push_back(std::make_unique<DeviceBuffer>(sizes[k], k == 0 ? spec.out_offset : 0));
+    ASSERT_TRUE(b->dout.back()->ok());
+  }
+}
+
+mq_quant_item device_item(const BatchItem& b) {
+  return mq_quant_item{b.dw->get(),
+                       b.rows,
+                       b.cols,
+                       b.scale,
+                       b.out(0),
+                       b.out(1),
+                       static_cast<int32_t*>(b.out(2)),
+                       static_cast<int32_t*>(b.out(3))};
+}
+
+// The three runs of one batch and the byte comparisons.
+void check_batch(mq_format f, mq_dtype d, const std::vector<BatchSpec>& specs, std::mt19937_64& rng,
+                 cudaStream_t stream = nullptr) {
+  SCOPED_TRACE(std::string(format_name(f)) + " " + dtype_name(d) + ", " +
+               std::to_string(specs.size()) + " items");
+  std::vector<BatchItem> items(specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) {
+    make_batch_item(f, d, specs[i], rng, &items[i]);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+  std::vector<DeviceBuffer*> outs;
+  std::vector<mq_quant_item> dev_items;
+  for (const BatchItem& b : items) {
+    for (const auto& o : b.dout) {
+      if (o) outs.push_back(o.get());
+    }
+    dev_items.push_back(device_item(b));
+  }
+  const auto compare = [&](const char* run, const std::vector<std::vector<uint8_t>>& a,
+                           const std::vector<std::vector<uint8_t>>& b) {
+    static const char* kOut[] = {"out", "scales", "qzeros", "g_idx"};
+    size_t k = 0;
+    for (size_t i = 0; i < items.size(); ++i) {
+      for (size_t j = 0; j < items[i].dout.size(); ++j) {
+        if (!items[i].dout[j]) continue;
+        const std::string what = std::string(run) + ": item " + std::to_string(i) + " [" +
+                                 std::to_string(items[i].rows) + ", " +
+                                 std::to_string(items[i].cols) + "] " + kOut[j];
+        expect_output(what.c_str(), a[k], b[k], items[i].cpu[j].data(), items[i].cpu[j].size());
+        ++k;
+      }
+    }
+  };
+  std::vector<std::vector<uint8_t>> a, b;
+  run_twice(
+      outs,
+      [&] {
+        for (size_t i = 0; i < items.size(); ++i) {
+          const mq_status st = cuda_one(f, d, items[i], dev_items[i], stream);
+          if (st != MQ_OK) return st;
+        }
+        return MQ_OK;
+      },
+      &a, &b);
+  if (::testing::Test::HasFatalFailure()) return;
+  compare("per-matrix", a, b);
+  a.clear();
+  b.clear();
+  run_twice(
+      outs,
+      [&] {
+        return mq_cuda_quantize_batched(f, d, dev_items.data(),
+                                        static_cast<int32_t>(dev_items.size()),
+                                        reinterpret_cast<mq_stream_t>(stream));
+      },
+      &a, &b);
+  if (::testing::Test::HasFatalFailure()) return;
+  compare("batched", a, b);
+}
+
+// Awkward shapes each format accepts: single rows, widths off the vector size, edge tiles,
+// int4 group tails, a partial last nvfp4 unit.
+std::vector<Shape> awkward_batch_shapes(mq_format f) {
+  switch (f) {
+    case MQ_FORMAT_FP8:
+      return {{1, 1}, {7, 13}, {300, 7}, {1, 300}, {130, 300}, {64, 2048}, {1000, 1}};
+    case MQ_FORMAT_NVFP4:
+      return {{1, 16}, {7, 48}, {3, 1008}, {130, 304}, {1, 2064}, {256, 2048}, {2048, 16}};
+    case MQ_FORMAT_FP8_BLOCK:
+      return {{1, 1}, {5, 13}, {257, 129}, {130, 300}, {128, 128}, {1, 1000}, {300, 1000}};
+    case MQ_FORMAT_INT4:
+      return {{8, 8}, {8, 136}, {136, 304}, {16, 1032}, {264, 1000}, {8, 2048}, {768, 136}};
+  }
+  return {};
+}
+
+// 8 experts of a Qwen3-30B-A3B layer: gate and up [768, 2048], down [2048, 768].
+TEST(GpuQuantizeBatched, ExpertStackAllFormatsAndDtypes) {
+  SKIP_WITHOUT_GPU();
+  Seeded s;
+  SCOPED_TRACE(s.trace());
+  for (const mq_format f : kFormats) {
+    for (const mq_dtype d : kDtypes) {
+      std::vector<BatchSpec> specs;
+      for (int e = 0; e < 8; ++e) {
+        specs.push_back({{768, 2048}, Kind::kNormal, 0, 0});
+        specs.push_back({{768, 2048}, e % 2 ? Kind::kHeavy : Kind::kNormal, 0, 0});
+        specs.push_back({{2048, 768}, Kind::kNormal, 0, 0});
+      }
+      check_batch(f, d, specs, s.rng);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+  }
+}
+
+// Mixed awkward shapes and value kinds in one batch, every other input pointer off its 16-byte
+// alignment and some byte outputs off by one.
+TEST(GpuQuantizeBatched, MixedAwkwardShapesAndMisalignedPointers) {
+  SKIP_WITHOUT_GPU();
+  Seeded s;
+  SCOPED_TRACE(s.trace());
+  for (const mq_format f : kFormats) {
+    for (const mq_dtype d : kDtypes) {
+      for (int misalign = 0; misalign < 2; ++misalign) {
+        std::vector<BatchSpec> specs;
+        const std::vector<Shape> shapes = awkward_batch_shapes(f);
+        for (size_t i = 0; i < 2 * shapes.size(); ++i) {
+          const bool byte_out = f == MQ_FORMAT_FP8 || f == MQ_FORMAT_NVFP4;
+          specs.push_back({shapes[i % shapes.size()], kKinds[i % 4],
+                           misalign && i % 2 == 1 ? static_cast<size_t>(elem_size(d)) : 0,
+                           misalign && byte_out && i % 3 == 2 ? size_t{1} : 0});
+        }
+        check_batch(f, d, specs, s.rng);
+        if (::testing::Test::HasFatalFailure()) return;
+      }
+    }
+  }
+}
+
+// Hundreds of small items (the item search takes several rounds, nvfp4 CTAs cross many items and
+// rebuild their tables), and values and scales across the whole range (the fast paths' proven
+// ranges end and the exact paths take over inside one batch).
+TEST(GpuQuantizeBatched, ManySmallItemsAndWholeRangeScales) {
+  SKIP_WITHOUT_GPU();
+  Seeded s;
+  SCOPED_TRACE(s.trace());
+  for (const mq_format f : kFormats) {
+    for (const mq_dtype d : kDtypes) {
+      std::vector<BatchSpec> specs;
+      const std::vector<Shape> shapes = awkward_batch_shapes(f);
+      for (int i = 0; i < 300; ++i) {
+        Shape sh = shapes[static_cast<size_t>(i) % 4];  // the small ones
+        specs.push_back({sh, i % 5 == 0 ? Kind::kTiesBlock : Kind::kNormal, 0, 0});
+      }
+      check_batch(f, d, specs, s.rng);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+  }
+  const float scale2s[] = {0x1p-75f, 0x1p-61f, 0x1p-45f, 0x1p-20f, 0.001f,
+                           1.0f,     0x1p6f,   0x1p10f,  0x1p40f,  0x1p100f};
+  for (const mq_dtype d : kDtypes) {
+    std::vector<BatchSpec> nv, other;
+    for (const float s2 : scale2s) nv.push_back({{128, 1024}, Kind::kRange, 0, 0, s2});
+    nv.push_back({{256, 1024}, Kind::kRange, 0, 0});
+    check_batch(MQ_FORMAT_NVFP4, d, nv, s.rng);
+    for (int i = 0; i < 4; ++i) other.push_back({{384, 1024}, Kind::kRange, 0, 0});
+    check_batch(MQ_FORMAT_FP8, d, other, s.rng);
+    check_batch(MQ_FORMAT_FP8_BLOCK, d, other, s.rng);
+    std::vector<BatchSpec> i4;
+    for (int i = 0; i < 4; ++i) i4.push_back({{384, 1024}, Kind::kRangeInt4, 0, 0});
+    check_batch(MQ_FORMAT_INT4, d, i4, s.rng);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+}
+
+// Repeated calls on two streams with growing batches: the descriptor ring is reused and grows
+// while earlier batches may still be in flight.
+TEST(GpuQuantizeBatched, StreamsAndGrowingBatchesReuseTheDescriptorRing) {
+  SKIP_WITHOUT_GPU();
+  Seeded s;
+  SCOPED_TRACE(s.trace());
+  cudaStream_t streams[2];
+  CUDA_OK(cudaStreamCreateWithFlags(&streams[0], cudaStreamNonBlocking));
+  CUDA_OK(cudaStreamCreateWithFlags(&streams[1], cudaStreamNonBlocking));
+  for (int round = 0; round < 6; ++round) {
+    const mq_format f = kFormats[round % 4];
+    std::vector<BatchSpec> specs;
+    const std::vector<Shape> shapes = awkward_batch_shapes(f);
+    for (int i = 0; i < 2 + 40 * round; ++i) {
+      specs.push_back({shapes[static_cast<size_t>(i) % 4], Kind::kHeavy, 0, 0});
+    }
+    check_batch(f, MQ_DTYPE_BF16, specs, s.rng, streams[round % 2]);
+    if (::testing::Test::HasFatalFailure()) break;
+  }
+  CUDA_OK(cudaStreamDestroy(streams[0]));
+  CUDA_OK(cudaStreamDestroy(streams[1]));
+}
+
+TEST(GpuQuantizeBatched, BadArgumentsNameTheItem) {
+  SKIP_WITHOUT_GPU();
+  DeviceBuffer w(4096), o(4096), sc(4096), z(4096), g(4096);
+  w.poison(0);  // zeros: no int4 scale overflows
+  const mq_quant_item good{w.get(),         16, 128, 0.01f, o.get(), sc.get(), z.get<int32_t>(),
+                           g.get<int32_t>()};
+  std::vector<mq_quant_item> items(4, good);
+  for (const mq_format f : kFormats) {
+    EXPECT_EQ(MQ_OK, mq_cuda_quantize_batched(f, MQ_DTYPE_BF16, items.data(), 4, nullptr))
+        << format_name(f) << ": " << mq_last_error();
+  }
+  CUDA_OK(cudaDeviceSynchronize());
+  const auto has = [](const char* what) {
+    return std::string(mq_last_error()).find(what) != std::string::npos;
+  };
+  EXPECT_EQ(MQ_ERR_INVALID,
+            mq_cuda_quantize_batched(MQ_FORMAT_FP8, MQ_DTYPE_BF16, items.data(), 0, nullptr));
+  EXPECT_TRUE(has("mq_cuda_quantize_batched") && has("must be > 0")) << mq_last_error();
+  EXPECT_EQ(MQ_ERR_INVALID,
+            mq_cuda_quantize_batched(MQ_FORMAT_FP8, MQ_DTYPE_BF16, items.data(), -1, nullptr));
+  EXPECT_EQ(MQ_ERR_INVALID,
+            mq_cuda_quantize_batched(MQ_FORMAT_FP8, MQ_DTYPE_BF16, nullptr, 4, nullptr));
+  EXPECT_EQ(MQ_ERR_INVALID, mq_cuda_quantize_batched(static_cast<mq_format>(5), MQ_DTYPE_BF16,
+                                                     items.data(), 4, nullptr));
+  EXPECT_TRUE(has("unknown format 5")) << mq_last_error();
+  EXPECT_EQ(MQ_ERR_INVALID, mq_cuda_quantize_batched(MQ_FORMAT_FP8, static_cast<mq_dtype>(3),
+                                                     items.data(), 4, nullptr));
+  EXPECT_TRUE(has("unknown dtype 3")) << mq_last_error();
+  std::vector<mq_quant_item> bad = items;
+  bad[2].w = nullptr;
+  EXPECT_EQ(MQ_ERR_INVALID,
+            mq_cuda_quantize_batched(MQ_FORMAT_NVFP4, MQ_DTYPE_BF16, bad.data(), 4, nullptr));
+  EXPECT_TRUE(has("item 2 (nvfp4)") && has("`w` is null")) << mq_last_error();
+  bad = items;
+  bad[3].cols = 120;  // not a multiple of 16
+  EXPECT_EQ(MQ_ERR_INVALID,
+            mq_cuda_quantize_batched(MQ_FORMAT_NVFP4, MQ_DTYPE_BF16, bad.data(), 4, nullptr));
+  EXPECT_TRUE(has("item 3 (nvfp4)") && has("multiple of 16")) << mq_last_error();
+  bad = items;
+  bad[1].scale = -1.0f;
+  EXPECT_EQ(MQ_ERR_INVALID,
+            mq_cuda_quantize_batched(MQ_FORMAT_NVFP4, MQ_DTYPE_BF16, bad.data(), 4, nullptr));
+  EXPECT_TRUE(has("item 1 (nvfp4)") && has("scale")) << mq_last_error();
+  bad = items;
+  bad[1].rows = 4;
+  EXPECT_EQ(MQ_ERR_INVALID,
+            mq_cuda_quantize_batched(MQ_FORMAT_INT4, MQ_DTYPE_BF16, bad.data(), 4, nullptr));
+  EXPECT_TRUE(has("item 1 (int4)") && has("rows must be a multiple of 8")) << mq_last_error();
+  bad = items;
+  bad[0].qzeros = nullptr;
+  EXPECT_EQ(MQ_ERR_INVALID,
+            mq_cuda_quantize_batched(MQ_FORMAT_INT4, MQ_DTYPE_BF16, bad.data(), 4, nullptr));
+  EXPECT_TRUE(has("item 0 (int4)") && has("qzeros")) << mq_last_error();
+  bad = items;
+  bad[2].scales = nullptr;
+  EXPECT_EQ(MQ_ERR_INVALID,
+            mq_cuda_quantize_batched(MQ_FORMAT_FP8_BLOCK, MQ_DTYPE_BF16, bad.data(), 4, nullptr));
+  EXPECT_TRUE(has("item 2 (fp8_block)") && has("tile_scales")) << mq_last_error();
+  bad = items;
+  bad[3].rows = 0;
+  EXPECT_EQ(MQ_ERR_INVALID,
+            mq_cuda_quantize_batched(MQ_FORMAT_FP8, MQ_DTYPE_BF16, bad.data(), 4, nullptr));
+  EXPECT_TRUE(has("item 3 (fp8)") && has("positive")) << mq_last_error();
+  bad = items;
+  bad[1].w = static_cast<const unsigned char*>(bad[1].w) + 1;  // off the element size
+  EXPECT_EQ(MQ_ERR_INVALID,
+            mq_cuda_quantize_batched(MQ_FORMAT_FP8, MQ_DTYPE_BF16, bad.data(), 4, nullptr));
+  EXPECT_TRUE(has("item 1 (fp8)") && has("aligned")) << mq_last_error();
+  CUDA_OK(cudaDeviceSynchronize());
+  CUDA_OK(cudaGetLastError());
+}
+
+TEST(GpuQuantizeBatched, Int4OverflowNamesTheItemRowAndGroup) {
+  SKIP_WITHOUT_GPU();
+  Seeded s;
+  SCOPED_TRACE(s.trace());
+  for (const mq_dtype d : kDtypes) {
+    SCOPED_TRACE(dtype_name(d));
+    const int64_t rows = 16, cols = 256;
+    std::vector<std::unique_ptr<DeviceBuffer>> bufs;
+    std::vector<mq_quant_item> items;
+    for (int i = 0; i < 5; ++i) {
+      std::vector<unsigned char> w = make_weights(s.rng, d, rows, cols, Kind::kNormal);
+      if (i == 3)
+        store_value(d, d == MQ_DTYPE_F16 ? INFINITY : 1e6f,
+                    &w[static_cast<size_t>((9 * cols + 200) * elem_size(d))]);
+      if (i == 4) store_value(d, -2e6f, &w[static_cast<size_t>((2 * cols + 3) * elem_size(d))]);
+      bufs.push_back(upload_weights(w, 0));
+      const mq_quant_item it{
+          bufs.back()->get(), rows, cols, 1.0f, nullptr, nullptr, nullptr, nullptr};
+      items.push_back(it);
+      for (int k = 0; k < 4; ++k) bufs.push_back(std::make_unique<DeviceBuffer>(4096));
+      items.back().out = bufs[bufs.size() - 4]->get();
+      items.back().scales = bufs[bufs.size() - 3]->get();
+      items.back().qzeros = bufs[bufs.size() - 2]->get<int32_t>();
+      items.back().g_idx = bufs[bufs.size() - 1]->get<int32_t>();
+    }
+    EXPECT_EQ(MQ_ERR_RANGE, mq_cuda_quantize_batched(MQ_FORMAT_INT4, d, items.data(), 5, nullptr));
+    const std::string msg = mq_last_error();
+    EXPECT_NE(msg.find("item 3 (int4)"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("row 9, group 1"), std::string::npos) << msg;
+    // the next call succeeds (the flags were reset)
+    EXPECT_EQ(MQ_OK, mq_cuda_quantize_batched(MQ_FORMAT_INT4, d, items.data(), 3, nullptr))
+        << mq_last_error();
+  }
+}
+
 // ---- dequantize -----------------------------------------------------------------------------
 
 std::vector<uint8_t> random_bytes(std::mt19937_64& rng, size_t n) {

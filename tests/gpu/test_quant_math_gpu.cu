@@ -5,7 +5,11 @@
 //   - fast_div: every bf16 dividend against 2^14 divisors (log-uniform over the whole proven
 //     range [2^-60, 2^60], plus powers of two and their neighbours), and 2^31 random float pairs,
 //     bit-equal to `a / b` wherever |a / b| is in [2^-20, 2^20], and the out-of-range promises
-//     (tiny: small with a's sign; huge: large or NaN) elsewhere.
+//     (tiny: small with a's sign; huge: large or NaN) elsewhere;
+//   - the packed bf16x2 / f16x2 operations of the nvfp4 table path (nvfp4_table.cuh): compares
+//     and max over every pair of 16-bit magnitudes, the sign test over every 16-bit pattern;
+//   - the nvfp4 table codes: for thousands of scale2 values, every usable scale code and every
+//     16-bit input, the code equals num::float_to_e2m1(x / d).
 // Each kernel counts mismatches and records the first one; the tests print it on failure.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
@@ -14,6 +18,7 @@
 #include <cstdio>
 #include <string>
 
+#include "cuda/nvfp4_table.cuh"
 #include "cuda/quant_math.cuh"
 #include "moequant/kernels/kernels.h"
 #include "moequant/kernels/numerics.h"
@@ -179,6 +184,92 @@ __global__ void div_random(Mismatch* m, uint64_t seed, uint64_t count) {
   }
 }
 
+// ---- nvfp4 table path ----------------------------------------------------------------------
+
+// Value order of two 16-bit magnitudes (sign clear) of dtype D; NaN compares false.
+template <mq_dtype D>
+__device__ bool mag_ge(uint32_t a, uint32_t b) {
+  if (a > DType<D>::kInf || b > DType<D>::kInf) return false;
+  return a >= b;  // non-negative IEEE values order like their bits
+}
+
+// Every pair of magnitudes (a, b), a in the grid's x and y dimensions, b over the threads; the
+// high lane holds (b, a) so both lanes see every pair.
+template <mq_dtype D>
+__global__ void packed_pairs(Mismatch* m) {
+  const uint32_t a = blockIdx.x * 256 + blockIdx.y;  // 2^15 magnitudes: grid (128, 256)
+  for (uint32_t b = threadIdx.x; b < 0x8000u; b += blockDim.x) {
+    const uint32_t x = a | (b << 16), y = b | (a << 16);
+    const uint32_t ge = set_ge_x2<D>(x, y);
+    const uint32_t one = D == MQ_DTYPE_BF16 ? 0x3f80u : 0x3c00u;
+    const uint32_t want_ge = (mag_ge<D>(a, b) ? one : 0u) | ((mag_ge<D>(b, a) ? one : 0u) << 16);
+    if (ge != want_ge) record(m, (static_cast<unsigned long long>(a) << 16) | b, ge, want_ge);
+    const uint32_t mx = max_nan_x2<D>(x, y);
+    const bool nan = a > DType<D>::kInf || b > DType<D>::kInf;
+    const uint32_t lo = mx & 0xffffu, hi = mx >> 16;
+    const bool mx_ok =
+        nan ? (lo > DType<D>::kInf && hi > DType<D>::kInf) : (lo == max(a, b) && hi == max(a, b));
+    if (!mx_ok) record(m, (1ull << 40) | (static_cast<unsigned long long>(a) << 16) | b, mx, 0);
+  }
+}
+
+// Every 16-bit pattern x: [x < 0] is 1.0 exactly for negative non-NaN x other than -0.
+template <mq_dtype D>
+__global__ void packed_sign(Mismatch* m) {
+  const uint32_t x = blockIdx.x * blockDim.x + threadIdx.x;  // 65536 threads
+  const uint32_t one = D == MQ_DTYPE_BF16 ? 0x3f80u : 0x3c00u;
+  const bool neg = (x & 0x8000u) && (x & 0x7fffu) != 0 && (x & 0x7fffu) <= DType<D>::kInf;
+  const uint32_t got = set_lt_x2<D>(x | (x << 16), 0u);
+  const uint32_t want = neg ? (one | (one << 16)) : 0u;
+  if (got != want) record(m, x, got, want);
+}
+
+// Deterministic scale2 number i: log-uniform over [2^-70, 2^70], every 8th a power of two or a
+// neighbour of one.
+__device__ float scale2_of(uint32_t i) {
+  const uint64_t h = mix64(0x51ed270b27a3c5a1ull * (i + 1));
+  const int e = static_cast<int>(h % 141) - 70;
+  float v = ldexpf(__uint_as_float(0x3f800000u | static_cast<uint32_t>((h >> 8) & 0x7fffffu)), e);
+  if (i % 8 == 0) {
+    v = ldexpf(1.0f, e);
+    if ((h >> 40) % 3 == 1) v = __uint_as_float(__float_as_uint(v) + 1);
+    if ((h >> 40) % 3 == 2) v = __uint_as_float(__float_as_uint(v) - 1);
+  }
+  return v;
+}
+
+// Block (s, c): table row of scale code c for scale2 number s, then every 16-bit input x: the
+// table code must be num::float_to_e2m1(x / d). Rows the table marks unusable are skipped (the
+// kernel takes the exact path for them) and counted in `usable` otherwise.
+template <mq_dtype D>
+__global__ void table_codes(Mismatch* m, unsigned long long* usable) {
+  __shared__ uint32_t row[kNvfp4TableWords];
+  const float scale2 = scale2_of(blockIdx.x);
+  const int code = static_cast<int>(blockIdx.y) + 1;  // 1..126
+  if (threadIdx.x < kNvfp4TableWords) {
+    row[threadIdx.x] = nvfp4_table_word<D>(code, static_cast<int>(threadIdx.x), scale2);
+  }
+  __syncthreads();
+  if (row[kNvfp4TableWords - 1] == 0u) return;
+  if (threadIdx.x == 0) atomicAdd(usable, 1ull);
+  const uint32_t t[7] = {row[0], row[1], row[2], row[3], row[4], row[5], row[6]};
+  const float d = num::e4m3_to_float(static_cast<uint8_t>(code)) * scale2;
+  for (uint32_t x0 = threadIdx.x * 8; x0 < 65536u; x0 += blockDim.x * 8) {
+    const uint4 v = make_uint4(x0 | ((x0 + 1) << 16), (x0 + 2) | ((x0 + 3) << 16),
+                               (x0 + 4) | ((x0 + 5) << 16), (x0 + 6) | ((x0 + 7) << 16));
+    const uint32_t got = nvfp4_codes_from_table<D>(v, t);
+    for (uint32_t k = 0; k < 8; ++k) {
+      const uint32_t x = x0 + k;
+      if ((x & 0x7fffu) > DType<D>::kInf) continue;  // NaN: the exact path's
+      const uint32_t want = num::float_to_e2m1(DType<D>::to_float(x) / d);
+      const uint32_t g = (got >> (4 * k)) & 0xfu;
+      if (g != want) {
+        record(m, (static_cast<unsigned long long>(blockIdx.x) << 32) | (code << 16) | x, g, want);
+      }
+    }
+  }
+}
+
 #define CUDA_OK(call) ASSERT_EQ(cudaSuccess, (call)) << #call
 
 class QuantMath : public ::testing::Test {
@@ -245,6 +336,56 @@ TEST_F(QuantMath, FastDivEqualsIeeeDivision) {
   r = result();
   EXPECT_EQ(r.count, 0u) << "random pairs: " << r.count << " mismatches; first pair " << r.first
                          << ": got 0x" << std::hex << r.got << " want 0x" << r.want;
+}
+
+template <mq_dtype D>
+void check_packed_ops(Mismatch* m, const char* name) {
+  packed_pairs<D><<<dim3(128, 256), 256>>>(m);
+  ASSERT_EQ(cudaSuccess, cudaGetLastError());
+  packed_sign<D><<<256, 256>>>(m);
+  ASSERT_EQ(cudaSuccess, cudaGetLastError());
+  Mismatch r{};
+  ASSERT_EQ(cudaSuccess, cudaDeviceSynchronize());
+  ASSERT_EQ(cudaSuccess, cudaMemcpy(&r, m, sizeof r, cudaMemcpyDeviceToHost));
+  EXPECT_EQ(r.count, 0u) << name << ": " << r.count << " mismatches; first key 0x" << std::hex
+                         << r.first << ": got 0x" << r.got << " want 0x" << r.want;
+}
+
+TEST_F(QuantMath, PackedCompareMaxAndSignOnEveryInput) {
+  check_packed_ops<MQ_DTYPE_BF16>(m_, "bf16x2");
+  reset();
+  check_packed_ops<MQ_DTYPE_F16>(m_, "f16x2");
+}
+
+template <mq_dtype D>
+void check_table_codes(Mismatch* m, const char* name) {
+  constexpr unsigned kScales = 2048;
+  unsigned long long* usable = nullptr;
+  ASSERT_EQ(cudaSuccess, cudaMalloc(&usable, sizeof(*usable)));
+  ASSERT_EQ(cudaSuccess, cudaMemset(usable, 0, sizeof(*usable)));
+  table_codes<D><<<dim3(kScales, 126), 256>>>(m, usable);
+  ASSERT_EQ(cudaSuccess, cudaGetLastError());
+  Mismatch r{};
+  unsigned long long rows = 0;
+  ASSERT_EQ(cudaSuccess, cudaDeviceSynchronize());
+  ASSERT_EQ(cudaSuccess, cudaMemcpy(&r, m, sizeof r, cudaMemcpyDeviceToHost));
+  ASSERT_EQ(cudaSuccess, cudaMemcpy(&rows, usable, sizeof rows, cudaMemcpyDeviceToHost));
+  cudaFree(usable);
+  std::printf(
+      "[ nvfp4 table %s ] %llu of %u (scale2, code) rows usable, each checked on all "
+      "65536 inputs\n",
+      name, rows, kScales * 126);
+  EXPECT_GT(rows, kScales * 126ull / 2) << name;  // most of the range is the fast path
+  EXPECT_EQ(r.count, 0u) << name << ": " << r.count << " mismatches; first (scale2 #"
+                         << (r.first >> 32) << ", code " << ((r.first >> 16) & 0xffff)
+                         << ", input 0x" << std::hex << (r.first & 0xffff) << "): got 0x" << r.got
+                         << " want 0x" << r.want;
+}
+
+TEST_F(QuantMath, Nvfp4TableCodesEqualNumericsForEveryInput) {
+  check_table_codes<MQ_DTYPE_BF16>(m_, "bf16");
+  reset();
+  check_table_codes<MQ_DTYPE_F16>(m_, "f16");
 }
 
 }  // namespace

@@ -94,6 +94,41 @@ mq_status mq_cuda_quantize_int4(const void* w, mq_dtype dtype, int64_t rows, int
                                 int32_t* qweight, uint16_t* scales, int32_t* qzeros, int32_t* g_idx,
                                 mq_stream_t stream);
 
+/* ---- batched quantize: many matrices, one call ------------------------------------------- */
+
+/* The format of a batched call (the integers are part of the ABI). */
+typedef enum {
+  MQ_FORMAT_FP8 = 1,       /* per-tensor fp8 (per-row fp8: mq_*_quantize_fp8) */
+  MQ_FORMAT_NVFP4 = 2,     /* nvfp4, blocks of 16 along cols */
+  MQ_FORMAT_FP8_BLOCK = 3, /* fp8, 128x128 tiles */
+  MQ_FORMAT_INT4 = 4       /* GPTQ v1 int4, groups of 128 along cols */
+} mq_format;
+
+/* One matrix of a batched call: exactly the arguments of the per-matrix function of its format,
+ * with the same shape rules and output sizes (see above). Unused pointers may be NULL. */
+typedef struct {
+  const void* w; /* [rows, cols] row-major, aligned to its element size */
+  int64_t rows;
+  int64_t cols;
+  float scale;     /* fp8: weight_scale (a host value here); nvfp4: weight_scale_2; else unused */
+  void* out;       /* fp8, fp8_block: e4m3 codes; nvfp4: packed nibbles; int4: qweight (int32) */
+  void* scales;    /* nvfp4: e4m3 block scales; fp8_block: float tile scales; int4: fp16 scales;
+                      fp8: unused */
+  int32_t* qzeros; /* int4 only */
+  int32_t* g_idx;  /* int4 only */
+} mq_quant_item;
+
+/* Quantizes items[0..n) (n > 0, all of one format and input dtype); every item gets exactly the
+ * bytes of the per-matrix function. `items` is a HOST array in both variants; for
+ * mq_cuda_quantize_batched every pointer in it is a device pointer and the whole batch is ONE
+ * kernel launch on `stream`, asynchronous (the descriptors are uploaded from cached pinned
+ * memory), except for int4, which waits for the kernel once to report an fp16 scale overflow
+ * (MQ_ERR_RANGE) as mq_cuda_quantize_int4 does. Errors name the item index. */
+mq_status mq_cpu_quantize_batched(mq_format format, mq_dtype dtype, const mq_quant_item* items,
+                                  int32_t n);
+mq_status mq_cuda_quantize_batched(mq_format format, mq_dtype dtype, const mq_quant_item* items,
+                                   int32_t n, mq_stream_t stream);
+
 /* ---- dequantize to float32 [rows, cols] --------------------------------------------------- */
 
 mq_status mq_cpu_dequantize_fp8(const uint8_t* q, int64_t rows, int64_t cols, const float* scales,

@@ -93,6 +93,31 @@ mq_status scratch_upload(const char* fn, Scratch* s, size_t bytes, cudaStream_t 
 // Marks the device buffer as read by work enqueued on `stream` so far.
 mq_status scratch_release(const char* fn, Scratch* s, cudaStream_t stream);
 
+// A ring of descriptor buffers for the batched kernels (desc_upload.cu): per thread and device,
+// kDescSlots pairs of pinned host and device memory. A call fills one slot's host side and
+// uploads it on a side stream that waits only for the last kernel that read that slot, and the
+// caller's stream waits for the upload: the copy overlaps the caller's earlier kernels instead of
+// queueing between them, and nothing waits on the host unless the device is kDescSlots calls
+// behind.
+struct DescSlot {
+  void* host = nullptr;  // pinned
+  void* dev = nullptr;
+  size_t capacity = 0;
+  cudaEvent_t uploaded = nullptr;  // the last copy out of `host` is done
+  cudaEvent_t consumed = nullptr;  // the last kernel that read `dev` is done
+};
+constexpr int kDescSlots = 4;
+
+// The next slot of the calling thread's ring, with `bytes` (> 0) of capacity; its host side may
+// be written at once.
+mq_status desc_acquire(const char* fn, size_t bytes, DescSlot** out);
+
+// Uploads `bytes` of the slot and makes `stream` wait for the copy.
+mq_status desc_upload(const char* fn, DescSlot* slot, size_t bytes, cudaStream_t stream);
+
+// Marks the slot's device side as read by the work enqueued on `stream` so far.
+mq_status desc_release(const char* fn, DescSlot* slot, cudaStream_t stream);
+
 // ---- device side ----------------------------------------------------------------------------
 
 constexpr int kVecBytes = 16;

@@ -593,6 +593,9 @@ TEST(CudaStub, EveryEntryPointReportsNoCuda) {
   EXPECT_EQ(mq_cuda_quantize_int4(buf.data(), MQ_DTYPE_F32, 8, 8, ints.data(), halves.data(),
                                   ints.data(), ints.data(), nullptr),
             MQ_ERR_NO_CUDA);
+  mq_quant_item q{buf.data(), 8, 8, 1.0f, bytes.data(), nullptr, nullptr, nullptr};
+  EXPECT_EQ(mq_cuda_quantize_batched(MQ_FORMAT_FP8, MQ_DTYPE_F32, &q, 1, nullptr), MQ_ERR_NO_CUDA);
+  EXPECT_TRUE(message_has("mq_cuda_quantize_batched")) << mq_last_error();
   EXPECT_EQ(mq_cuda_dequantize_fp8(bytes.data(), 8, 8, buf.data(), 0, buf.data(), nullptr),
             MQ_ERR_NO_CUDA);
   EXPECT_EQ(mq_cuda_dequantize_nvfp4(bytes.data(), bytes.data(), 1.0f, 8, 16, buf.data(), nullptr),
