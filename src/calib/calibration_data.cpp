@@ -6,6 +6,8 @@
 #include <random>
 
 #include "moequant/common/error.h"
+#include "moequant/tokenizer/text_corpus.h"
+#include "moequant/tokenizer/tokenizer.h"
 
 namespace moequant {
 
@@ -64,6 +66,72 @@ CalibrationData random_token_ids(int64_t samples, int64_t seq_len, int64_t vocab
   for (auto& s : data.samples)
     for (auto& v : s) v = id(rng);
   return data;
+}
+
+CalibrationData tokenize_text(const std::string& path, const std::string& tokenizer_json,
+                              int64_t samples, int64_t seq_len, int64_t vocab) {
+  MQ_CHECK(seq_len > 0, "--calib-seq-len must be positive");
+  const std::vector<std::string> texts = tokenizer::read_text_samples(path);  // file:line errors
+  std::ifstream probe(tokenizer_json);
+  MQ_CHECK(probe.good(), "calibration text '", path, "' needs the model's tokenizer, but '",
+           tokenizer_json, "' does not exist (give token ids as {\"input_ids\": [...]} lines)");
+  const tokenizer::Tokenizer tok = tokenizer::Tokenizer::from_file(tokenizer_json);
+  // Samples packed end to end, as calibration corpora usually are: no padding, no mask.
+  std::vector<int64_t> stream;
+  const int64_t want = samples > 0 ? samples * seq_len : 0;
+  for (size_t i = 0; i < texts.size() && (want == 0 || static_cast<int64_t>(stream.size()) < want);
+       ++i) {
+    for (const int32_t id : tok.encode(texts[i], true, path + " sample " + std::to_string(i + 1))) {
+      MQ_CHECK(id >= 0 && id < vocab, path, ": sample ", i + 1, " gives token id ", id,
+               ", outside the model's vocabulary of ", vocab, " (does ", tokenizer_json,
+               " belong to this model?)");
+      stream.push_back(id);
+    }
+  }
+  const int64_t full = static_cast<int64_t>(stream.size()) / seq_len;
+  MQ_CHECK(full > 0 && (samples == 0 || full >= samples), path, ": the text gives ", stream.size(),
+           " tokens, fewer than ", samples > 0 ? samples : 1, " sequence(s) of ", seq_len);
+  CalibrationData data;
+  data.seq_len = seq_len;
+  data.source = path + " (tokenized with " + tokenizer_json + ")";
+  const int64_t n = samples > 0 ? samples : full;
+  for (int64_t s = 0; s < n; ++s)
+    data.samples.emplace_back(stream.begin() + s * seq_len, stream.begin() + (s + 1) * seq_len);
+  return data;
+}
+
+namespace {
+// True when the first non-blank line of a .jsonl holds "input_ids" (token ids, not text).
+bool holds_token_ids(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    try {
+      const nlohmann::json j = nlohmann::json::parse(line);
+      return j.is_object() && j.contains("input_ids");
+    } catch (const nlohmann::json::exception&) {
+      return true;  // read_token_ids names the malformed line
+    }
+  }
+  return true;  // empty: read_token_ids says so
+}
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+}  // namespace
+
+CalibrationData load_calibration_data(const std::string& spec, const std::string& model_dir,
+                                      int64_t samples, int64_t seq_len, int64_t vocab,
+                                      uint64_t seed) {
+  if (spec == "random") return random_token_ids(samples > 0 ? samples : 16, seq_len, vocab, seed);
+  std::ifstream in(spec);
+  MQ_CHECK(in.good(), "cannot read calibration data '", spec, "'");
+  const bool text =
+      ends_with(spec, ".txt") || (ends_with(spec, ".jsonl") && !holds_token_ids(spec));
+  if (!text) return read_token_ids(spec, samples, seq_len, vocab);
+  return tokenize_text(spec, model_dir + "/tokenizer.json", samples, seq_len, vocab);
 }
 
 }  // namespace moequant

@@ -11,6 +11,10 @@ std::vector<PassthroughTensor> ExportSource::passthrough_tensors() const {
   return {};
 }
 
+std::vector<std::string> ExportSource::side_files() const {
+  return {};
+}
+
 const uint8_t* ExportSource::passthrough_bytes(const std::string& name) const {
   MQ_THROW("this export source holds no passthrough tensor '", name, "'");
 }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <random>
 #include <set>
@@ -228,6 +229,12 @@ ExportSummary export_checkpoint(const HfMoeConfig& config, const parallel::Paral
       for (const PlannedTensor& t : plan.tensors) weight_map[t.name] = plan.files[t.file].name;
       std::remove((dir + "/.moequant-ranks-share-this-folder").c_str());
       io::write_index(dir + "/model.safetensors.index.json", plan.total_bytes, weight_map);
+      for (const std::string& file : source.side_files()) {  // tokenizer, generation config
+        std::error_code ec;
+        const std::filesystem::path from(file);
+        std::filesystem::copy_file(from, std::filesystem::path(dir) / from.filename(), ec);
+        MQ_CHECK(!ec, "cannot copy '", file, "' into the output folder: ", ec.message());
+      }
       write_text_file(dir + "/config.json", configs.config.dump(2) + "\n");
       if (configs.hf_quant)
         write_text_file(dir + "/hf_quant_config.json", configs.hf_quant->dump(2) + "\n");

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "batched_units.h"
 #include "moequant/common/error.h"
 #include "moequant/common/work_queue.h"
 #include "moequant/core/tensor_bridge.h"
@@ -32,9 +33,16 @@ constexpr size_t kNone = std::numeric_limits<size_t>::max();
 
 struct WorkItem {
   size_t tensor = kNone;            // a passthrough tensor (index into plan.tensors), or
-  size_t unit = kNone;              // an expert unit (index into plan.units)
-  std::vector<ExpertShard> shards;  // its gathered ETP shards; empty: read here
+  size_t unit = kNone;              // an expert unit (index into plan.units), or
+  std::vector<size_t> batch;        // units of one layer quantized by one GPU launch
+  std::vector<ExpertShard> shards;  // the unit's gathered ETP shards; empty: read here
 };
+
+// Input bytes of one GPU batch at most: a layer's experts in a few launches, each far from
+// launch-bound, with a bounded pinned staging buffer per producer thread.
+constexpr uint64_t kBatchBytes = 512ull << 20;
+// Producer threads on a GPU: each holds a stream and its staging buffers.
+constexpr int kMaxGpuThreads = 4;
 
 struct ThreadStats {
   double read_s = 0, quantize_s = 0, write_s = 0;
@@ -61,7 +69,8 @@ class RankProducer {
         plan_(plan),
         dir_(dir),
         me_(world.rank()),
-        threads_(std::max(1, threads)),
+        batched_(at::Device(options.device).is_cuda() && ps.sizes().etp == 1),
+        threads_(batched_ ? std::max(1, std::min(threads, kMaxGpuThreads)) : std::max(1, threads)),
         queue_(2 * static_cast<size_t>(std::max(1, threads))),
         stats_(static_cast<size_t>(std::max(1, threads))),
         shard_type_(storage_scalar_type(source.expert_dtype())) {}
@@ -79,9 +88,11 @@ class RankProducer {
     }
     queue_.close();
     for (std::thread& t : workers) t.join();
+    const Clock::time_point synced = Clock::now();
     record([&] {
       for (auto& [index, file] : files_) file.sync_and_close();
     });
+    const double sync_s = seconds_since(synced);
     RankShare out;
     out.written = std::move(written_);
     out.fallbacks = std::move(fallbacks_);
@@ -89,6 +100,7 @@ class RankProducer {
     out.stats.rank = me_;
     out.stats.threads = threads_;
     out.stats.wait_s = wait_s_;
+    out.stats.sync_s = sync_s;
     for (const ThreadStats& s : stats_) {
       out.stats.read_s += s.read_s;
       out.stats.quantize_s += s.quantize_s;
@@ -122,10 +134,17 @@ class RankProducer {
   void walk_plan() {
     const int etp = ps_.sizes().etp;
     size_t next_unit = 0;
+    WorkItem batch;  // GPU: units of one layer and side gathered into one launch
+    uint64_t batch_bytes = 0;
+    auto flush = [&] {
+      if (!batch.batch.empty()) push(std::move(batch));
+      batch = WorkItem{};
+      batch_bytes = 0;
+    };
     for (size_t i = 0; i < plan_.tensors.size(); ++i) {
       const PlannedTensor& t = plan_.tensors[i];
       if (t.source == TensorSource::kPassthrough) {
-        if (t.producer == me_) push({i, kNone, {}});
+        if (t.producer == me_) push({i, kNone, {}, {}});
         continue;
       }
       if (next_unit == plan_.units.size() || plan_.units[next_unit].tensors.front() != i)
@@ -135,7 +154,19 @@ class RankProducer {
       if (etp == 1) {
         if (u.producer != me_) continue;
         source_.prefetch_expert(u.layer, u.expert, u.fc1);
-        push({kNone, unit, {}});
+        const bool quantized = plan_.tensors[u.tensors.front()].format != QuantFormat::kNone;
+        if (!batched_ || !quantized) {
+          push({kNone, unit, {}, {}});
+          continue;
+        }
+        const uint64_t bytes = unit_input_bytes(u);
+        if (!batch.batch.empty()) {
+          const PlannedUnit& first = plan_.units[batch.batch.front()];
+          if (first.layer != u.layer || first.fc1 != u.fc1 || batch_bytes + bytes > kBatchBytes)
+            flush();
+        }
+        batch.batch.push_back(unit);
+        batch_bytes += bytes;
         continue;
       }
       int my_etp = -1;
@@ -144,7 +175,7 @@ class RankProducer {
       if (my_etp < 0) continue;
       const Clock::time_point t0 = Clock::now();
       if (my_etp == 0) {
-        WorkItem item{kNone, unit, {}};
+        WorkItem item{kNone, unit, {}, {}};
         item.shards.push_back(local_shard_or_empty(u));
         for (int r = 1; r < etp; ++r) item.shards.push_back(receive_shard(u, holder(u, r)));
         wait_s_ += seconds_since(t0);
@@ -154,6 +185,13 @@ class RankProducer {
         wait_s_ += seconds_since(t0);
       }
     }
+    flush();
+  }
+
+  // Bytes of a unit's full weights in the source dtype (fc1: gate and up).
+  uint64_t unit_input_bytes(const PlannedUnit& u) const {
+    return static_cast<uint64_t>((u.fc1 ? 2 : 1) * config_.hidden * config_.intermediate *
+                                 dtype_size(source_.expert_dtype()));
   }
 
   void push(WorkItem item) {
@@ -214,7 +252,9 @@ class RankProducer {
     while (std::optional<WorkItem> item = queue_.pop()) {
       if (failed_) continue;
       record([&] {
-        if (item->unit != kNone)
+        if (!item->batch.empty())
+          produce_batch(item->batch, stats_[id]);
+        else if (item->unit != kNone)
           produce_unit(*item, stats_[id]);
         else
           produce_passthrough(item->tensor, stats_[id]);
@@ -244,36 +284,41 @@ class RankProducer {
     source_.release_passthrough(t.source_name);
   }
 
+  // The amax a unit is quantized with (its quantizers', or the fallbacks of weight_amax.h and
+  // unit_input_amax).
+  UnitAmax amax_of(const PlannedUnit& u, const std::vector<at::Tensor>& weights) {
+    UnitAmax amax;
+    if (plan_.tensors[u.tensors.front()].format == QuantFormat::kNone) return amax;
+    const auto q = source_.weight_quantizer(u.layer, u.expert, u.fc1);
+    bool fell_back = false;
+    amax.weight = resolve_weight_amax(
+        *q,
+        config_.expert_module_name(u.layer, u.expert,
+                                   u.fc1 ? ExpertProj::kGate : ExpertProj::kDown),
+        "its weight", options_.uncalibrated_weights,
+        [&] {
+          float m = 0.0f;
+          for (const at::Tensor& w : weights)
+            m = std::max(m, w.abs().max().to(at::kFloat).item<float>());
+          return m;
+        },
+        &fell_back);
+    if (fell_back) note_fallback(q->name() + " (weight)");
+    if (has_static_activations(plan_.scheme)) {
+      amax.input = unit_input_amax(source_, u, &fell_back);
+      if (fell_back)
+        note_fallback(source_.input_quantizer(u.layer, u.expert, u.fc1)->name() + " (input)");
+    }
+    return amax;
+  }
+
   void produce_unit(const WorkItem& item, ThreadStats& st) {
     const PlannedUnit& u = plan_.units[item.unit];
     Clock::time_point t0 = Clock::now();
     std::vector<ExpertShard> shards = item.shards;
     if (shards.empty()) shards.push_back(source_.expert_shard(u.layer, u.expert, u.fc1));
     const std::vector<at::Tensor> weights = assemble_unit(shards, u.fc1);
-    const QuantFormat format = plan_.tensors[u.tensors.front()].format;
-    UnitAmax amax;
-    if (format != QuantFormat::kNone) {
-      const auto q = source_.weight_quantizer(u.layer, u.expert, u.fc1);
-      bool fell_back = false;
-      amax.weight = resolve_weight_amax(
-          *q,
-          config_.expert_module_name(u.layer, u.expert,
-                                     u.fc1 ? ExpertProj::kGate : ExpertProj::kDown),
-          "its weight", options_.uncalibrated_weights,
-          [&] {
-            float m = 0.0f;
-            for (const at::Tensor& w : weights)
-              m = std::max(m, w.abs().max().to(at::kFloat).item<float>());
-            return m;
-          },
-          &fell_back);
-      if (fell_back) note_fallback(q->name() + " (weight)");
-      if (has_static_activations(plan_.scheme)) {
-        amax.input = unit_input_amax(source_, u, &fell_back);
-        if (fell_back)
-          note_fallback(source_.input_quantizer(u.layer, u.expert, u.fc1)->name() + " (input)");
-      }
-    }
+    const UnitAmax amax = amax_of(u, weights);
     st.read_s += seconds_since(t0);
     t0 = Clock::now();
     const std::vector<at::Tensor> bytes =
@@ -282,6 +327,29 @@ class RankProducer {
     for (size_t k = 0; k < u.tensors.size(); ++k)
       write(plan_.tensors[u.tensors[k]], bytes[k].data_ptr(), st);
     source_.release_expert(u.layer, u.expert, u.fc1);
+  }
+
+  // A GPU batch: every unit read, all quantized by one launch, each written into place.
+  void produce_batch(const std::vector<size_t>& batch, ThreadStats& st) {
+    Clock::time_point t0 = Clock::now();
+    std::vector<std::vector<at::Tensor>> weights;
+    std::vector<UnitAmax> amax;
+    for (size_t index : batch) {
+      const PlannedUnit& u = plan_.units[index];
+      weights.push_back(assemble_unit({source_.expert_shard(u.layer, u.expert, u.fc1)}, u.fc1));
+      amax.push_back(amax_of(u, weights.back()));
+    }
+    st.read_s += seconds_since(t0);
+    t0 = Clock::now();
+    const std::vector<std::vector<at::Tensor>> bytes =
+        quantize_units_batched(config_, plan_, batch, weights, amax, options_.device);
+    st.quantize_s += seconds_since(t0);
+    for (size_t b = 0; b < batch.size(); ++b) {
+      const PlannedUnit& u = plan_.units[batch[b]];
+      for (size_t k = 0; k < u.tensors.size(); ++k)
+        write(plan_.tensors[u.tensors[k]], bytes[b][k].data_ptr(), st);
+      source_.release_expert(u.layer, u.expert, u.fc1);
+    }
   }
 
   void note_fallback(const std::string& what) {
@@ -306,6 +374,7 @@ class RankProducer {
   const ExportPlan& plan_;
   const std::string dir_;
   const int me_;
+  const bool batched_;  // GPU with ETP 1: units quantized in batches (batched_units.h)
   const int threads_;
   WorkQueue<WorkItem> queue_;
   std::vector<ThreadStats> stats_;

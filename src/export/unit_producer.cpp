@@ -60,27 +60,24 @@ float unit_input_amax(const ExportSource& source, const PlannedUnit& unit, bool*
   return amax;
 }
 
-std::vector<at::Tensor> quantize_unit(const HfMoeConfig& config, const ExportPlan& plan,
-                                      const PlannedUnit& unit,
-                                      const std::vector<at::Tensor>& weights, const UnitAmax& amax,
-                                      const std::string& device) {
-  const at::Device dev(device);
+std::vector<at::Tensor> finish_unit(const HfMoeConfig& config, const ExportPlan& plan,
+                                    const PlannedUnit& unit,
+                                    const std::vector<std::vector<StoredTensor>>& stored,
+                                    float input_amax) {
   std::vector<at::Tensor> out;
   std::map<std::string, at::Tensor> by_name;
   size_t next = 0;  // position in unit.tensors
-  for (size_t w = 0; w < weights.size(); ++w) {
+  for (size_t w = 0; w < stored.size(); ++w) {
     const ExpertProj proj = proj_of(unit.fc1, w);
     const std::string base = config.expert_module_name(unit.layer, unit.expert, proj);
     const QuantFormat format = plan.tensors[unit.tensors[next]].format;
-    std::vector<StoredTensor> stored = quantize_weight(
-        weights[w].device() == dev ? weights[w] : weights[w].to(dev), format,
-        format == QuantFormat::kNone ? std::vector<float>{} : amax.weight, base + ".weight");
-    if (amax.input >= 0.0f && format != QuantFormat::kNone)
-      stored.push_back({"input_scale",
-                        DType::kF32,
-                        {},
-                        at::full({}, amax.input / input_scale_divisor(format), at::kFloat)});
-    for (StoredTensor& s : stored) {
+    std::vector<StoredTensor> tensors = stored[w];
+    if (input_amax >= 0.0f && format != QuantFormat::kNone)
+      tensors.push_back({"input_scale",
+                         DType::kF32,
+                         {},
+                         at::full({}, input_amax / input_scale_divisor(format), at::kFloat)});
+    for (const StoredTensor& s : tensors) {
       MQ_CHECK(next < unit.tensors.size(), "internal: '", base, "' produced more tensors (",
                s.suffix, ") than planned");
       const PlannedTensor& t = plan.tensors[unit.tensors[next++]];
@@ -106,6 +103,25 @@ std::vector<at::Tensor> quantize_unit(const HfMoeConfig& config, const ExportPla
     }
   }
   return out;
+}
+
+std::vector<at::Tensor> quantize_unit(const HfMoeConfig& config, const ExportPlan& plan,
+                                      const PlannedUnit& unit,
+                                      const std::vector<at::Tensor>& weights, const UnitAmax& amax,
+                                      const std::string& device) {
+  const at::Device dev(device);
+  std::vector<std::vector<StoredTensor>> stored;
+  size_t next = 0;  // the first planned tensor of each weight
+  for (size_t w = 0; w < weights.size(); ++w) {
+    const PlannedTensor& first = plan.tensors[unit.tensors[next]];
+    const QuantFormat format = first.format;
+    const std::string name = first.name.substr(0, first.name.rfind('.')) + ".weight";
+    stored.push_back(
+        quantize_weight(weights[w].device() == dev ? weights[w] : weights[w].to(dev), format,
+                        format == QuantFormat::kNone ? std::vector<float>{} : amax.weight, name));
+    next += stored.back().size() + (amax.input >= 0.0f && format != QuantFormat::kNone ? 1 : 0);
+  }
+  return finish_unit(config, plan, unit, stored, amax.input);
 }
 
 }  // namespace moequant::export_detail

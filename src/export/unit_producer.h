@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "moequant/core/quantize.h"
 #include "moequant/export/export_plan.h"
 #include "moequant/export/export_source.h"
 #include "moequant/export/weight_amax.h"
@@ -32,8 +33,18 @@ struct UnitAmax {
 // amax (an input_scale of 0 loads as 1/0 in serving engines).
 float unit_input_amax(const ExportSource& source, const PlannedUnit& unit, bool* fell_back);
 
+// The stored tensors of a unit's weights (one list per weight, in the order gate, up | down, as
+// quantize_weight returns them) turned into the host bytes of its planned tensors, in
+// unit.tensors order: an input_scale added for static-activation schemes (`input_amax` >= 0),
+// names and sizes checked against the plan, every scale checked finite and non-zero, and gate and
+// up checked to carry equal scalar scales. Errors name the tensor.
+std::vector<at::Tensor> finish_unit(const HfMoeConfig& config, const ExportPlan& plan,
+                                    const PlannedUnit& unit,
+                                    const std::vector<std::vector<StoredTensor>>& stored,
+                                    float input_amax);
+
 // The host bytes of every planned tensor of `unit`, in unit.tensors order, quantized on
-// `device`. Errors name the tensor.
+// `device` one matrix at a time. Errors name the tensor.
 std::vector<at::Tensor> quantize_unit(const HfMoeConfig& config, const ExportPlan& plan,
                                       const PlannedUnit& unit,
                                       const std::vector<at::Tensor>& weights, const UnitAmax& amax,

@@ -71,6 +71,7 @@ DataCalibrationReport calibrate_with_data(HfMoeModel& model, const parallel::Pro
   DataCalibrationReport report;
   report.samples = n;
   report.tokens = n * T;
+  report.source = data.source;
   Clock::time_point t0 = Clock::now();
   at::Tensor h;  // this rank's hidden states [samples, T, H]
   if (me.pp == 0) {

@@ -2,6 +2,9 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <filesystem>
+
 #include "moequant/calib/calibrate.h"
 #include "moequant/common/error.h"
 #include "moequant/common/strings.h"
@@ -171,6 +174,23 @@ std::vector<PassthroughTensor> HfMoeModel::passthrough_tensors() const {
     const io::TensorInfo& info = checkpoint_->info(name);
     out.push_back({name, info.dtype, info.shape});
   }
+  return out;
+}
+
+std::vector<std::string> HfMoeModel::side_files() const {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(config_.dir, ec)) {
+    if (!entry.is_regular_file(ec)) continue;
+    const std::string name = entry.path().filename().string();
+    const bool weights =
+        name.size() > 12 && name.compare(name.size() - 12, 12, ".safetensors") == 0;
+    if (weights || name == io::kIndexFileName || name == "config.json" ||
+        name == "hf_quant_config.json" || name[0] == '.')
+      continue;
+    out.push_back(entry.path().string());
+  }
+  std::sort(out.begin(), out.end());
   return out;
 }
 

@@ -40,11 +40,8 @@ void check_early(const QuantizeOptions& o, const HfMoeConfig& config, int rank) 
 }
 
 CalibrationData calibration_data(const QuantizeOptions& o, const HfMoeConfig& config) {
-  const DecoderConfig d = decoder_config(config);
-  if (o.calib_data == "random")
-    return random_token_ids(o.calib_samples > 0 ? o.calib_samples : 16, o.calib_seq_len, d.vocab,
-                            o.calib_seed);
-  return read_token_ids(o.calib_data, o.calib_samples, o.calib_seq_len, d.vocab);
+  return load_calibration_data(o.calib_data, o.model_dir, o.calib_samples, o.calib_seq_len,
+                               decoder_config(config).vocab, o.calib_seed);
 }
 
 ExportOptions export_options(const QuantizeOptions& o) {

@@ -23,7 +23,8 @@ struct QuantizeArgs {
   std::string calib_data;  // "" (weights only), a .jsonl, or "random"
   int64_t calib_samples = 0, calib_seq_len = 512, calib_batch = 8;
   uint64_t calib_seed = 0;
-  double timeout_s = 0;  // 0: the default (MOEQUANT_COLLECTIVE_TIMEOUT_S or 10 min)
+  std::string report_json;  // write the run's report (timings, per-rank stats) here
+  double timeout_s = 0;     // 0: the default (MOEQUANT_COLLECTIVE_TIMEOUT_S or 10 min)
   bool quiet = false;
   bool no_table = false;
 };

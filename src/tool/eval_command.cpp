@@ -21,7 +21,8 @@ CLI::App* add_eval_command(CLI::App& app, EvalArgs& a) {
   c->add_option("--source", a.source, "The source Hugging Face folder")->required();
   c->add_option("--quantized", a.quantized, "An exported folder (repeatable)")->required();
   c->add_option("--data", a.data,
-                "Held-out tokens: a .jsonl of {\"input_ids\": [...]} lines, or 'random'")
+                "Held-out data: a .jsonl of {\"input_ids\": [...]} lines, text (.txt, or .jsonl of "
+                "{\"text\": ...} lines, tokenized with the source's tokenizer.json), or 'random'")
       ->required();
   c->add_option("--samples", a.samples, "Sequences (default: every line; random: 16)")
       ->check(CLI::PositiveNumber);
@@ -43,9 +44,7 @@ int run_eval(const EvalArgs& a) {
   const HfMoeConfig config = read_hf_config(a.source);
   const int64_t vocab = decoder_config(config).vocab;
   const CalibrationData data =
-      a.data == "random"
-          ? random_token_ids(a.samples > 0 ? a.samples : 16, a.seq_len, vocab, a.seed)
-          : read_token_ids(a.data, a.samples, a.seq_len, vocab);
+      load_calibration_data(a.data, a.source, a.samples, a.seq_len, vocab, a.seed);
   EvalOptions o;
   o.source = a.source;
   o.quantized = a.quantized;

@@ -1,6 +1,8 @@
 // `moequant quantize`: the command line over quantize_checkpoint() (the library pipeline). It
 // parses flags, supplies the built-in model when none is given, and prints; the work is the
 // library's.
+#include <nlohmann/json.hpp>
+
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -9,6 +11,7 @@
 #include "commands.h"
 #include "moequant/common/error.h"
 #include "moequant/common/strings.h"
+#include "moequant/export/output_folder.h"
 #include "moequant/parallel/error_agreement.h"
 #include "moequant/parallel/job_abort.h"
 #include "moequant/pipeline/quantize_checkpoint.h"
@@ -55,8 +58,10 @@ CLI::App* add_quantize_command(CLI::App& app, QuantizeArgs& a) {
   c->add_option("--calib-data", a.calib_data,
                 "Calibration data run through the model's forward so that every expert's input "
                 "is calibrated (static FP8 / NVFP4 activation scales): a .jsonl of "
-                "{\"input_ids\": [...]} lines, or 'random' (seeded random tokens). Without it "
-                "only weights are calibrated");
+                "{\"input_ids\": [...]} lines; text (.txt samples separated by blank lines, or "
+                "a .jsonl of {\"text\": ...} lines) tokenized with the model folder's "
+                "tokenizer.json and packed into sequences; or 'random' (seeded random tokens). "
+                "Without it only weights are calibrated");
   c->add_option("--calib-samples", a.calib_samples,
                 "Calibration sequences (default: every line of the file; random: 16)")
       ->check(CLI::PositiveNumber);
@@ -71,6 +76,9 @@ CLI::App* add_quantize_command(CLI::App& app, QuantizeArgs& a) {
                 "Seconds before a collective with a dead or stuck peer fails (default: "
                 "$MOEQUANT_COLLECTIVE_TIMEOUT_S or 600)")
       ->check(CLI::PositiveNumber);
+  c->add_option("--report-json", a.report_json,
+                "Also write the run's report as JSON (stage times, every rank's producer time per "
+                "stage and peak RSS): what bench/bench_export.sh reads");
   c->add_flag("--quiet,-q", a.quiet, "Print only errors");
   c->add_flag("--no-table", a.no_table, "Skip the per-quantizer statistics table");
   return c;
@@ -143,6 +151,39 @@ void print_quantizer_table(const std::vector<QuantizerStat>& rows) {
     std::printf("%-58s %-22s %-12s %s\n", q.name.c_str(), q.shape.c_str(),
                 q.amax >= 0 ? amax : "uncalibrated", format_name(q.format));
   }
+}
+
+void write_report_json(const std::string& path, const QuantizeReport& r) {
+  nlohmann::json ranks = nlohmann::json::array();
+  for (const ExportRankStats& st : r.exported.ranks)
+    ranks.push_back({{"rank", st.rank},
+                     {"threads", st.threads},
+                     {"bytes_written", st.bytes_written},
+                     {"read_s", st.read_s},
+                     {"quantize_s", st.quantize_s},
+                     {"write_s", st.write_s},
+                     {"wait_s", st.wait_s},
+                     {"sync_s", st.sync_s},
+                     {"peak_rss_bytes", st.peak_rss_bytes}});
+  const nlohmann::json j = {
+      {"model_type", r.config.model_type},
+      {"layout", r.layout},
+      {"scheme", scheme_description(r.exported.scheme)},
+      {"bytes_read", r.bytes_read},
+      {"bytes_written", r.exported.bytes},
+      {"files", r.exported.files},
+      {"calibration_tokens", r.calibrated_with_data ? r.calibration.tokens : 0},
+      {"experts_without_tokens", r.calibration.experts_without_tokens},
+      {"seconds",
+       {{"total", r.total_s},
+        {"load", r.load_s},
+        {"calibrate", r.calibrate_s},
+        {"sync", r.sync_s},
+        {"export", r.export_s},
+        {"calibration_read", r.calibration.read_s},
+        {"calibration_forward", r.calibration.forward_s}}},
+      {"ranks", ranks}};
+  write_text_file(path, j.dump(2) + "\n");
 }
 
 void print_summary(const QuantizeReport& r, const QuantizeOptions& o) {
@@ -218,6 +259,7 @@ int run_quantize(const QuantizeArgs& a) {
       const QuantizeReport r = quantize_checkpoint(o, std::move(world));
       calibrate.finish();
       exporting.finish();
+      if (rank == 0 && !a.report_json.empty()) write_report_json(a.report_json, r);
       if (!chatty) return 0;
       const HfMoeConfig& c = r.config;
       std::printf(
@@ -231,7 +273,7 @@ int run_quantize(const QuantizeArgs& a) {
         std::printf("calibration data: %lld samples x %lld tokens = %lld tokens (%s)\n",
                     static_cast<long long>(cr.samples),
                     static_cast<long long>(cr.tokens / std::max<int64_t>(cr.samples, 1)),
-                    static_cast<long long>(cr.tokens), o.calib_data.c_str());
+                    static_cast<long long>(cr.tokens), cr.source.c_str());
         if (!cr.experts_without_tokens.empty())
           std::printf(
               "warning: %zu routed expert(s) got no calibration token (their input_scale is "

@@ -2,7 +2,10 @@
 """Loads a moequant fp8_block export in Hugging Face transformers (a client nobody here wrote) and
 compares its logits with the bf16 source model's on the same tokens.
 
-usage: hf_client_check.py SOURCE_DIR QUANTIZED_DIR [--tokens N] [--device cuda]
+usage: hf_client_check.py SOURCE_DIR QUANTIZED_DIR [--tokens N] [--device cuda] [--as-declared]
+With --as-declared the export is loaded with nothing but its own config.json (as a user's
+from_pretrained() would), instead of FineGrainedFP8Config(dequantize=True): whether transformers
+reads that checkpoint right, misreads it, or refuses it.
 Prints max / mean absolute logit difference and top-1 agreement; exits 1 when the quantized
 model does not load, produces non-finite logits, or agrees on fewer than --min-top1 of tokens.
 """
@@ -20,12 +23,22 @@ def main():
     ap.add_argument("--tokens", type=int, default=512)
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--min-top1", type=float, default=0.9)
+    ap.add_argument("--as-declared", action="store_true")
     args = ap.parse_args()
     torch.manual_seed(0)
     ref = AutoModelForCausalLM.from_pretrained(args.source, dtype=torch.bfloat16).to(args.device).eval()
-    quant = AutoModelForCausalLM.from_pretrained(
-        args.quantized, dtype=torch.bfloat16,
-        quantization_config=FineGrainedFP8Config(dequantize=True)).to(args.device).eval()
+    if args.as_declared:
+        try:
+            quant = AutoModelForCausalLM.from_pretrained(args.quantized, dtype=torch.bfloat16)
+            quant = quant.to(args.device).eval()
+        except Exception as e:  # refusing is a fine outcome: only a silent misread is not
+            print(f"{args.quantized}: transformers refuses it as declared: {type(e).__name__}: "
+                  f"{str(e)[:300]}")
+            return 2
+    else:
+        quant = AutoModelForCausalLM.from_pretrained(
+            args.quantized, dtype=torch.bfloat16,
+            quantization_config=FineGrainedFP8Config(dequantize=True)).to(args.device).eval()
     vocab = ref.config.vocab_size
     ids = torch.randint(0, vocab, (8, args.tokens // 8), device=args.device)
     with torch.no_grad():

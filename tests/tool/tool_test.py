@@ -261,7 +261,8 @@ def test_calib_data_bad_input(ctx):
                                                            "vocabulary of 256")),
         ([good, {"input_ids": [1, 2, 3]}], ("ids.jsonl:2", "3 token ids", "--calib-seq-len 8")),
         ([good, "{not json"], ("ids.jsonl:2", "malformed JSON")),
-        ([{"text": "hello"}], ("ids.jsonl:1", "input_ids")),
+        ([{"text": "hello"}], ("ids.jsonl", "tokenizer.json", "does not exist")),
+        ([{"tokens": [1, 2]}], ("ids.jsonl:1", "text")),
         ([], ("no calibration samples",)),
     ]
     for rows, needles in cases:
@@ -271,6 +272,36 @@ def test_calib_data_bad_input(ctx):
     data = write_jsonl(ctx.path("ids.jsonl"), [good])
     quantize_bad(ctx, src, "fewer than --calib-samples 3",
                  extra=("--calib-data", data, "--calib-seq-len", "8", "--calib-samples", "3"))
+
+
+def test_text_calibration_with_the_model_tokenizer(ctx):
+    # A Qwen3-vocabulary model holding Qwen3's own tokenizer.json (fetched by the tokenizer tests'
+    # fixture; MOEQUANT_TOKENIZER_FILES names where).
+    tok = os.path.join(os.environ["MOEQUANT_TOKENIZER_FILES"], "qwen3", "tokenizer.json")
+    model = ctx.path("qwen3-vocab")
+    ctx.ok("generate", "--out", model, "--vocab", "151936", "--layers", "2", "--experts", "4")
+    shutil.copy(tok, os.path.join(model, "tokenizer.json"))
+    corpus = write_jsonl(ctx.path("corpus.jsonl"),
+                         [{"text": "Calibration text, in several languages: 日本語, русский, "
+                                   "العربية, emoji 🎉 and numbers 1234567."}] * 8)
+    out = ctx.path("q")
+    proc = ctx.ok("quantize", "--model", model, "--format", "nvfp4", "--out", out, "--no-table",
+                  "--calib-data", corpus, "--calib-seq-len", "32")
+    check("tokenized with" in proc.stdout and "ModelOpt NVFP4 (W4A4" in proc.stdout,
+          f"text calibration did not run:\n{proc.stdout}")
+    check(os.path.isfile(os.path.join(out, "tokenizer.json")),
+          "the export does not carry the model's tokenizer.json")
+    ctx.ok("verify", "-q", "--source", model, "--quantized", out)
+    txt = ctx.path("corpus.txt")
+    with open(txt, "w") as f:
+        f.write("A paragraph.\nIts second line.\n\nAnother paragraph.\n")
+    quantize_bad(ctx, model, "corpus.txt", "fewer than 4 sequence(s) of 64",
+                 extra=("--calib-data", txt, "--calib-seq-len", "64", "--calib-samples", "4"))
+    with open(txt, "wb") as f:
+        f.write(b"valid text \xff\xfe not UTF-8\n")
+    quantize_bad(ctx, model, "corpus.txt", "UTF-8", extra=("--calib-data", txt))
+    os.remove(os.path.join(model, "tokenizer.json"))
+    quantize_bad(ctx, model, "tokenizer.json", extra=("--calib-data", corpus))
 
 
 def test_eval_reports_each_export_against_its_source(ctx):

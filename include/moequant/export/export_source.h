@@ -57,6 +57,10 @@ class ExportSource {
   // The tensors copied unchanged, the same list on every rank (none by default), their bytes
   // (valid while the source lives; thread-safe) and a hint that they were written.
   virtual std::vector<PassthroughTensor> passthrough_tensors() const;
+  // Other files the output folder must carry for a loader (tokenizer.json,
+  // tokenizer_config.json, generation_config.json, chat templates, ...): paths copied as they are.
+  // None by default.
+  virtual std::vector<std::string> side_files() const;
   virtual const uint8_t* passthrough_bytes(const std::string& name) const;
   virtual void release_passthrough(const std::string& name) const;
 };

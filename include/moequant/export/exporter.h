@@ -45,6 +45,7 @@ struct ExportRankStats {
   uint64_t bytes_written = 0;
   double read_s = 0, quantize_s = 0, write_s = 0;  // summed over producer threads
   double wait_s = 0;                               // main thread blocked on peers / a full queue
+  double sync_s = 0;  // making this rank's writes durable (fsync of its files)
   int threads = 0;
   uint64_t peak_rss_bytes = 0;
 };

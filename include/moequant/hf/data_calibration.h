@@ -29,6 +29,7 @@ struct DataCalibrationOptions {
 
 struct DataCalibrationReport {
   int64_t samples = 0, tokens = 0;  // over all ranks
+  std::string source;               // what the data came from (CalibrationData::source)
   size_t weights_observed = 0;      // on this rank
   // "layer L expert E" of every routed expert that no calibration token reached, sorted; the
   // same on every rank. Their input_scale falls back to the layer's (FORMATS.md).

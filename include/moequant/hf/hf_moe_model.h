@@ -64,6 +64,9 @@ class HfMoeModel : public torch::nn::Module, public ExportSource {
   std::shared_ptr<TensorQuantizer> input_quantizer(int layer, int expert, bool fc1) const override;
   std::shared_ptr<TensorQuantizer> shared_input_quantizer(int layer, bool fc1) const override;
   std::vector<PassthroughTensor> passthrough_tensors() const override;
+  // Every regular file of the folder but the weights, their index and the configs the exporter
+  // writes itself: the tokenizer's files, generation_config.json, chat templates, ...
+  std::vector<std::string> side_files() const override;
   const uint8_t* passthrough_bytes(const std::string& name) const override;
   void release_passthrough(const std::string& name) const override;
 
