@@ -38,11 +38,12 @@ struct WorkItem {
   std::vector<ExpertShard> shards;  // the unit's gathered ETP shards; empty: read here
 };
 
-// Input bytes of one GPU batch at most: a layer's experts in a few launches, each far from
-// launch-bound, with a bounded pinned staging buffer per producer thread.
-constexpr uint64_t kBatchBytes = 512ull << 20;
-// Producer threads on a GPU: each holds a stream and its staging buffers.
-constexpr int kMaxGpuThreads = 4;
+// Input bytes of one GPU batch at most: a layer's experts in several launches, each far from
+// launch-bound (a Qwen3-30B expert is 6 MB), with a bounded staging buffer per producer thread.
+constexpr uint64_t kBatchBytes = 256ull << 20;
+// Producer threads on a GPU: each holds a stream and its staging buffers; the host side of a
+// batch (reading, writing) is most of its time, so several overlap one GPU.
+constexpr int kMaxGpuThreads = 8;
 
 struct ThreadStats {
   double read_s = 0, quantize_s = 0, write_s = 0;
@@ -90,7 +91,7 @@ class RankProducer {
     for (std::thread& t : workers) t.join();
     const Clock::time_point synced = Clock::now();
     record([&] {
-      for (auto& [index, file] : files_) file.sync_and_close();
+      for (auto& [index, file] : files_) file.finish(options_.durable);
     });
     const double sync_s = seconds_since(synced);
     RankShare out;
@@ -133,7 +134,9 @@ class RankProducer {
   // waits for a shard that never comes.
   void walk_plan() {
     const int etp = ps_.sizes().etp;
-    size_t next_unit = 0;
+    std::vector<size_t> unit_starting_at(plan_.tensors.size(), kNone);
+    for (size_t k = 0; k < plan_.units.size(); ++k)
+      unit_starting_at[plan_.units[k].tensors.front()] = k;
     WorkItem batch;  // GPU: units of one layer and side gathered into one launch
     uint64_t batch_bytes = 0;
     auto flush = [&] {
@@ -141,16 +144,15 @@ class RankProducer {
       batch = WorkItem{};
       batch_bytes = 0;
     };
-    for (size_t i = 0; i < plan_.tensors.size(); ++i) {
+    for (size_t i : walk_order()) {
       const PlannedTensor& t = plan_.tensors[i];
       if (t.source == TensorSource::kPassthrough) {
         if (t.producer == me_) push({i, kNone, {}, {}});
         continue;
       }
-      if (next_unit == plan_.units.size() || plan_.units[next_unit].tensors.front() != i)
-        continue;  // not the first tensor of a unit
-      const PlannedUnit& u = plan_.units[next_unit];
-      const size_t unit = next_unit++;
+      const size_t unit = unit_starting_at[i];
+      if (unit == kNone) continue;  // not the first tensor of a unit
+      const PlannedUnit& u = plan_.units[unit];
       if (etp == 1) {
         if (u.producer != me_) continue;
         source_.prefetch_expert(u.layer, u.expert, u.fc1);
@@ -186,6 +188,26 @@ class RankProducer {
       }
     }
     flush();
+  }
+
+  // The plan's tensors file by file, starting at a file that depends on this rank's ETP group:
+  // ranks then write into different files (writes into one file take turns on its lock), while
+  // the ETP peers of a unit, one group, still walk one order and transfer in step.
+  std::vector<size_t> walk_order() const {
+    const std::vector<std::vector<int>> groups = ps_.all_groups(parallel::Group::kETP);
+    size_t group = 0;
+    for (size_t g = 0; g < groups.size(); ++g)
+      for (int r : groups[g])
+        if (r == me_) group = g;
+    const size_t files = plan_.files.size();
+    const size_t start = files == 0 ? 0 : group * files / groups.size();
+    std::vector<size_t> order;
+    order.reserve(plan_.tensors.size());
+    for (size_t k = 0; k < files; ++k) {
+      const PlannedFile& f = plan_.files[(start + k) % files];
+      for (size_t i = f.first; i <= f.last; ++i) order.push_back(i);
+    }
+    return order;
   }
 
   // Bytes of a unit's full weights in the source dtype (fc1: gate and up).

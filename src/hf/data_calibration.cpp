@@ -6,6 +6,7 @@
 #include <map>
 
 #include "moequant/common/error.h"
+#include "moequant/core/multi_amax.h"
 #include "moequant/hf/decoder_forward.h"
 #include "moequant/hf/expert_dispatch.h"
 
@@ -44,9 +45,71 @@ std::map<int, SwiGluWeights> load_shards(const HfMoeModel& model, int layer,
     shards.emplace(
         static_cast<int>(e),
         SwiGluWeights{f32_on(fc1.gate, device), f32_on(fc1.up, device), f32_on(fc2.down, device)});
+    // The copies are made: the mapped source pages need not stay in this process's memory.
+    model.release_expert(layer, static_cast<int>(e), true);
+    model.release_expert(layer, static_cast<int>(e), false);
   }
   return shards;
 }
+
+// Tokens of one MoE call at least: the experts see many batches' tokens at once (fewer, larger
+// GEMMs; one amax launch per call) while the activations of a call stay bounded.
+constexpr int64_t kMoeTokens = 16384;
+
+// The input quantizers of one MoE layer, observed in batches: every expert input of a MoE call
+// is kept (on its device) and reduced by ONE multi_amax launch when the call ends, instead of a
+// reduction and a host round trip per expert and projection.
+class LayerInputObserver {
+ public:
+  LayerInputObserver(const HfMoeConfig& c, const parallel::ParallelState& ps, const MoeExperts& m,
+                     int layer, std::vector<int64_t>& routed)
+      : c_(c), ps_(ps), m_(m), layer_(layer), routed_(routed) {}
+
+  void observe(int e, bool fc1, const at::Tensor& input) {
+    if (input.numel() == 0) return;
+    if (fc1) routed_[static_cast<size_t>(layer_) * c_.num_experts + e] += input.size(0);
+    const auto q = quantizer(e, fc1);
+    const std::string what =
+        c_.expert_module_name(layer_, e, fc1 ? ExpertProj::kGate : ExpertProj::kDown) + " input";
+    if (q->axis() == AmaxAxis::kPerChannel) {  // rare: one value per row, observed at once
+      q->observe(input, what);
+      return;
+    }
+    tasks_.push_back({input, false, tasks_.size(), what + " (quantizer '" + q->name() + "')"});
+    owners_.push_back({e, fc1});
+  }
+
+  // Reduces what the last call observed and merges it into the quantizers (per-expert ones and
+  // the shared one of their grouped linear).
+  void flush() {
+    if (tasks_.empty()) return;
+    std::vector<float> slots(tasks_.size(), 0.0f);
+    multi_amax(tasks_, slots);
+    for (size_t i = 0; i < slots.size(); ++i) {
+      const auto [e, fc1] = owners_[i];
+      const auto q = quantizer(e, fc1);
+      q->merge_amax(&slots[i], 1);
+      const auto& shared = (fc1 ? m_->linear_fc1 : m_->linear_fc2)->input_quantizer;
+      if (q != shared) shared->merge_amax(&slots[i], 1);
+    }
+    tasks_.clear();
+    owners_.clear();
+  }
+
+ private:
+  std::shared_ptr<TensorQuantizer> quantizer(int e, bool fc1) const {
+    const GroupedLinear g = fc1 ? m_->linear_fc1 : m_->linear_fc2;
+    return g->input_quantizer_for(ps_.local_expert(e));
+  }
+
+  const HfMoeConfig& c_;
+  const parallel::ParallelState& ps_;
+  const MoeExperts m_;
+  const int layer_;
+  std::vector<int64_t>& routed_;
+  std::vector<AmaxTask> tasks_;
+  std::vector<std::pair<int, bool>> owners_;
+};
 
 }  // namespace
 
@@ -65,7 +128,12 @@ DataCalibrationReport calibrate_with_data(HfMoeModel& model, const parallel::Pro
   const SampleRange mine = slice(n, slot, slots);
   // Every rank of the stage runs as many batches as the largest share needs, so that the
   // collectives of the expert dispatch line up (a rank with fewer samples runs empty ones).
-  const int64_t batches = (slice(n, 0, slots).size() + o.batch - 1) / o.batch;
+  const int64_t largest = slice(n, 0, slots).size();
+  const int64_t batches = (largest + o.batch - 1) / o.batch;
+  // The MoE block runs over several attention batches at once (kMoeTokens), in as many calls on
+  // every rank of the stage.
+  const int64_t moe_samples = std::max(o.batch, (kMoeTokens + T - 1) / T);
+  const int64_t moe_calls = (largest + moe_samples - 1) / moe_samples;
   parallel::Communicator& world = groups.world();
 
   DataCalibrationReport report;
@@ -99,29 +167,31 @@ DataCalibrationReport calibrate_with_data(HfMoeModel& model, const parallel::Pro
     t0 = Clock::now();
     const DecoderLayerWeights w = read_layer_weights(model.checkpoint(), c, d, layer, dev);
     std::unique_ptr<DispatchedExperts> experts;
+    std::unique_ptr<LayerInputObserver> inputs;
     if (c.is_moe_layer(layer)) {
       report.weights_observed += model.calibrate_layer_weights(layer);  // the same pass
-      const MoeExperts m = model.experts(layer);
-      auto observe = [&, m, layer](int e, bool fc1, const at::Tensor& input) {
-        const GroupedLinear g = fc1 ? m->linear_fc1 : m->linear_fc2;
-        const auto q = g->input_quantizer_for(ps.local_expert(e));
-        const std::string what =
-            c.expert_module_name(layer, e, fc1 ? ExpertProj::kGate : ExpertProj::kDown) + " input";
-        q->observe(input, what);
-        if (q != g->input_quantizer) g->input_quantizer->observe(input, what);
-        if (fc1) routed[static_cast<size_t>(layer) * c.num_experts + e] += input.size(0);
-      };
-      experts = std::make_unique<DispatchedExperts>(groups, c.num_experts,
-                                                    load_shards(model, layer, dev), observe);
+      inputs = std::make_unique<LayerInputObserver>(c, ps, model.experts(layer), layer, routed);
+      experts = std::make_unique<DispatchedExperts>(
+          groups, c.num_experts, load_shards(model, layer, dev),
+          [obs = inputs.get()](int e, bool fc1, const at::Tensor& x) { obs->observe(e, fc1, x); });
     }
     report.read_s += seconds_since(t0);
     t0 = Clock::now();
-    std::vector<at::Tensor> outs;
+    std::vector<at::Tensor> attended;
     for (int64_t b = 0; b < batches; ++b) {
       const int64_t begin = std::min(b * o.batch, mine.size());
       const int64_t end = std::min(begin + o.batch, mine.size());
-      outs.push_back(decoder_layer(h.narrow(0, begin, end - begin), w, d, rope, experts.get()));
+      attended.push_back(attention_block(h.narrow(0, begin, end - begin), w, d, rope));
       if (o.progress && world.rank() == 0) o.progress(++step, steps);
+    }
+    h = at::cat(attended, 0);
+    attended.clear();
+    std::vector<at::Tensor> outs;
+    for (int64_t k = 0; k < moe_calls; ++k) {
+      const int64_t begin = std::min(k * moe_samples, mine.size());
+      const int64_t end = std::min(begin + moe_samples, mine.size());
+      outs.push_back(mlp_block(h.narrow(0, begin, end - begin), w, d, experts.get()));
+      if (inputs) inputs->flush();
     }
     h = at::cat(outs, 0);
     report.forward_s += seconds_since(t0);

@@ -6,13 +6,21 @@
 
 namespace moequant {
 
-at::Tensor decoder_layer(const at::Tensor& h, const DecoderLayerWeights& w, const DecoderConfig& d,
-                         const RopeTable& rope, ExpertRunner* experts) {
-  const at::Tensor attended =
-      h + attention(rms_norm(h, w.input_norm, d.rms_eps), w.attention, d, rope);
+at::Tensor attention_block(const at::Tensor& h, const DecoderLayerWeights& w,
+                           const DecoderConfig& d, const RopeTable& rope) {
+  return h + attention(rms_norm(h, w.input_norm, d.rms_eps), w.attention, d, rope);
+}
+
+at::Tensor mlp_block(const at::Tensor& attended, const DecoderLayerWeights& w,
+                     const DecoderConfig& d, ExpertRunner* experts) {
   const at::Tensor x = rms_norm(attended, w.post_attention_norm, d.rms_eps).reshape({-1, d.hidden});
   const at::Tensor mlp = w.router.defined() ? moe_block(x, w, d, *experts) : swiglu(x, w.dense_mlp);
-  return attended + mlp.view(h.sizes());
+  return attended + mlp.view(attended.sizes());
+}
+
+at::Tensor decoder_layer(const at::Tensor& h, const DecoderLayerWeights& w, const DecoderConfig& d,
+                         const RopeTable& rope, ExpertRunner* experts) {
+  return mlp_block(attention_block(h, w, d, rope), w, d, experts);
 }
 
 at::Tensor output_logits(const at::Tensor& h, const ModelEnds& ends, const DecoderConfig& d) {

@@ -68,11 +68,14 @@ void PlacedFile::write_at(uint64_t offset, const void* data, size_t n) const {
   }
 }
 
-void PlacedFile::sync_and_close() {
+void PlacedFile::finish(bool durable) {
   if (fd_ < 0) return;
   const int fd = fd_;
   fd_ = -1;
-  detail::sync_and_close(fd, path_);
+  if (durable)
+    detail::sync_and_close(fd, path_);
+  else
+    detail::close_checked(fd, path_);
 }
 
 }  // namespace moequant::io

@@ -38,6 +38,10 @@ void sync_and_close(int fd, const std::string& path) {
   MQ_CHECK(close_rc == 0, path, ": close failed: ", std::strerror(close_errno));
 }
 
+void close_checked(int fd, const std::string& path) {
+  MQ_CHECK(::close(fd) == 0, path, ": close failed: ", std::strerror(errno));
+}
+
 void write_whole_file(const std::string& path, const std::string& contents) {
   const int fd = open_for_write(path);
   try {

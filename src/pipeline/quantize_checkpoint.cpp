@@ -49,6 +49,7 @@ ExportOptions export_options(const QuantizeOptions& o) {
   e.out_dir = o.out_dir;
   e.format = o.format;
   e.overwrite = o.overwrite;
+  e.durable = o.durable;
   e.exclude = o.exclude;
   e.max_shard_bytes = o.max_shard_bytes;
   e.device = o.device;

@@ -18,7 +18,8 @@ struct QuantizeArgs {
   bool overwrite = false;
   std::string expert_amax = "shared";
   std::string device = "cpu";
-  std::string max_shard_size = "5GB";
+  std::string max_shard_size = "2GB";
+  bool fsync = false;
   int threads = 0;         // 0: the rank's share of its node's cores
   std::string calib_data;  // "" (weights only), a .jsonl, or "random"
   int64_t calib_samples = 0, calib_seq_len = 512, calib_batch = 8;

@@ -42,6 +42,9 @@ CLI::App* add_quantize_command(CLI::App& app, QuantizeArgs& a) {
                 "model.layers.3.mlp.experts.5.gate_proj); all experts of a layer or none (int4: "
                 "any); repeatable");
   c->add_flag("--overwrite", a.overwrite, "Replace an existing output folder");
+  c->add_flag("--fsync", a.fsync,
+              "fsync every output file before publishing the folder (survives a power loss; a "
+              "killed job never leaves a complete-looking folder either way)");
   c->add_option("--expert-amax", a.expert_amax,
                 "shared: one amax per grouped linear (Transformer Engine's way, reduced over ETP "
                 "and EP); per-expert: one per expert (reduced over ETP)")
@@ -50,7 +53,7 @@ CLI::App* add_quantize_command(CLI::App& app, QuantizeArgs& a) {
   c->add_option("--device", a.device, "Where weights are quantized: cpu or cuda")
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
-  c->add_option("--max-shard-size", a.max_shard_size, "Largest output shard file (e.g. 5GB, 200MB)")
+  c->add_option("--max-shard-size", a.max_shard_size, "Largest output shard file (e.g. 2GB, 200MB)")
       ->capture_default_str();
   c->add_option("--threads", a.threads,
                 "Producer threads per rank (default: the rank's share of its node's cores)")
@@ -215,6 +218,7 @@ int run_quantize(const QuantizeArgs& a) {
   o.model_dir = a.model;
   o.out_dir = a.out;
   o.overwrite = a.overwrite;
+  o.durable = a.fsync;
   o.format = format_from_name(a.format);
   o.tp = a.tp, o.ep = a.ep, o.etp = a.etp, o.pp = a.pp;
   o.per_expert_amax = a.expert_amax == "per-expert";

@@ -102,7 +102,8 @@ QuantFormat expert_format(const HfMoeConfig& config, int layer, int expert, Expe
 struct PlanOptions {
   CheckpointScheme scheme = CheckpointScheme::kFp8Dynamic;
   std::vector<std::string> exclude;  // expert projections left unquantized
-  uint64_t max_shard_bytes = 5ull << 30;
+  uint64_t max_shard_bytes =
+      2000000000;  // "2GB": several files, so parallel writers rarely share one
   DType expert_dtype = DType::kBF16;
 };
 

@@ -31,10 +31,15 @@ struct ExportOptions {
   // (choose_scheme).
   bool activations_calibrated = false;
   std::vector<std::string> exclude;  // expert projections (module names) left unquantized
-  uint64_t max_shard_bytes = 5ull << 30;
+  uint64_t max_shard_bytes =
+      2000000000;              // "2GB": several files, so parallel writers rarely share one
   std::string device = "cpu";  // where assembled weights are quantized ("cpu", "cuda")
   int threads = 0;             // producer threads of this rank (0: its share of the node's cores)
   UncalibratedWeights uncalibrated_weights = UncalibratedWeights::kError;
+  // fsync every output file before the folder is published, so that a complete-looking folder
+  // survives a power loss too. Off by default, as for `cp` and safetensors' save_file: the
+  // rename that publishes the folder already keeps a killed job from leaving one behind.
+  bool durable = false;
   // Called on rank 0 as its own tensors are written: (bytes done, bytes it produces).
   std::function<void(uint64_t, uint64_t)> progress;
 };
@@ -45,7 +50,7 @@ struct ExportRankStats {
   uint64_t bytes_written = 0;
   double read_s = 0, quantize_s = 0, write_s = 0;  // summed over producer threads
   double wait_s = 0;                               // main thread blocked on peers / a full queue
-  double sync_s = 0;  // making this rank's writes durable (fsync of its files)
+  double sync_s = 0;  // closing this rank's files (with ExportOptions::durable: their fsync)
   int threads = 0;
   uint64_t peak_rss_bytes = 0;
 };

@@ -14,6 +14,13 @@ namespace moequant {
 // (through `experts`) or the dense MLP of a layer without routed experts.
 at::Tensor decoder_layer(const at::Tensor& h, const DecoderLayerWeights& w, const DecoderConfig& d,
                          const RopeTable& rope, ExpertRunner* experts);
+// Its two halves, for callers that batch them differently (calibration runs attention per batch
+// of samples and the MoE block over many batches' tokens at once): h + attention(norm(h)), and
+// attended + MoE block / dense MLP of norm(attended). Each keeps the shape [B, T, H].
+at::Tensor attention_block(const at::Tensor& h, const DecoderLayerWeights& w,
+                           const DecoderConfig& d, const RopeTable& rope);
+at::Tensor mlp_block(const at::Tensor& attended, const DecoderLayerWeights& w,
+                     const DecoderConfig& d, ExpertRunner* experts);
 
 // Final norm and the output projection: logits [B, T, V].
 at::Tensor output_logits(const at::Tensor& h, const ModelEnds& ends, const DecoderConfig& d);

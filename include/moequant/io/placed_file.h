@@ -22,12 +22,13 @@ class PlacedFile {
   PlacedFile& operator=(PlacedFile&&) = delete;
   PlacedFile(const PlacedFile&) = delete;
   PlacedFile& operator=(const PlacedFile&) = delete;
-  ~PlacedFile();  // closes without syncing when sync_and_close() was not called
+  ~PlacedFile();  // closes without syncing when finish() was not called
 
   // Writes all `n` bytes at `offset`, which must lie inside the file. Safe from several threads.
   void write_at(uint64_t offset, const void* data, size_t n) const;
-  // Makes the written bytes durable and closes the file.
-  void sync_and_close();
+  // Closes the file; with `durable`, fsyncs it first so that the bytes survive a power loss
+  // (a killed process loses nothing either way: the bytes are in the page cache).
+  void finish(bool durable);
 
   const std::string& path() const { return path_; }
 

@@ -28,13 +28,15 @@ struct QuantizeOptions {
   std::string model_dir;  // a Hugging Face folder: config.json + safetensors
   std::string out_dir;    // must not exist unless `overwrite`
   bool overwrite = false;
+  bool durable = false;  // fsync the output files before publishing (ExportOptions::durable)
   QuantFormat format = QuantFormat::kFP8;
   // Layout; 0 = not given. With no size given the world is pure expert parallelism (EP = world).
   int tp = 0, ep = 0, etp = 0, pp = 0;
   bool per_expert_amax = false;      // one amax per expert instead of one per grouped linear
   std::vector<std::string> exclude;  // expert projections left unquantized (glob or re:)
   std::string device = "cpu";        // where weights are quantized: "cpu" or "cuda"
-  uint64_t max_shard_bytes = 5ull << 30;
+  uint64_t max_shard_bytes =
+      2000000000;   // "2GB": several files, so parallel writers rarely share one
   int threads = 0;  // producer threads per rank (0: the rank's share of its node's cores)
   // Calibration with data: "" (weights only: the dynamic/weight-only schemes), a .jsonl of
   // {"input_ids": [...]} lines, or "random" (seeded random tokens, for trying and benchmarking).
