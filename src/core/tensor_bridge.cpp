@@ -113,4 +113,10 @@ ThreadStream::ThreadStream(const std::string& device) : impl_(std::make_unique<I
 
 ThreadStream::~ThreadStream() = default;
 
+void ThreadStream::synchronize() {
+#ifdef MOEQUANT_TORCH_HAS_CUDA
+  if (impl_->guard) impl_->guard->current_stream().synchronize();
+#endif
+}
+
 }  // namespace moequant

@@ -3,10 +3,12 @@
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <future>
 #include <map>
 
 #include "moequant/common/error.h"
 #include "moequant/core/multi_amax.h"
+#include "moequant/core/tensor_bridge.h"
 #include "moequant/hf/decoder_forward.h"
 #include "moequant/hf/expert_dispatch.h"
 
@@ -45,12 +47,66 @@ std::map<int, SwiGluWeights> load_shards(const HfMoeModel& model, int layer,
     shards.emplace(
         static_cast<int>(e),
         SwiGluWeights{f32_on(fc1.gate, device), f32_on(fc1.up, device), f32_on(fc2.down, device)});
-    // The copies are made: the mapped source pages need not stay in this process's memory.
-    model.release_expert(layer, static_cast<int>(e), true);
-    model.release_expert(layer, static_cast<int>(e), false);
   }
   return shards;
 }
+
+// What the forward of one layer needs, read by a loader thread while the previous layer runs.
+struct LoadedLayer {
+  DecoderLayerWeights weights;
+  std::map<int, SwiGluWeights> experts;  // this rank's shards, float32 on the device
+  size_t weights_observed = 0;           // weight quantizers calibrated from the same pages
+  double read_s = 0;
+};
+
+// Reads `layer` on its own stream: the dense weights, this rank's expert shards, and the weight
+// amax of those shards while their pages are mapped (calibrate_layer_weights then drops them).
+LoadedLayer load_layer(HfMoeModel& model, const DecoderConfig& d, int layer,
+                       const std::string& device) {
+  const Clock::time_point t0 = Clock::now();
+  ThreadStream stream(device);
+  const at::Device dev(device);
+  LoadedLayer out;
+  out.weights = read_layer_weights(model.checkpoint(), model.config(), d, layer, dev);
+  if (model.config().is_moe_layer(layer)) {
+    out.experts = load_shards(model, layer, dev);
+    out.weights_observed = model.calibrate_layer_weights(layer);
+  }
+  stream.synchronize();  // the copies are done before another thread's stream reads them
+  out.read_s = seconds_since(t0);
+  return out;
+}
+
+// Float32 GEMMs of the CUDA forward on TF32 tensor cores (10-bit mantissa: the activations,
+// hence the input amax, move by ~1e-3 relative, far below an FP8 or FP4 step) while alive, when
+// asked; the previous precision comes back after.
+class MatmulPrecisionScope {
+ public:
+  explicit MatmulPrecisionScope(bool tf32)
+      : previous_(at::globalContext().float32MatmulPrecision()), active_(tf32) {
+    if (active_) at::globalContext().setFloat32MatmulPrecision("high");
+  }
+  ~MatmulPrecisionScope() {
+    if (!active_) return;
+    switch (previous_) {
+      case at::Float32MatmulPrecision::HIGHEST:
+        at::globalContext().setFloat32MatmulPrecision("highest");
+        break;
+      case at::Float32MatmulPrecision::HIGH:
+        at::globalContext().setFloat32MatmulPrecision("high");
+        break;
+      case at::Float32MatmulPrecision::MEDIUM:
+        at::globalContext().setFloat32MatmulPrecision("medium");
+        break;
+    }
+  }
+  MatmulPrecisionScope(const MatmulPrecisionScope&) = delete;
+  MatmulPrecisionScope& operator=(const MatmulPrecisionScope&) = delete;
+
+ private:
+  const at::Float32MatmulPrecision previous_;
+  const bool active_;
+};
 
 // Tokens of one MoE call at least: the experts see many batches' tokens at once (fewer, larger
 // GEMMs; one amax launch per call) while the activations of a call stay bounded.
@@ -163,19 +219,29 @@ DataCalibrationReport calibrate_with_data(HfMoeModel& model, const parallel::Pro
   std::vector<int64_t> routed(static_cast<size_t>(c.num_layers) * c.num_experts, 0);
   const size_t steps = static_cast<size_t>(layers.size() * batches);
   size_t step = 0;
+  const MatmulPrecisionScope precision(dev.is_cuda() && o.tf32);
+  auto load = [&](int layer) {
+    return std::async(std::launch::async, load_layer, std::ref(model), std::cref(d), layer,
+                      o.device);
+  };
+  std::future<LoadedLayer> next;
+  if (layers.size() > 0) next = load(static_cast<int>(layers.begin));
   for (int layer = static_cast<int>(layers.begin); layer < layers.end; ++layer) {
     t0 = Clock::now();
-    const DecoderLayerWeights w = read_layer_weights(model.checkpoint(), c, d, layer, dev);
+    LoadedLayer loaded = next.get();  // rethrows the loader's error
+    if (layer + 1 < layers.end) next = load(layer + 1);  // read ahead while this layer runs
+    report.read_s += loaded.read_s;
+    report.read_wait_s += seconds_since(t0);
+    report.weights_observed += loaded.weights_observed;
+    const DecoderLayerWeights& w = loaded.weights;
     std::unique_ptr<DispatchedExperts> experts;
     std::unique_ptr<LayerInputObserver> inputs;
     if (c.is_moe_layer(layer)) {
-      report.weights_observed += model.calibrate_layer_weights(layer);  // the same pass
       inputs = std::make_unique<LayerInputObserver>(c, ps, model.experts(layer), layer, routed);
       experts = std::make_unique<DispatchedExperts>(
-          groups, c.num_experts, load_shards(model, layer, dev),
+          groups, c.num_experts, std::move(loaded.experts),
           [obs = inputs.get()](int e, bool fc1, const at::Tensor& x) { obs->observe(e, fc1, x); });
     }
-    report.read_s += seconds_since(t0);
     t0 = Clock::now();
     std::vector<at::Tensor> attended;
     for (int64_t b = 0; b < batches; ++b) {

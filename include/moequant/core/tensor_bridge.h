@@ -32,6 +32,9 @@ class ThreadStream {
   ~ThreadStream();
   ThreadStream(const ThreadStream&) = delete;
   ThreadStream& operator=(const ThreadStream&) = delete;
+  // Waits for the work queued on this thread's stream (before handing its tensors to another
+  // thread). Nothing on the CPU.
+  void synchronize();
 
  private:
   struct Impl;
