@@ -47,6 +47,9 @@ std::map<int, SwiGluWeights> load_shards(const HfMoeModel& model, int layer,
     shards.emplace(
         static_cast<int>(e),
         SwiGluWeights{f32_on(fc1.gate, device), f32_on(fc1.up, device), f32_on(fc2.down, device)});
+    // Copied: the mapped source pages need not stay in this process's memory.
+    model.release_expert(layer, static_cast<int>(e), true);
+    model.release_expert(layer, static_cast<int>(e), false);
   }
   return shards;
 }
@@ -59,8 +62,9 @@ struct LoadedLayer {
   double read_s = 0;
 };
 
-// Reads `layer` on its own stream: the dense weights, this rank's expert shards, and the weight
-// amax of those shards while their pages are mapped (calibrate_layer_weights then drops them).
+// Reads `layer` on its own stream: the dense weights and this rank's expert shards, whose weight
+// amax is then observed from those copies (on the GPU with one launch, not on the host cores the
+// forward's launches need; float32 holds every bf16/fp16 value exactly, so the amax is the same).
 LoadedLayer load_layer(HfMoeModel& model, const DecoderConfig& d, int layer,
                        const std::string& device) {
   const Clock::time_point t0 = Clock::now();
@@ -70,43 +74,22 @@ LoadedLayer load_layer(HfMoeModel& model, const DecoderConfig& d, int layer,
   out.weights = read_layer_weights(model.checkpoint(), model.config(), d, layer, dev);
   if (model.config().is_moe_layer(layer)) {
     out.experts = load_shards(model, layer, dev);
-    out.weights_observed = model.calibrate_layer_weights(layer);
+    out.weights_observed = model.calibrate_layer_weights(layer, [&](int e, bool fc1) {
+      const SwiGluWeights& w = out.experts.at(e);
+      ExpertShard s;
+      if (fc1) {
+        s.gate = w.gate;
+        s.up = w.up;
+      } else {
+        s.down = w.down;
+      }
+      return s;
+    });
   }
   stream.synchronize();  // the copies are done before another thread's stream reads them
   out.read_s = seconds_since(t0);
   return out;
 }
-
-// Float32 GEMMs of the CUDA forward on TF32 tensor cores (10-bit mantissa: the activations,
-// hence the input amax, move by ~1e-3 relative, far below an FP8 or FP4 step) while alive, when
-// asked; the previous precision comes back after.
-class MatmulPrecisionScope {
- public:
-  explicit MatmulPrecisionScope(bool tf32)
-      : previous_(at::globalContext().float32MatmulPrecision()), active_(tf32) {
-    if (active_) at::globalContext().setFloat32MatmulPrecision("high");
-  }
-  ~MatmulPrecisionScope() {
-    if (!active_) return;
-    switch (previous_) {
-      case at::Float32MatmulPrecision::HIGHEST:
-        at::globalContext().setFloat32MatmulPrecision("highest");
-        break;
-      case at::Float32MatmulPrecision::HIGH:
-        at::globalContext().setFloat32MatmulPrecision("high");
-        break;
-      case at::Float32MatmulPrecision::MEDIUM:
-        at::globalContext().setFloat32MatmulPrecision("medium");
-        break;
-    }
-  }
-  MatmulPrecisionScope(const MatmulPrecisionScope&) = delete;
-  MatmulPrecisionScope& operator=(const MatmulPrecisionScope&) = delete;
-
- private:
-  const at::Float32MatmulPrecision previous_;
-  const bool active_;
-};
 
 // Tokens of one MoE call at least: the experts see many batches' tokens at once (fewer, larger
 // GEMMs; one amax launch per call) while the activations of a call stay bounded.
@@ -219,7 +202,6 @@ DataCalibrationReport calibrate_with_data(HfMoeModel& model, const parallel::Pro
   std::vector<int64_t> routed(static_cast<size_t>(c.num_layers) * c.num_experts, 0);
   const size_t steps = static_cast<size_t>(layers.size() * batches);
   size_t step = 0;
-  const MatmulPrecisionScope precision(dev.is_cuda() && o.tf32);
   auto load = [&](int layer) {
     return std::async(std::launch::async, load_layer, std::ref(model), std::cref(d), layer,
                       o.device);
@@ -228,7 +210,7 @@ DataCalibrationReport calibrate_with_data(HfMoeModel& model, const parallel::Pro
   if (layers.size() > 0) next = load(static_cast<int>(layers.begin));
   for (int layer = static_cast<int>(layers.begin); layer < layers.end; ++layer) {
     t0 = Clock::now();
-    LoadedLayer loaded = next.get();  // rethrows the loader's error
+    LoadedLayer loaded = next.get();                     // rethrows the loader's error
     if (layer + 1 < layers.end) next = load(layer + 1);  // read ahead while this layer runs
     report.read_s += loaded.read_s;
     report.read_wait_s += seconds_since(t0);

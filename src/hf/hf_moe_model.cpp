@@ -219,23 +219,30 @@ std::string HfMoeModel::shard_label(int layer, int expert, ExpertProj p) const {
 }
 
 size_t HfMoeModel::calibrate_layer_weights(int layer) {
+  const size_t tensors =
+      calibrate_layer_weights(layer, [&](int e, bool fc1) { return expert_shard(layer, e, fc1); });
   const MoeExperts m = experts(layer);
-  std::vector<CalibPair> pairs;
-  for (int64_t i = 0; i < m->options().num_local_experts; ++i) {
-    const int e = static_cast<int>(m->options().first_global_expert + i);
-    const ExpertShard fc1 = expert_shard(layer, e, true), fc2 = expert_shard(layer, e, false);
-    const auto q1 = m->linear_fc1->quantizer_for(i), q2 = m->linear_fc2->quantizer_for(i);
-    pairs.push_back({shard_label(layer, e, ExpertProj::kGate), fc1.gate, q1});
-    pairs.push_back({shard_label(layer, e, ExpertProj::kUp), fc1.up, q1});
-    pairs.push_back({shard_label(layer, e, ExpertProj::kDown), fc2.down, q2});
-  }
-  const WeightCalibrationReport report = calibrate_pairs(pairs);
   for (int64_t i = 0; i < m->options().num_local_experts; ++i) {
     const int e = static_cast<int>(m->options().first_global_expert + i);
     release_expert(layer, e, true);
     release_expert(layer, e, false);
   }
-  return report.tensors;
+  return tensors;
+}
+
+size_t HfMoeModel::calibrate_layer_weights(
+    int layer, const std::function<ExpertShard(int expert, bool fc1)>& shard_of) {
+  const MoeExperts m = experts(layer);
+  std::vector<CalibPair> pairs;
+  for (int64_t i = 0; i < m->options().num_local_experts; ++i) {
+    const int e = static_cast<int>(m->options().first_global_expert + i);
+    const ExpertShard fc1 = shard_of(e, true), fc2 = shard_of(e, false);
+    const auto q1 = m->linear_fc1->quantizer_for(i), q2 = m->linear_fc2->quantizer_for(i);
+    pairs.push_back({shard_label(layer, e, ExpertProj::kGate), fc1.gate, q1});
+    pairs.push_back({shard_label(layer, e, ExpertProj::kUp), fc1.up, q1});
+    pairs.push_back({shard_label(layer, e, ExpertProj::kDown), fc2.down, q2});
+  }
+  return calibrate_pairs(pairs).tensors;
 }
 
 size_t HfMoeModel::calibrate_weights() {

@@ -155,7 +155,6 @@ QuantizeReport quantize_checkpoint(const QuantizeOptions& o,
     DataCalibrationOptions dco;
     dco.batch = o.calib_batch;
     dco.device = o.device;
-    dco.tf32 = o.calib_tf32;
     if (o.progress) dco.progress = [&](size_t d, size_t t) { o.progress("calibrate", d, t); };
     // Collective inside (the expert dispatch): a rank that fails there ends the job.
     report.calibration = calibrate_with_data(*model, groups, data, dco);

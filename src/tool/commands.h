@@ -23,7 +23,6 @@ struct QuantizeArgs {
   int threads = 0;         // 0: the rank's share of its node's cores
   std::string calib_data;  // "" (weights only), a .jsonl, or "random"
   int64_t calib_samples = 0, calib_seq_len = 512, calib_batch = 8;
-  bool calib_fp32 = false;  // CUDA calibration forward in full float32 instead of TF32
   uint64_t calib_seed = 0;
   std::string report_json;  // write the run's report (timings, per-rank stats) here
   double timeout_s = 0;     // 0: the default (MOEQUANT_COLLECTIVE_TIMEOUT_S or 10 min)

@@ -74,9 +74,6 @@ CLI::App* add_quantize_command(CLI::App& app, QuantizeArgs& a) {
   c->add_option("--calib-batch", a.calib_batch, "Sequences per forward batch on a rank")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  c->add_flag("--calib-fp32", a.calib_fp32,
-              "CUDA: run the calibration forward's GEMMs in full float32 (default TF32: several "
-              "times faster, input amax within ~1e-3 relative)");
   c->add_option("--seed", a.calib_seed, "Seed of --calib-data random")->capture_default_str();
   c->add_option("--timeout", a.timeout_s,
                 "Seconds before a collective with a dead or stuck peer fails (default: "
@@ -234,7 +231,6 @@ int run_quantize(const QuantizeArgs& a) {
   o.calib_samples = a.calib_samples;
   o.calib_seq_len = a.calib_seq_len;
   o.calib_batch = a.calib_batch;
-  o.calib_tf32 = !a.calib_fp32;
   o.calib_seed = a.calib_seed;
   std::unique_ptr<parallel::Communicator> world = make_tool_world(a.device == "cuda", a.timeout_s);
   const bool chatty = world->rank() == 0 && !a.quiet;

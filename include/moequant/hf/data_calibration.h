@@ -23,9 +23,6 @@ namespace moequant {
 struct DataCalibrationOptions {
   int64_t batch = 8;           // samples per forward batch on a rank
   std::string device = "cpu";  // where the forward runs ("cpu", "cuda")
-  // CUDA: float32 GEMMs on TF32 tensor cores (several times faster; input amax within ~1e-3
-  // relative of full float32). false: full float32, as on the CPU.
-  bool tf32 = true;
   // Called on rank 0 after each (layer, batch) of its stage: (done, total).
   std::function<void(size_t, size_t)> progress;
 };

@@ -10,6 +10,7 @@
 
 #include <torch/nn/module.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -49,6 +50,10 @@ class HfMoeModel : public torch::nn::Module, public ExportSource {
   // mapping, the layer's pages dropped afterwards. NaN/Inf is an error naming the checkpoint
   // tensors. Returns the tensors observed.
   size_t calibrate_layer_weights(int layer);
+  // The same from copies of the shards the caller already holds (e.g. on the GPU, for the
+  // forward): `shard_of(expert, fc1)` gives them; the checkpoint's pages are not touched.
+  size_t calibrate_layer_weights(int layer,
+                                 const std::function<ExpertShard(int expert, bool fc1)>& shard_of);
   // All of this rank's layers; quantizers get their full names. Returns the tensors observed.
   size_t calibrate_weights();
 

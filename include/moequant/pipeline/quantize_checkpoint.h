@@ -45,7 +45,6 @@ struct QuantizeOptions {
   int64_t calib_samples = 0;  // 0: every line of the file (random: 16)
   int64_t calib_seq_len = 512;
   int64_t calib_batch = 8;  // samples per forward batch on a rank
-  bool calib_tf32 = true;   // CUDA: the forward's float32 GEMMs on TF32 (DataCalibrationOptions)
   uint64_t calib_seed = 0;  // for "random"
   // Stage progress on rank 0: (stage, done, total) with stage "calibrate" (layers, or layers x
   // batches with data) or "export" (bytes of rank 0's own share).
