@@ -10,7 +10,8 @@
 # Environment: MOEQUANT_BUILD_DIR (default ./build), MOEQUANT_JOBS (default: all cores),
 # MOEQUANT_TORCH_PREFIX (a LibTorch CMake prefix; default: Debian's libtorch-dev on CPU machines,
 # the installed PyTorch's LibTorch where a GPU and CUDA PyTorch are present), and any extra
-# CMake flags in MOEQUANT_CMAKE_FLAGS.
+# CMake flags in MOEQUANT_CMAKE_FLAGS. --test also runs a 20 s libFuzzer pass and the CPU suite
+# under ASan + UBSan (tests/sanitize/run.sh; MOEQUANT_SKIP_SANITIZERS=1 leaves that out).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,7 +22,7 @@ if [[ $# -gt 0 ]]; then
   case "$1" in
     --test) mode="test"; shift ;;
     --run) mode="run"; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$1' (expected --test or --run)" >&2; exit 2 ;;
   esac
 fi
@@ -80,6 +81,15 @@ case "$mode" in
     if command -v clang++ >/dev/null 2>&1; then
       log "fuzzing the safetensors header parser for 20 s"
       BUILD_DIR="$build-fuzz" JOBS="$jobs" bash "$root/tests/fuzz/run_fuzz.sh" 20
+    fi
+    # The CPU suite again, built with ASan + UBSan (LeakSanitizer on), halting on the first
+    # report (docs/sanitizers.md). MOEQUANT_SKIP_SANITIZERS=1 skips it for a quick local run.
+    if [[ "${MOEQUANT_SKIP_SANITIZERS:-0}" != 1 ]]; then
+      log "running the test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
+      sanitize_flags=()
+      [[ -n "$torch_prefix" ]] && sanitize_flags+=("-DCMAKE_PREFIX_PATH=$torch_prefix")
+      BUILD_DIR="$build-sanitize" JOBS="$jobs" bash "$root/tests/sanitize/run.sh" \
+        "${sanitize_flags[@]}"
     fi
     ;;
   run)

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cpu/arg_checks.h"
+#include "enum_args.h"
 #include "moequant/kernels/kernels.h"
 #include "moequant/kernels/numerics.h"
 
@@ -166,11 +167,11 @@ inline mq_status check_quantize_batched_args(const char* fn, mq_format format, m
   MQ_KCHECK(n > 0,
             std::string(fn) + ": n (the number of items) must be > 0, got " + std::to_string(n));
   MQ_KCHECK(items != nullptr, std::string(fn) + ": `items` is null");
-  const char* fmt = format_name(format);
+  const char* fmt = format_name(raw_value(format));
   MQ_KCHECK(fmt != nullptr,
-            std::string(fn) + ": unknown format " + std::to_string(static_cast<int>(format)));
-  MQ_KCHECK(dtype == MQ_DTYPE_BF16 || dtype == MQ_DTYPE_F16 || dtype == MQ_DTYPE_F32,
-            std::string(fn) + ": unknown dtype " + std::to_string(static_cast<int>(dtype)));
+            std::string(fn) + ": unknown format " + std::to_string(raw_value(format)));
+  MQ_KCHECK(is_known_dtype(raw_value(dtype)),
+            std::string(fn) + ": unknown dtype " + std::to_string(raw_value(dtype)));
   for (int32_t i = 0; i < n; ++i) {
     if (check_quantize_item(fn, format, dtype, items[i]) == MQ_OK) continue;
     const std::string where = std::string(fn) + ": item " + std::to_string(i) + " (" + fmt + ")";

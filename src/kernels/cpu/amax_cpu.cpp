@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "../enum_args.h"
 #include "moequant/kernels/kernels.h"
 #include "moequant/kernels/numerics.h"
 #include "status.h"
@@ -23,6 +24,8 @@
 namespace {
 
 namespace num = moequant::num;
+using moequant::kernels::is_known_dtype;
+using moequant::kernels::raw_value;
 using moequant::kernels::set_error;
 
 // Elements per unit of parallel work: large enough to amortize scheduling, small enough that
@@ -81,8 +84,8 @@ mq_status validate_items(const mq_amax_item* items, int32_t num_items) {
                                                 std::to_string(it.rows) + ", " +
                                                 std::to_string(it.cols) + "]");
     MQ_KCHECK(it.data != nullptr || it.rows * it.cols == 0, where + "data is null");
-    MQ_KCHECK(it.dtype == MQ_DTYPE_BF16 || it.dtype == MQ_DTYPE_F16 || it.dtype == MQ_DTYPE_F32,
-              where + "unknown dtype " + std::to_string(static_cast<int>(it.dtype)));
+    MQ_KCHECK(is_known_dtype(raw_value(it.dtype)),
+              where + "unknown dtype " + std::to_string(raw_value(it.dtype)));
     MQ_KCHECK(it.slot >= 0, where + "slot must be >= 0, got " + std::to_string(it.slot));
     MQ_KCHECK(it.per_channel == 0 || it.per_channel == 1,
               where + "per_channel must be 0 or 1, got " + std::to_string(it.per_channel));

@@ -8,6 +8,8 @@
 
 #include <string>
 
+#include "../enum_args.h"
+
 #include "moequant/kernels/kernels.h"
 #include "moequant/kernels/numerics.h"
 #include "status.h"
@@ -103,7 +105,7 @@ struct F32Input {
 // unknown dtype is MQ_ERR_INVALID naming `fn`.
 template <typename Body>
 mq_status with_input(const char* fn, mq_dtype dtype, Body&& body) {
-  switch (dtype) {
+  switch (raw_value(dtype)) {  // the integer: an unknown value is never loaded as the enum
     case MQ_DTYPE_BF16:
       return body(Bf16Input{});
     case MQ_DTYPE_F16:
@@ -112,14 +114,14 @@ mq_status with_input(const char* fn, mq_dtype dtype, Body&& body) {
       return body(F32Input{});
   }
   return set_error(MQ_ERR_INVALID,
-                   std::string(fn) + ": unknown dtype " + std::to_string(static_cast<int>(dtype)));
+                   std::string(fn) + ": unknown dtype " + std::to_string(raw_value(dtype)));
 }
 
 // Calls `body(reader)` with the reader for `dtype` and returns its status; an unknown dtype is
 // MQ_ERR_INVALID naming `fn`.
 template <typename Body>
 mq_status with_reader(const char* fn, const void* w, mq_dtype dtype, Body&& body) {
-  switch (dtype) {
+  switch (raw_value(dtype)) {
     case MQ_DTYPE_BF16:
       return body(Bf16Reader{static_cast<const uint16_t*>(w)});
     case MQ_DTYPE_F16:
@@ -128,7 +130,7 @@ mq_status with_reader(const char* fn, const void* w, mq_dtype dtype, Body&& body
       return body(F32Reader{static_cast<const float*>(w)});
   }
   return set_error(MQ_ERR_INVALID,
-                   std::string(fn) + ": unknown dtype " + std::to_string(static_cast<int>(dtype)));
+                   std::string(fn) + ": unknown dtype " + std::to_string(raw_value(dtype)));
 }
 
 }  // namespace kernels

@@ -19,6 +19,7 @@ namespace {
 
 using moequant::kernels::check_quantize_batched_args;
 using moequant::kernels::format_name;
+using moequant::kernels::raw_value;
 using moequant::kernels::set_error;
 
 mq_status quantize_item(mq_format format, mq_dtype dtype, const mq_quant_item& it) {
@@ -60,8 +61,8 @@ extern "C" mq_status mq_cpu_quantize_batched(mq_format format, mq_dtype dtype,
   for (int32_t i = 0; i < n; ++i) {
     if (status[static_cast<size_t>(i)] == MQ_OK) continue;
     return set_error(status[static_cast<size_t>(i)],
-                     std::string(fn) + ": item " + std::to_string(i) + " (" + format_name(format) +
-                         "): " + message[static_cast<size_t>(i)]);
+                     std::string(fn) + ": item " + std::to_string(i) + " (" +
+                         format_name(raw_value(format)) + "): " + message[static_cast<size_t>(i)]);
   }
   return MQ_OK;
 }

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <string>
 
+#include "../enum_args.h"
 #include "cuda_utils.cuh"
 
 namespace moequant {
@@ -184,9 +185,9 @@ int64_t round_up(int64_t v, int64_t m) {
 mq_status validate(const mq_amax_item* items, int32_t num_items) {
   for (int32_t i = 0; i < num_items; ++i) {
     const mq_amax_item& it = items[i];
-    const bool dtype_ok =
-        it.dtype == MQ_DTYPE_BF16 || it.dtype == MQ_DTYPE_F16 || it.dtype == MQ_DTYPE_F32;
-    const uintptr_t es = it.dtype == MQ_DTYPE_F32 ? 4 : 2;
+    const int32_t dtype = raw_value(it.dtype);  // validated before it is read as the enum
+    const bool dtype_ok = is_known_dtype(dtype);
+    const uintptr_t es = dtype == MQ_DTYPE_F32 ? 4 : 2;
     const bool ok = it.rows >= 0 && it.cols >= 0 &&
                     (it.data != nullptr || it.rows * it.cols == 0) && dtype_ok && it.slot >= 0 &&
                     (it.per_channel == 0 || it.per_channel == 1) &&
@@ -197,7 +198,7 @@ mq_status validate(const mq_amax_item* items, int32_t num_items) {
                                                 std::to_string(it.rows) + ", " +
                                                 std::to_string(it.cols) + "]");
     MQ_KCHECK(it.data != nullptr || it.rows * it.cols == 0, where + "data is null");
-    MQ_KCHECK(dtype_ok, where + "unknown dtype " + std::to_string(static_cast<int>(it.dtype)));
+    MQ_KCHECK(dtype_ok, where + "unknown dtype " + std::to_string(dtype));
     MQ_KCHECK(it.slot >= 0, where + "slot must be >= 0, got " + std::to_string(it.slot));
     MQ_KCHECK(it.per_channel == 0 || it.per_channel == 1,
               where + "per_channel must be 0 or 1, got " + std::to_string(it.per_channel));

@@ -163,13 +163,13 @@ inline Weight encode(const std::vector<float>& v, int64_t rows, int64_t cols, mq
   const size_t n = v.size();
   if (dtype == MQ_DTYPE_F32) {
     w.bytes.resize(n * 4);
-    memcpy(w.bytes.data(), v.data(), n * 4);
+    if (n > 0) memcpy(w.bytes.data(), v.data(), n * 4);  // data() of an empty vector may be null
   } else {
     std::vector<uint16_t> h(n);
     for (size_t i = 0; i < n; ++i)
       h[i] = dtype == MQ_DTYPE_BF16 ? bf16_truncate(v[i]) : f16_bits(v[i]);
     w.bytes.resize(n * 2);
-    memcpy(w.bytes.data(), h.data(), n * 2);
+    if (n > 0) memcpy(w.bytes.data(), h.data(), n * 2);
   }
   w.values.resize(n);
   for (size_t i = 0; i < n; ++i) w.values[i] = element(w.bytes.data(), dtype, i);
