@@ -1,7 +1,8 @@
 // Enum arguments of the C API as the integers callers pass. A C caller (or a cast) can hand in
 // any int where an mq_dtype or mq_format is expected; loading such a value as the enum type is
 // undefined behaviour in C++, so the entry points read the integer bits and validate those
-// before the value is used as an enum.
+// before the value is used as an enum. Functions that receive an unvalidated enum take it by
+// const reference for the same reason: passing it by value is already such a load.
 #pragma once
 
 #include <stdint.h>

@@ -162,8 +162,9 @@ inline mq_status check_quantize_item(const char* fn, mq_format format, mq_dtype 
 
 // The whole batched call. Messages name the item: "<fn>: item 3 (nvfp4): `out` is null". Items
 // are checked cheaply first; a message is built only for the first failing one.
-inline mq_status check_quantize_batched_args(const char* fn, mq_format format, mq_dtype dtype,
-                                             const mq_quant_item* items, int32_t n) {
+inline mq_status check_quantize_batched_args(const char* fn, const mq_format& format,
+                                             const mq_dtype& dtype, const mq_quant_item* items,
+                                             int32_t n) {
   MQ_KCHECK(n > 0,
             std::string(fn) + ": n (the number of items) must be > 0, got " + std::to_string(n));
   MQ_KCHECK(items != nullptr, std::string(fn) + ": `items` is null");

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <climits>
 #include <cstring>
+#include <exception>
+#include <mutex>
+#include <unordered_set>
 
 #include "moequant/common/error.h"
 #include "mpi_runtime.h"
@@ -62,11 +65,53 @@ MPI_Comm make_ours(MPI_Comm comm) {
   return comm;
 }
 
+// Every operation's state is listed here from its start until it completes. An operation
+// abandoned after a timeout or an error stays listed for the rest of the process: its requests
+// may still complete later (a stalled peer wakes up) and write into its buffers, so it is kept
+// on purpose, reachable (not a leak to LeakSanitizer).
+std::mutex& operations_mutex() {
+  static std::mutex m;
+  return m;
+}
+std::unordered_set<const void*>& operations_in_flight() {
+  static auto* ops = new std::unordered_set<const void*>;  // never destroyed: see above
+  return *ops;
+}
+
+template <typename T>
+T* begin_operation() {
+  T* p = new T;
+  const std::lock_guard<std::mutex> lock(operations_mutex());
+  operations_in_flight().insert(p);
+  return p;
+}
+
+// Frees an operation's state when it completes (the scope is left normally); on an exception
+// the state stays listed and alive.
+template <typename T>
+class CompletedOperation {
+ public:
+  explicit CompletedOperation(T* p) : p_(p), exceptions_(std::uncaught_exceptions()) {}
+  ~CompletedOperation() {
+    if (std::uncaught_exceptions() > exceptions_) return;  // abandoned: stays listed and alive
+    {
+      const std::lock_guard<std::mutex> lock(operations_mutex());
+      operations_in_flight().erase(p_);
+    }
+    delete p_;
+  }
+  CompletedOperation(const CompletedOperation&) = delete;
+  CompletedOperation& operator=(const CompletedOperation&) = delete;
+
+ private:
+  T* p_;
+  const int exceptions_;
+};
+
 }  // namespace
 
-// Requests of one operation and the buffers they use. Each operation allocates one and frees it
-// only once every request has completed: after a timeout or an error the requests are abandoned
-// but may still complete later (a stalled peer wakes up), so the object is leaked on purpose.
+// Requests of one operation and the buffers they use (begin_operation / CompletedOperation: freed
+// only once every request has completed).
 struct MpiCommunicator::Pending {
   std::vector<MPI_Request> reqs;
   std::vector<char> staging;
@@ -172,7 +217,7 @@ void MpiCommunicator::do_all_reduce(void* data, size_t n, ElemType type, ReduceO
   const MPI_Datatype dtype = type == ElemType::kFloat32 ? MPI_FLOAT : MPI_INT64_T;
   const MPI_Op mop = op == ReduceOp::kMax ? MPI_MAX : MPI_SUM;
   const Deadline deadline(timeout());
-  auto* p = new Pending;  // leaked unless the operation completes: see Pending
+  Pending* p = begin_operation<Pending>();
   p->staging.resize(n * elem);
   if (n) std::memcpy(p->staging.data(), data, n * elem);
   for (const Chunk& c : chunks(n)) {
@@ -182,13 +227,13 @@ void MpiCommunicator::do_all_reduce(void* data, size_t n, ElemType type, ReduceO
           "MPI_Iallreduce");
   }
   wait(*p, deadline);
-  const std::unique_ptr<Pending> done(p);
+  const CompletedOperation<Pending> done(p);
   if (n) std::memcpy(data, p->staging.data(), n * elem);
 }
 
 void MpiCommunicator::do_broadcast(void* bytes, size_t n, int root) {
   const Deadline deadline(timeout());
-  auto* p = new Pending;  // leaked unless the operation completes: see Pending
+  Pending* p = begin_operation<Pending>();
   p->staging.resize(n);
   if (rank() == root && n) std::memcpy(p->staging.data(), bytes, n);
   for (const Chunk& c : chunks(n)) {
@@ -197,13 +242,13 @@ void MpiCommunicator::do_broadcast(void* bytes, size_t n, int root) {
           "MPI_Ibcast");
   }
   wait(*p, deadline);
-  const std::unique_ptr<Pending> done(p);
+  const CompletedOperation<Pending> done(p);
   if (rank() != root && n) std::memcpy(bytes, p->staging.data(), n);
 }
 
 std::vector<std::string> MpiCommunicator::do_all_gather_bytes(const std::string& local) {
   const Deadline deadline(timeout());  // one deadline for both steps
-  auto* p = new Pending;               // leaked unless the operation completes: see Pending
+  Pending* p = begin_operation<Pending>();
   // Step 1: every rank's size.
   p->sizes.assign(static_cast<size_t>(size()), 0);
   p->sizes[static_cast<size_t>(rank())] = static_cast<int64_t>(local.size());
@@ -231,7 +276,7 @@ std::vector<std::string> MpiCommunicator::do_all_gather_bytes(const std::string&
                         &p->reqs.back()),
         "MPI_Iallgatherv");
   wait(*p, deadline);
-  const std::unique_ptr<Pending> done(p);
+  const CompletedOperation<Pending> done(p);
   std::vector<std::string> out(p->sizes.size());
   for (size_t i = 0; i < out.size(); ++i)
     out[i].assign(p->staging2.data() + p->displs[i], static_cast<size_t>(p->counts[i]));
@@ -241,7 +286,7 @@ std::vector<std::string> MpiCommunicator::do_all_gather_bytes(const std::string&
 std::vector<std::string> MpiCommunicator::do_all_to_all_bytes(
     const std::vector<std::string>& to_each) {
   const Deadline deadline(timeout());  // one deadline for both steps
-  auto* p = new Pending;               // leaked unless the operation completes: see Pending
+  Pending* p = begin_operation<Pending>();
   const size_t n = static_cast<size_t>(size());
   // Step 1: what each rank sends to each other rank (one size per pair).
   std::vector<int64_t> send_sizes(n);
@@ -279,7 +324,7 @@ std::vector<std::string> MpiCommunicator::do_all_to_all_bytes(
                        &p->reqs.back()),
         "MPI_Ialltoallv");
   wait(*p, deadline);
-  const std::unique_ptr<Pending> done(p);
+  const CompletedOperation<Pending> done(p);
   std::vector<std::string> out(n);
   for (size_t r = 0; r < n; ++r)
     out[r].assign(p->staging2.data() + p->displs[r], static_cast<size_t>(p->counts[r]));
@@ -288,11 +333,11 @@ std::vector<std::string> MpiCommunicator::do_all_to_all_bytes(
 
 void MpiCommunicator::do_barrier() {
   const Deadline deadline(timeout());
-  auto* p = new Pending;  // leaked unless the operation completes: see Pending
+  Pending* p = begin_operation<Pending>();
   p->reqs.emplace_back();
   check(MPI_Ibarrier(comm_, &p->reqs.back()), "MPI_Ibarrier");
   wait(*p, deadline);
-  const std::unique_ptr<Pending> done(p);
+  const CompletedOperation<Pending> done(p);
 }
 
 std::unique_ptr<Communicator> MpiCommunicator::do_split(int color, int key,
@@ -300,7 +345,7 @@ std::unique_ptr<Communicator> MpiCommunicator::do_split(int color, int key,
   // MPI_Comm_split has no non-blocking form. Agree first under the deadline (this proves every
   // member reached the split, alive) and only then call it.
   const Deadline deadline(timeout());
-  auto* p = new Pending;  // leaked unless the operation completes: see Pending
+  Pending* p = begin_operation<Pending>();
   p->sizes.assign(2 * static_cast<size_t>(size()), 0);
   p->sizes[2 * rank()] = color;
   p->sizes[2 * rank() + 1] = key;
@@ -309,7 +354,7 @@ std::unique_ptr<Communicator> MpiCommunicator::do_split(int color, int key,
                        &p->reqs.back()),
         "MPI_Iallgather");
   wait(*p, deadline);
-  const std::unique_ptr<Pending> done(p);
+  const CompletedOperation<Pending> done(p);
   MPI_Comm sub = MPI_COMM_NULL;
   check(MPI_Comm_split(comm_, color, key, &sub), "MPI_Comm_split");
   return std::unique_ptr<Communicator>(
@@ -318,7 +363,7 @@ std::unique_ptr<Communicator> MpiCommunicator::do_split(int color, int key,
 
 void MpiCommunicator::do_send(const void* bytes, size_t n, int peer) {
   const Deadline deadline(timeout());
-  auto* p = new Pending;  // leaked unless the operation completes: see Pending
+  Pending* p = begin_operation<Pending>();
   p->staging.resize(n);
   if (n) std::memcpy(p->staging.data(), bytes, n);
   for (const Chunk& c : chunks(n)) {
@@ -328,12 +373,12 @@ void MpiCommunicator::do_send(const void* bytes, size_t n, int peer) {
           "MPI_Isend");
   }
   wait(*p, deadline);
-  const std::unique_ptr<Pending> done(p);
+  const CompletedOperation<Pending> done(p);
 }
 
 void MpiCommunicator::do_recv(void* bytes, size_t n, int peer) {
   const Deadline deadline(timeout());
-  auto* p = new Pending;  // leaked unless the operation completes: see Pending
+  Pending* p = begin_operation<Pending>();
   p->staging.resize(n);
   const std::vector<Chunk> parts = chunks(n);
   for (const Chunk& c : parts) {
@@ -344,7 +389,7 @@ void MpiCommunicator::do_recv(void* bytes, size_t n, int peer) {
   }
   std::vector<MPI_Status> statuses(p->reqs.size());
   wait(*p, deadline, statuses.data());
-  const std::unique_ptr<Pending> done(p);
+  const CompletedOperation<Pending> done(p);
   for (size_t i = 0; i < statuses.size(); ++i) {
     int got = 0;
     MPI_Get_count(&statuses[i], MPI_BYTE, &got);

@@ -104,7 +104,7 @@ struct F32Input {
 // Calls `body(input)` with a value of the Input struct for `dtype` and returns its status; an
 // unknown dtype is MQ_ERR_INVALID naming `fn`.
 template <typename Body>
-mq_status with_input(const char* fn, mq_dtype dtype, Body&& body) {
+mq_status with_input(const char* fn, const mq_dtype& dtype, Body&& body) {
   switch (raw_value(dtype)) {  // the integer: an unknown value is never loaded as the enum
     case MQ_DTYPE_BF16:
       return body(Bf16Input{});
@@ -120,7 +120,7 @@ mq_status with_input(const char* fn, mq_dtype dtype, Body&& body) {
 // Calls `body(reader)` with the reader for `dtype` and returns its status; an unknown dtype is
 // MQ_ERR_INVALID naming `fn`.
 template <typename Body>
-mq_status with_reader(const char* fn, const void* w, mq_dtype dtype, Body&& body) {
+mq_status with_reader(const char* fn, const void* w, const mq_dtype& dtype, Body&& body) {
   switch (raw_value(dtype)) {
     case MQ_DTYPE_BF16:
       return body(Bf16Reader{static_cast<const uint16_t*>(w)});

@@ -9,8 +9,8 @@
 
 #include <type_traits>
 
-#include "moequant/kernels/kernels.h"
 #include "../enum_args.h"
+#include "moequant/kernels/kernels.h"
 #include "moequant/kernels/numerics.h"
 #include "status.h"
 
@@ -259,7 +259,7 @@ __device__ __forceinline__ uint32_t block_max_u32(uint32_t v, uint32_t* smem) {
 
 // Calls f(std::integral_constant<mq_dtype, D>) for the run-time dtype; unknown -> MQ_ERR_INVALID.
 template <typename F>
-mq_status dispatch_dtype(const char* fn, mq_dtype dtype, F&& f) {
+mq_status dispatch_dtype(const char* fn, const mq_dtype& dtype, F&& f) {
   switch (raw_value(dtype)) {  // the integer: an unknown value is never loaded as the enum
     case MQ_DTYPE_BF16:
       return f(std::integral_constant<mq_dtype, MQ_DTYPE_BF16>{});

@@ -284,7 +284,7 @@ mq_status launch(const char* fn, const BatchArgs& args, cudaStream_t stream) {
 
 }  // namespace
 
-mq_status launch_quantize_nvfp4(const char* fn, mq_dtype dtype, const BatchArgs& args,
+mq_status launch_quantize_nvfp4(const char* fn, const mq_dtype& dtype, const BatchArgs& args,
                                 cudaStream_t stream) {
   return dispatch_dtype(fn, dtype, [&](auto tag) -> mq_status {
     return launch<decltype(tag)::value>(fn, args, stream);

@@ -28,7 +28,7 @@ inline int32_t nvfp4_path(mq_dtype dtype, const void* w, const void* packed) {
 }
 
 // Launches the kernel over every unit of `args` on `stream` (the descriptors must be ready).
-mq_status launch_quantize_nvfp4(const char* fn, mq_dtype dtype, const BatchArgs& args,
+mq_status launch_quantize_nvfp4(const char* fn, const mq_dtype& dtype, const BatchArgs& args,
                                 cudaStream_t stream);
 
 }  // namespace cuda
