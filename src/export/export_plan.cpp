@@ -66,14 +66,23 @@ void check_whole_layers(const HfMoeConfig& config, const std::vector<PlannedTens
 
 // Producers of the passthrough tensors: each goes to the least loaded rank of the stage that
 // holds it (by bytes, expert units counted), so that writing them is spread like the experts.
+// Largest first (embedding and lm_head before the small projections), or one rank gets a large
+// tensor on top of every small one.
 void assign_passthrough_producers(const HfMoeConfig& config, const parallel::ParallelState& ps,
                                   std::vector<PlannedTensor>& tensors) {
   std::vector<uint64_t> load(ps.world_size(), 0);
-  for (const PlannedTensor& t : tensors)
-    if (t.source != TensorSource::kPassthrough) load[t.producer] += t.nbytes;
+  std::vector<PlannedTensor*> passthrough;
+  for (PlannedTensor& t : tensors)
+    if (t.source != TensorSource::kPassthrough)
+      load[t.producer] += t.nbytes;
+    else
+      passthrough.push_back(&t);
+  std::stable_sort(
+      passthrough.begin(), passthrough.end(),
+      [](const PlannedTensor* a, const PlannedTensor* b) { return a->nbytes > b->nbytes; });
   const int last_stage = ps.sizes().pp - 1;
-  for (PlannedTensor& t : tensors) {
-    if (t.source != TensorSource::kPassthrough) continue;
+  for (PlannedTensor* tp : passthrough) {
+    PlannedTensor& t = *tp;
     const TensorPlace place = config.place_of(t.name);
     int layer;
     if (place.kind == TensorPlace::kLayer)

@@ -115,6 +115,35 @@ TEST(ExportPlan, FilesCarryTheirHeadersAndEveryTensorItsOffset) {
   EXPECT_EQ(plan.files.back().name, last);
 }
 
+// Passthrough tensors are spread over the ranks by bytes: the embedding and lm_head land on
+// different ranks and the small projections even out the rest (in name order, one rank took a
+// large tensor and every small one).
+TEST(ExportPlan, PassthroughTensorsAreSpreadOverTheRanksByBytes) {
+  const HfMoeConfig c = tiny_config(2, 4, 64, 32);
+  parallel::ParallelState ps(2, 0, parallel::ParallelSizes{1, 2, 1, 1}, {2, 4, 32});
+  PlanOptions po;
+  po.scheme = CheckpointScheme::kFp8Dynamic;
+  std::vector<PassthroughTensor> passthrough = {
+      {"model.embed_tokens.weight", DType::kBF16, {512, 64}},
+      {"lm_head.weight", DType::kBF16, {512, 64}}};
+  for (int l = 0; l < 2; ++l)
+    for (const char* p : {"q_proj", "k_proj", "v_proj", "o_proj"})
+      passthrough.push_back({"model.layers." + std::to_string(l) + ".self_attn." + p + ".weight",
+                             DType::kBF16,
+                             {64, 64}});
+  const ExportPlan plan = make_export_plan(c, ps, passthrough, po);
+  std::vector<uint64_t> bytes(2, 0);
+  int embed = -1, head = -1;
+  for (const PlannedTensor& t : plan.tensors) {
+    if (t.source != TensorSource::kPassthrough) continue;
+    bytes[t.producer] += t.nbytes;
+    if (t.name == "model.embed_tokens.weight") embed = t.producer;
+    if (t.name == "lm_head.weight") head = t.producer;
+  }
+  EXPECT_NE(embed, head);
+  EXPECT_EQ(bytes[0], bytes[1]);  // 64 KiB + four 8 KiB projections each
+}
+
 TEST(ExportPlan, PartlyExcludedLayersAreRefusedButForInt4) {
   const HfMoeConfig c = tiny_config(2, 4, 64, 32);
   parallel::ParallelState ps(1, 0, parallel::ParallelSizes{}, {2, 4, 32});
