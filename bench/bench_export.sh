@@ -52,6 +52,11 @@ src_bytes=$(du -sb "$src" | cut -f1)
 now() { date +%s.%N; }
 gbps() { awk -v b="$1" -v t="$2" 'BEGIN { printf "%.2f", b / t / 1e9 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+# Before every timed run: write back what the previous one left dirty in the page cache, or the
+# kernel throttles this run's writes for it (dirty_ratio) and the order of the runs decides
+# which one looks slow (on the 2-core machine a 2-rank fp8 run right after a 1-rank one took
+# 1.1-2.6x as long; with the previous output written back, 0.97-1.03x).
+settle() { sync; }
 
 # Warm the page cache, as a user's second run sees it.
 cat "$src"/*.safetensors > /dev/null
@@ -61,6 +66,7 @@ cp_time() {  # N
   local n=$1 dst="$work/cp" t0 t1
   rm -rf "$dst"; mkdir -p "$dst"
   local files=("$src"/*); local i=0
+  settle
   t0=$(now)
   for ((k = 0; k < n; ++k)); do
     ( for ((j = k; j < ${#files[@]}; j += n)); do cp -r "${files[j]}" "$dst/"; done ) &
@@ -83,6 +89,7 @@ run_one() {  # format ranks device label [extra...]
   local cmd=("$tool" quantize --model "$src" --format "$fmt" --out "$out" -q --no-table
              --device "$dev" --report-json "$rep" "$@")
   [[ $n -gt 1 ]] && cmd=("${mpirun_cmd[@]}" -np "$n" "${cmd[@]}" --ep "$n")
+  settle
   t0=$(now); "${cmd[@]}" > "$work/log-$fmt-$label.txt" 2>&1; rc=$?; t1=$(now)
   local secs; secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
   if [[ $rc -ne 0 ]]; then
