@@ -7,9 +7,11 @@ include(CMakePackageConfigHelpers)
 
 set(MOEQUANT_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/moequant)
 
-# The static libraries, bottom layers included: a consumer links them all through moequant.
-set(mq_install_targets moequant moequant_kernels moequant_common moequant_io moequant_parallel
-    moequant_tokenizer)
+# The static libraries, one per layer: a consumer links them all through moequant.
+get_property(mq_install_targets GLOBAL PROPERTY MOEQUANT_LAYER_TARGETS)
+if(TARGET moequant)
+  list(APPEND mq_install_targets moequant)
+endif()
 if(TARGET moequant_parallel_torchrun)
   # Linked privately by the static moequant_parallel, so its consumers link it too.
   list(APPEND mq_install_targets moequant_parallel_torchrun)

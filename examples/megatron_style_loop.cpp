@@ -31,7 +31,7 @@ using moequant::parallel::Group;
 
 // The config.json of the exported folder: a Qwen3-MoE-shaped description of the host's model
 // (the exporter names tensors from it: model.layers.{L}.mlp.experts.{E}.gate_proj.weight, ...).
-moequant::HfMoeConfig export_config(const loop::LoopOptions& o) {
+moequant::ModelConfig export_config(const loop::LoopOptions& o) {
   nlohmann::json raw = {{"architectures", nlohmann::json::array({"Qwen3MoeForCausalLM"})},
                         {"model_type", "qwen3_moe"},
                         {"hidden_size", o.hidden},
@@ -43,7 +43,7 @@ moequant::HfMoeConfig export_config(const loop::LoopOptions& o) {
                         {"decoder_sparse_step", 1},
                         {"mlp_only_layers", nlohmann::json::array()},
                         {"torch_dtype", "float32"}};
-  return moequant::parse_hf_config(std::move(raw), "", "the example's model description");
+  return moequant::parse_model_config(std::move(raw), "", "the example's model description");
 }
 
 // Experts that no calibration token was routed to, counted over every rank (each rank counted

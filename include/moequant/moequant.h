@@ -10,7 +10,7 @@
 //   calibration         CalibrationMode (inputs, in the host's own forward), calibrate_weights
 //   synchronization     sync_quantizers (every quantizer over the groups its scope names)
 //   export              export_checkpoint with an ExportSource (ModuleExpertSource) and an
-//                       HfMoeConfig describing the checkpoint to write (parse_hf_config)
+//                       ModelConfig describing the checkpoint to write (parse_model_config)
 //   the whole job       quantize_checkpoint (a Hugging Face folder in, a quantized folder out)
 //   failures            parallel::agree_on_error, parallel::run_or_abort_job
 #pragma once
@@ -25,7 +25,7 @@
 #include "moequant/export/exporter.h"
 #include "moequant/export/module_expert_source.h"
 #include "moequant/export/module_weights.h"
-#include "moequant/hf/hf_config.h"
+#include "moequant/model/model_config.h"
 #include "moequant/modules/fused_experts.h"
 #include "moequant/modules/grouped_linear.h"
 #include "moequant/modules/linear.h"

@@ -59,7 +59,7 @@ struct Matrix {
 }  // namespace
 
 std::vector<std::vector<at::Tensor>> quantize_units_batched(
-    const HfMoeConfig& config, const ExportPlan& plan, const std::vector<size_t>& units,
+    const ModelConfig& config, const ExportPlan& plan, const std::vector<size_t>& units,
     const std::vector<std::vector<at::Tensor>>& weights, const std::vector<UnitAmax>& amax,
     const std::string& device) {
   MQ_CHECK(!units.empty() && units.size() == weights.size() && units.size() == amax.size(),

@@ -20,7 +20,7 @@ namespace moequant::export_detail {
 // its planned tensors in unit.tensors order; `weights[i]` and `amax[i]` are unit i's full weights
 // (assemble_unit) and amax. Errors name the tensor, as quantize_unit's do.
 std::vector<std::vector<at::Tensor>> quantize_units_batched(
-    const HfMoeConfig& config, const ExportPlan& plan, const std::vector<size_t>& units,
+    const ModelConfig& config, const ExportPlan& plan, const std::vector<size_t>& units,
     const std::vector<std::vector<at::Tensor>>& weights, const std::vector<UnitAmax>& amax,
     const std::string& device);
 

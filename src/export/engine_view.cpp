@@ -11,7 +11,7 @@
 #include <set>
 
 #include "moequant/common/error.h"
-#include "moequant/hf/hf_config.h"
+#include "moequant/model/model_config.h"
 #include "moequant/io/checkpoint_folder.h"
 
 namespace moequant {
@@ -186,7 +186,7 @@ std::vector<std::pair<std::string, bool>> stored_modules(const io::CheckpointFol
     if (ends_with(name, ".qweight")) {
       base = name.substr(0, name.size() - 8);
     } else if (ends_with(name, ".weight") && folder.info(name).shape.size() == 2 &&
-               !HfMoeConfig::is_embedding(name)) {
+               !ModelConfig::is_embedding(name)) {
       base = name.substr(0, name.size() - 7);
     } else {
       continue;
@@ -195,10 +195,10 @@ std::vector<std::pair<std::string, bool>> stored_modules(const io::CheckpointFol
                            folder.has(base + ".weight_scale_inv");
     if (seen.insert(base).second) out.push_back({base, quantized});
   }
-  for (const std::string& m : HfMoeConfig::implicit_linear_modules())
+  for (const std::string& m : ModelConfig::implicit_linear_modules())
     if (seen.insert(m).second) out.push_back({m, false});
   try {
-    const HfMoeConfig c = parse_hf_config(config, "", "config.json");
+    const ModelConfig c = parse_model_config(config, "", "config.json");
     std::map<std::string, std::set<bool>> prefixes;
     for (const auto& [module, quantized] : out) {
       int layer = -1;

@@ -44,7 +44,7 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 // An engine runs one quantization method per fused MoE layer: all of a layer's expert
 // projections share one format (GPTQ's per-module dynamic overrides excepted).
-void check_whole_layers(const HfMoeConfig& config, const std::vector<PlannedTensor>& tensors,
+void check_whole_layers(const ModelConfig& config, const std::vector<PlannedTensor>& tensors,
                         QuantFormat format) {
   if (format == QuantFormat::kINT4 || format == QuantFormat::kNone) return;
   std::map<int, std::set<std::string>> quantized, excluded;
@@ -68,7 +68,7 @@ void check_whole_layers(const HfMoeConfig& config, const std::vector<PlannedTens
 // holds it (by bytes, expert units counted), so that writing them is spread like the experts.
 // Largest first (embedding and lm_head before the small projections), or one rank gets a large
 // tensor on top of every small one.
-void assign_passthrough_producers(const HfMoeConfig& config, const parallel::ParallelState& ps,
+void assign_passthrough_producers(const ModelConfig& config, const parallel::ParallelState& ps,
                                   std::vector<PlannedTensor>& tensors) {
   std::vector<uint64_t> load(ps.world_size(), 0);
   std::vector<PlannedTensor*> passthrough;
@@ -141,7 +141,7 @@ void lay_out_files(ExportPlan& plan, uint64_t max_shard_bytes) {
 // embedding, every expert projection, each MoE layer's fused experts module after its experts
 // (the name vLLM and transformers ask about; left out where GPTQ stores a layer partly
 // quantized), and lm_head even when it is tied to the embedding.
-std::vector<PlannedModule> linear_modules(const HfMoeConfig& config,
+std::vector<PlannedModule> linear_modules(const ModelConfig& config,
                                           const std::vector<PlannedTensor>& tensors) {
   std::vector<PlannedModule> out;
   std::set<std::string> seen;
@@ -152,7 +152,7 @@ std::vector<PlannedModule> linear_modules(const HfMoeConfig& config,
     std::string module;
     bool quantized = false;
     if (t.source == TensorSource::kPassthrough) {
-      if (t.shape.size() != 2 || !ends_with(t.name, weight) || HfMoeConfig::is_embedding(t.name))
+      if (t.shape.size() != 2 || !ends_with(t.name, weight) || ModelConfig::is_embedding(t.name))
         continue;
       module = t.name.substr(0, t.name.size() - weight.size());
     } else {
@@ -175,7 +175,7 @@ std::vector<PlannedModule> linear_modules(const HfMoeConfig& config,
     if (states.size() == 1)
       with_layers.push_back({config.experts_prefix(it->second), *states.begin()});
   }
-  for (const std::string& m : HfMoeConfig::implicit_linear_modules())
+  for (const std::string& m : ModelConfig::implicit_linear_modules())
     if (seen.insert(m).second) with_layers.push_back({m, false});
   return with_layers;
 }
@@ -195,7 +195,7 @@ bool is_excluded(const std::string& module, const std::vector<std::string>& excl
   return false;
 }
 
-QuantFormat expert_format(const HfMoeConfig& config, int layer, int expert, ExpertProj proj,
+QuantFormat expert_format(const ModelConfig& config, int layer, int expert, ExpertProj proj,
                           QuantFormat format, const std::vector<std::string>& exclude) {
   auto module = [&](ExpertProj p) { return config.expert_module_name(layer, expert, p); };
   const bool excluded = proj == ExpertProj::kDown
@@ -240,7 +240,7 @@ std::vector<OutputSpec> quantized_outputs(QuantFormat format, int64_t rows, int6
   return out;
 }
 
-ExportPlan make_export_plan(const HfMoeConfig& config, const parallel::ParallelState& ps,
+ExportPlan make_export_plan(const ModelConfig& config, const parallel::ParallelState& ps,
                             const std::vector<PassthroughTensor>& passthrough,
                             const PlanOptions& options) {
   std::vector<std::pair<OrderKey, PlannedTensor>> keyed;

@@ -45,7 +45,7 @@ int default_threads(parallel::Communicator& world) {
 
 // What can fail before any byte moves, checked by each producer on its own units: per-channel
 // expert amax, an uncalibrated weight quantizer under the error policy, a missing input amax.
-void precheck_units(const HfMoeConfig& config, const ExportSource& source, const ExportPlan& plan,
+void precheck_units(const ModelConfig& config, const ExportSource& source, const ExportPlan& plan,
                     const ExportOptions& options, int me) {
   for (const PlannedUnit& u : plan.units) {
     if (u.producer != me || plan.tensors[u.tensors.front()].format == QuantFormat::kNone) continue;
@@ -72,7 +72,7 @@ struct ConfigFiles {
   std::optional<nlohmann::json> hf_quant;
 };
 
-ConfigFiles config_files(const HfMoeConfig& config, const ExportPlan& plan) {
+ConfigFiles config_files(const ModelConfig& config, const ExportPlan& plan) {
   std::vector<std::string> quantized;
   for (const PlannedModule& m : plan.modules)
     if (m.quantized) quantized.push_back(m.name);
@@ -165,7 +165,7 @@ std::vector<std::string> gather_sorted(parallel::Communicator& world,
   return {all.begin(), all.end()};
 }
 
-void fill_sizes(const HfMoeConfig& config, const ExportPlan& plan, ExportSummary& s) {
+void fill_sizes(const ModelConfig& config, const ExportPlan& plan, ExportSummary& s) {
   s.scheme = plan.scheme;
   s.tensors = plan.tensors.size();
   s.files = plan.files.size();
@@ -180,7 +180,7 @@ void fill_sizes(const HfMoeConfig& config, const ExportPlan& plan, ExportSummary
 
 }  // namespace
 
-ExportSummary export_checkpoint(const HfMoeConfig& config, const parallel::ParallelState& ps,
+ExportSummary export_checkpoint(const ModelConfig& config, const parallel::ParallelState& ps,
                                 parallel::Communicator& world, const ExportSource& source,
                                 const ExportOptions& options) {
   MQ_CHECK(world.size() == ps.world_size() && world.rank() == ps.rank(),

@@ -70,7 +70,7 @@ std::vector<std::string> gptq_negative_regexes(const std::vector<std::string>& u
   return out;
 }
 
-nlohmann::json exported_config(const HfMoeConfig& config, CheckpointScheme scheme,
+nlohmann::json exported_config(const ModelConfig& config, CheckpointScheme scheme,
                                const std::vector<std::string>& unquantized,
                                const std::vector<std::string>& quantized) {
   nlohmann::json out = config.raw;

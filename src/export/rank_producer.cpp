@@ -58,7 +58,7 @@ uint64_t peak_rss_bytes() {
 
 class RankProducer {
  public:
-  RankProducer(const HfMoeConfig& config, const parallel::ParallelState& ps,
+  RankProducer(const ModelConfig& config, const parallel::ParallelState& ps,
                parallel::Communicator& world, const ExportSource& source,
                const ExportOptions& options, const ExportPlan& plan, const std::string& dir,
                int threads)
@@ -388,7 +388,7 @@ class RankProducer {
     failed_ = true;
   }
 
-  const HfMoeConfig& config_;
+  const ModelConfig& config_;
   const parallel::ParallelState& ps_;
   parallel::Communicator& world_;
   const ExportSource& source_;
@@ -414,7 +414,7 @@ class RankProducer {
 
 }  // namespace
 
-RankShare produce_rank_share(const HfMoeConfig& config, const parallel::ParallelState& ps,
+RankShare produce_rank_share(const ModelConfig& config, const parallel::ParallelState& ps,
                              parallel::Communicator& world, const ExportSource& source,
                              const ExportOptions& options, const ExportPlan& plan,
                              const std::string& dir, int threads) {

@@ -24,7 +24,7 @@ struct RankShare {
 // with `threads` producer threads. A failure inside a thread stops further work here but not the
 // ETP transfers peers wait on; it comes back in RankShare::error for the caller to agree on.
 // A failure of a transfer itself throws (the peer is gone).
-RankShare produce_rank_share(const HfMoeConfig& config, const parallel::ParallelState& ps,
+RankShare produce_rank_share(const ModelConfig& config, const parallel::ParallelState& ps,
                              parallel::Communicator& world, const ExportSource& source,
                              const ExportOptions& options, const ExportPlan& plan,
                              const std::string& dir, int threads);

@@ -60,7 +60,7 @@ float unit_input_amax(const ExportSource& source, const PlannedUnit& unit, bool*
   return amax;
 }
 
-std::vector<at::Tensor> finish_unit(const HfMoeConfig& config, const ExportPlan& plan,
+std::vector<at::Tensor> finish_unit(const ModelConfig& config, const ExportPlan& plan,
                                     const PlannedUnit& unit,
                                     const std::vector<std::vector<StoredTensor>>& stored,
                                     float input_amax) {
@@ -105,7 +105,7 @@ std::vector<at::Tensor> finish_unit(const HfMoeConfig& config, const ExportPlan&
   return out;
 }
 
-std::vector<at::Tensor> quantize_unit(const HfMoeConfig& config, const ExportPlan& plan,
+std::vector<at::Tensor> quantize_unit(const ModelConfig& config, const ExportPlan& plan,
                                       const PlannedUnit& unit,
                                       const std::vector<at::Tensor>& weights, const UnitAmax& amax,
                                       const std::string& device) {

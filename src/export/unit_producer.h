@@ -38,14 +38,14 @@ float unit_input_amax(const ExportSource& source, const PlannedUnit& unit, bool*
 // unit.tensors order: an input_scale added for static-activation schemes (`input_amax` >= 0),
 // names and sizes checked against the plan, every scale checked finite and non-zero, and gate and
 // up checked to carry equal scalar scales. Errors name the tensor.
-std::vector<at::Tensor> finish_unit(const HfMoeConfig& config, const ExportPlan& plan,
+std::vector<at::Tensor> finish_unit(const ModelConfig& config, const ExportPlan& plan,
                                     const PlannedUnit& unit,
                                     const std::vector<std::vector<StoredTensor>>& stored,
                                     float input_amax);
 
 // The host bytes of every planned tensor of `unit`, in unit.tensors order, quantized on
 // `device` one matrix at a time. Errors name the tensor.
-std::vector<at::Tensor> quantize_unit(const HfMoeConfig& config, const ExportPlan& plan,
+std::vector<at::Tensor> quantize_unit(const ModelConfig& config, const ExportPlan& plan,
                                       const PlannedUnit& unit,
                                       const std::vector<at::Tensor>& weights, const UnitAmax& amax,
                                       const std::string& device);

@@ -9,8 +9,8 @@
 #include "moequant/common/error.h"
 #include "moequant/core/multi_amax.h"
 #include "moequant/core/tensor_bridge.h"
-#include "moequant/hf/decoder_forward.h"
-#include "moequant/hf/expert_dispatch.h"
+#include "moequant/forward/decoder_forward.h"
+#include "moequant/forward/expert_dispatch.h"
 
 namespace moequant {
 
@@ -100,7 +100,7 @@ constexpr int64_t kMoeTokens = 16384;
 // reduction and a host round trip per expert and projection.
 class LayerInputObserver {
  public:
-  LayerInputObserver(const HfMoeConfig& c, const parallel::ParallelState& ps, const MoeExperts& m,
+  LayerInputObserver(const ModelConfig& c, const parallel::ParallelState& ps, const MoeExperts& m,
                      int layer, std::vector<int64_t>& routed)
       : c_(c), ps_(ps), m_(m), layer_(layer), routed_(routed) {}
 
@@ -141,7 +141,7 @@ class LayerInputObserver {
     return g->input_quantizer_for(ps_.local_expert(e));
   }
 
-  const HfMoeConfig& c_;
+  const ModelConfig& c_;
   const parallel::ParallelState& ps_;
   const MoeExperts m_;
   const int layer_;
@@ -155,7 +155,7 @@ class LayerInputObserver {
 DataCalibrationReport calibrate_with_data(HfMoeModel& model, const parallel::ProcessGroups& groups,
                                           const CalibrationData& data,
                                           const DataCalibrationOptions& o) {
-  const HfMoeConfig& c = model.config();
+  const ModelConfig& c = model.config();
   const parallel::ParallelState& ps = groups.state();
   const DecoderConfig d = decoder_config(c);
   const at::Device dev(o.device);

@@ -12,7 +12,7 @@
 
 namespace moequant {
 
-HfMoeModel::HfMoeModel(HfMoeConfig config, const parallel::ParallelState& ps,
+HfMoeModel::HfMoeModel(ModelConfig config, const parallel::ParallelState& ps,
                        const HfLoadOptions& options)
     : config_(std::move(config)), ps_(ps), options_(options) {
   checkpoint_ = std::make_unique<io::CheckpointFolder>(io::CheckpointFolder::open(config_.dir));

@@ -8,8 +8,8 @@
 #include "moequant/common/error.h"
 #include "moequant/core/quantize.h"
 #include "moequant/export/engine_view.h"
-#include "moequant/export/exported_experts.h"
-#include "moequant/hf/decoder_forward.h"
+#include "exported_experts.h"
+#include "moequant/forward/decoder_forward.h"
 
 namespace moequant {
 
@@ -35,7 +35,7 @@ EngineView view_of(const std::string& dir) {
 
 // The experts of one layer as a model runs them: the source's weights, or the dequantized export
 // with each expert's inputs quantized by its input_scale (static schemes).
-LocalExperts experts_of(const Model& m, const HfMoeConfig& c, int layer, const at::Device& dev,
+LocalExperts experts_of(const Model& m, const ModelConfig& c, int layer, const at::Device& dev,
                         bool source) {
   std::map<int, SwiGluWeights> weights;
   std::map<std::pair<int, bool>, float> scales;
@@ -74,13 +74,13 @@ std::string label_of(const EngineView& v) {
 EvalReport evaluate_checkpoints(const EvalOptions& o, const CalibrationData& data) {
   MQ_CHECK(!o.quantized.empty(), "no quantized folder to evaluate");
   MQ_CHECK(data.seq_len >= 2, "evaluation needs sequences of at least 2 tokens");
-  const HfMoeConfig c = read_hf_config(o.source);
+  const ModelConfig c = read_model_config(o.source);
   const DecoderConfig d = decoder_config(c);
   const at::Device dev(o.device);
   std::vector<Model> models;
   models.push_back({o.source, io::CheckpointFolder::open(o.source), EngineView{}, {}});
   for (const std::string& q : o.quantized) {
-    const HfMoeConfig qc = read_hf_config(q);
+    const ModelConfig qc = read_model_config(q);
     MQ_CHECK(qc.model_type == c.model_type && qc.num_layers == c.num_layers &&
                  qc.num_experts == c.num_experts && qc.hidden == c.hidden,
              "'", q, "' is not an export of '", o.source, "' (its config.json differs)");

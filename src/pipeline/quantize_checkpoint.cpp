@@ -10,7 +10,7 @@
 #include "moequant/common/strings.h"
 #include "moequant/export/export_plan.h"
 #include "moequant/export/output_folder.h"
-#include "moequant/hf/decoder_config.h"
+#include "moequant/model/decoder_config.h"
 #include "moequant/hf/hf_moe_model.h"
 #include "moequant/parallel/error_agreement.h"
 #include "moequant/parallel/process_groups.h"
@@ -27,7 +27,7 @@ double seconds_since(Clock::time_point t0) {
 
 // What fails at export fails now, before minutes of loading: the output folder (rank 0) and the
 // format's shape rules (nvfp4 in % 16, int4 in % 8 and out % 8).
-void check_early(const QuantizeOptions& o, const HfMoeConfig& config, int rank) {
+void check_early(const QuantizeOptions& o, const ModelConfig& config, int rank) {
   MQ_CHECK(!o.model_dir.empty(), "no model folder given");
   MQ_CHECK(!o.out_dir.empty(), "no output folder given");
   if (rank == 0) check_output_dir(o.out_dir, o.overwrite);
@@ -39,7 +39,7 @@ void check_early(const QuantizeOptions& o, const HfMoeConfig& config, int rank) 
                     config.expert_weight_name(layer, 0, ExpertProj::kDown));
 }
 
-CalibrationData calibration_data(const QuantizeOptions& o, const HfMoeConfig& config) {
+CalibrationData calibration_data(const QuantizeOptions& o, const ModelConfig& config) {
   return load_calibration_data(o.calib_data, o.model_dir, o.calib_samples, o.calib_seq_len,
                                decoder_config(config).vocab, o.calib_seed);
 }
@@ -118,7 +118,7 @@ QuantizeReport quantize_checkpoint(const QuantizeOptions& o,
   // bad input fails every rank alike with one message.
   std::unique_ptr<parallel::ParallelState> ps;
   parallel::agreed_step(world0, [&] {
-    report.config = read_hf_config(o.model_dir);
+    report.config = read_model_config(o.model_dir);
     check_early(o, report.config, world0.rank());
     parallel::ModelDims dims{report.config.num_layers, report.config.num_experts,
                              report.config.intermediate};

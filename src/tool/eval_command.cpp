@@ -6,7 +6,7 @@
 #include "commands.h"
 #include "moequant/calib/calibration_data.h"
 #include "moequant/common/error.h"
-#include "moequant/hf/decoder_config.h"
+#include "moequant/model/decoder_config.h"
 #include "moequant/pipeline/evaluate_checkpoint.h"
 #include "progress.h"
 
@@ -41,7 +41,7 @@ CLI::App* add_eval_command(CLI::App& app, EvalArgs& a) {
 }
 
 int run_eval(const EvalArgs& a) {
-  const HfMoeConfig config = read_hf_config(a.source);
+  const ModelConfig config = read_model_config(a.source);
   const int64_t vocab = decoder_config(config).vocab;
   const CalibrationData data =
       load_calibration_data(a.data, a.source, a.samples, a.seq_len, vocab, a.seed);

@@ -266,7 +266,7 @@ int run_quantize(const QuantizeArgs& a) {
       exporting.finish();
       if (rank == 0 && !a.report_json.empty()) write_report_json(a.report_json, r);
       if (!chatty) return 0;
-      const HfMoeConfig& c = r.config;
+      const ModelConfig& c = r.config;
       std::printf(
           "model %s (%s): %d layers, %zu MoE, %d experts, hidden %lld, expert intermediate %lld; "
           "layout %s; format %s\n",

@@ -21,7 +21,7 @@
 #include "moequant/export/engine_view.h"
 #include "moequant/export/export_plan.h"
 #include "moequant/export/scale_checks.h"
-#include "moequant/hf/hf_config.h"
+#include "moequant/model/model_config.h"
 #include "moequant/io/checkpoint_folder.h"
 
 namespace moequant::tool {
@@ -88,7 +88,7 @@ class Verifier {
  public:
   Verifier(const VerifyArgs& args)
       : args_(args),
-        config_(read_hf_config(args.source)),
+        config_(read_model_config(args.source)),
         qconfig_(read_folder_config(args.quantized, "quantized folder")),
         format_(format_of_config(qconfig_, args.quantized + "/config.json")),
         tolerance_(args.tolerance > 0 ? args.tolerance : default_tolerance(format_)),
@@ -560,7 +560,7 @@ class Verifier {
   }
 
   const VerifyArgs& args_;
-  HfMoeConfig config_;
+  ModelConfig config_;
   nlohmann::json qconfig_;
   QuantFormat format_;
   double tolerance_;

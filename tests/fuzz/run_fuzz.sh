@@ -13,7 +13,7 @@ target=fuzz_safetensors_header
 
 cmake -S "$repo" -B "$build" \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-  -DMOEQUANT_BUILD_FUZZ=ON -DMOEQUANT_WITH_CUDA=OFF \
+  -DMOEQUANT_BUILD_FUZZ=ON -DMOEQUANT_WITH_CUDA=OFF -DMOEQUANT_WITH_TORCH=OFF \
   -DMOEQUANT_BUILD_EXAMPLES=OFF -DMOEQUANT_BUILD_BENCH=OFF
 cmake --build "$build" --target "$target" -j "${JOBS:-2}"
 

@@ -17,7 +17,7 @@
 #include "moequant/common/format.h"
 #include "moequant/export/checkpoint_scheme.h"
 #include "moequant/export/export_source.h"
-#include "moequant/hf/hf_config.h"
+#include "moequant/model/model_config.h"
 #include "moequant/parallel/parallel_state.h"
 
 namespace moequant {
@@ -96,7 +96,7 @@ bool is_excluded(const std::string& module, const std::vector<std::string>& excl
 
 // The format of one expert projection: `format`, or none when excluded. Gate and up are one
 // fused weight for serving engines (one fc1 quantizer here), so excluding either excludes both.
-QuantFormat expert_format(const HfMoeConfig& config, int layer, int expert, ExpertProj proj,
+QuantFormat expert_format(const ModelConfig& config, int layer, int expert, ExpertProj proj,
                           QuantFormat format, const std::vector<std::string>& exclude);
 
 struct PlanOptions {
@@ -111,7 +111,7 @@ struct PlanOptions {
 // source checkpoint but the routed experts'). Errors: a layer whose experts are only partly
 // excluded (an engine runs one method per fused MoE layer; GPTQ excepted), shapes the format
 // cannot store, a tensor named twice.
-ExportPlan make_export_plan(const HfMoeConfig& config, const parallel::ParallelState& ps,
+ExportPlan make_export_plan(const ModelConfig& config, const parallel::ParallelState& ps,
                             const std::vector<PassthroughTensor>& passthrough,
                             const PlanOptions& options);
 

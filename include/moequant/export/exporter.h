@@ -16,7 +16,7 @@
 #include "moequant/export/checkpoint_scheme.h"
 #include "moequant/export/export_source.h"
 #include "moequant/export/weight_amax.h"
-#include "moequant/hf/hf_config.h"
+#include "moequant/model/model_config.h"
 #include "moequant/parallel/communicator.h"
 #include "moequant/parallel/parallel_state.h"
 
@@ -68,7 +68,7 @@ struct ExportSummary {
 
 // Exports the checkpoint. Collective over `world` (every rank calls it, with its own source).
 // On any failure no folder that looks complete is left at out_dir.
-ExportSummary export_checkpoint(const HfMoeConfig& config, const parallel::ParallelState& ps,
+ExportSummary export_checkpoint(const ModelConfig& config, const parallel::ParallelState& ps,
                                 parallel::Communicator& world, const ExportSource& source,
                                 const ExportOptions& options);
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "moequant/export/checkpoint_scheme.h"
-#include "moequant/hf/hf_config.h"
+#include "moequant/model/model_config.h"
 
 namespace moequant {
 
@@ -22,7 +22,7 @@ const char* moequant_version();
 // every linear module left unquantized, in the source's names (ExportPlan::unquantized_modules):
 // ModelOpt's flat form lists it under "ignore" (and "exclude_modules" for older readers), fp8
 // under "ignored_layers" and "modules_to_not_convert", GPTQ as negative "dynamic" regexes.
-nlohmann::json exported_config(const HfMoeConfig& config, CheckpointScheme scheme,
+nlohmann::json exported_config(const ModelConfig& config, CheckpointScheme scheme,
                                const std::vector<std::string>& unquantized_modules,
                                const std::vector<std::string>& quantized_modules);
 

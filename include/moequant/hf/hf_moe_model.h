@@ -18,7 +18,7 @@
 
 #include "moequant/common/format.h"
 #include "moequant/export/export_source.h"
-#include "moequant/hf/hf_config.h"
+#include "moequant/model/model_config.h"
 #include "moequant/io/checkpoint_folder.h"
 #include "moequant/modules/moe_experts.h"
 #include "moequant/parallel/parallel_state.h"
@@ -36,9 +36,9 @@ class HfMoeModel : public torch::nn::Module, public ExportSource {
   // experts; no weight is read. Checks that every expert tensor exists with the shape and dtype
   // config.json implies, and that no expert tensor lies outside config.json's experts (errors
   // name the tensor); every rank checks every layer, so a bad checkpoint fails all alike.
-  HfMoeModel(HfMoeConfig config, const parallel::ParallelState& ps, const HfLoadOptions& options);
+  HfMoeModel(ModelConfig config, const parallel::ParallelState& ps, const HfLoadOptions& options);
 
-  const HfMoeConfig& config() const { return config_; }
+  const ModelConfig& config() const { return config_; }
   const io::CheckpointFolder& checkpoint() const { return *checkpoint_; }
   const parallel::ParallelState& parallel_state() const { return ps_; }
 
@@ -89,7 +89,7 @@ class HfMoeModel : public torch::nn::Module, public ExportSource {
   GroupedLinear linear(int layer, bool fc1) const;
   int64_t local_index(int layer, int expert) const;
 
-  HfMoeConfig config_;
+  ModelConfig config_;
   parallel::ParallelState ps_;
   HfLoadOptions options_;
   std::unique_ptr<io::CheckpointFolder> checkpoint_;

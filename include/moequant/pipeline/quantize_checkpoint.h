@@ -18,7 +18,7 @@
 #include "moequant/common/format.h"
 #include "moequant/export/exporter.h"
 #include "moequant/hf/data_calibration.h"
-#include "moequant/hf/hf_config.h"
+#include "moequant/model/model_config.h"
 #include "moequant/parallel/amax_sync.h"
 #include "moequant/parallel/communicator.h"
 
@@ -60,7 +60,7 @@ struct QuantizerStat {
 };
 
 struct QuantizeReport {
-  HfMoeConfig config;
+  ModelConfig config;
   std::string layout;           // ParallelState::describe()
   uint64_t bytes_read = 0;      // the source checkpoint's tensor bytes
   size_t weights_observed = 0;  // on this rank

@@ -19,8 +19,8 @@
 namespace moequant {
 namespace {
 
-HfMoeConfig tiny_config(int layers, int experts, int64_t hidden, int64_t inter) {
-  return parse_hf_config({{"model_type", "qwen3_moe"},
+ModelConfig tiny_config(int layers, int experts, int64_t hidden, int64_t inter) {
+  return parse_model_config({{"model_type", "qwen3_moe"},
                           {"num_hidden_layers", layers},
                           {"num_experts", experts},
                           {"hidden_size", hidden},
@@ -53,7 +53,7 @@ struct Fixture {
     parallel::SingleCommunicator world;
     return export_checkpoint(config, *ps, world, src, eo);
   }
-  HfMoeConfig config;
+  ModelConfig config;
   std::unique_ptr<parallel::ParallelState> ps;
   torch::nn::Module root;
   MoeExperts experts{nullptr};
@@ -67,7 +67,7 @@ float read_scalar(const io::CheckpointFolder& f, const std::string& name) {
 }
 
 TEST(ExportPlan, FilesCarryTheirHeadersAndEveryTensorItsOffset) {
-  const HfMoeConfig c = tiny_config(2, 8, 64, 32);
+  const ModelConfig c = tiny_config(2, 8, 64, 32);
   parallel::ModelDims dims{2, 8, 32};
   parallel::ParallelState ps(4, 0, parallel::ParallelSizes{1, 4, 1, 1}, dims);
   PlanOptions po;
@@ -119,7 +119,7 @@ TEST(ExportPlan, FilesCarryTheirHeadersAndEveryTensorItsOffset) {
 // different ranks and the small projections even out the rest (in name order, one rank took a
 // large tensor and every small one).
 TEST(ExportPlan, PassthroughTensorsAreSpreadOverTheRanksByBytes) {
-  const HfMoeConfig c = tiny_config(2, 4, 64, 32);
+  const ModelConfig c = tiny_config(2, 4, 64, 32);
   parallel::ParallelState ps(2, 0, parallel::ParallelSizes{1, 2, 1, 1}, {2, 4, 32});
   PlanOptions po;
   po.scheme = CheckpointScheme::kFp8Dynamic;
@@ -145,7 +145,7 @@ TEST(ExportPlan, PassthroughTensorsAreSpreadOverTheRanksByBytes) {
 }
 
 TEST(ExportPlan, PartlyExcludedLayersAreRefusedButForInt4) {
-  const HfMoeConfig c = tiny_config(2, 4, 64, 32);
+  const ModelConfig c = tiny_config(2, 4, 64, 32);
   parallel::ParallelState ps(1, 0, parallel::ParallelSizes{}, {2, 4, 32});
   PlanOptions po;
   po.scheme = CheckpointScheme::kFp8Dynamic;

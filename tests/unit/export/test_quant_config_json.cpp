@@ -11,8 +11,8 @@
 namespace moequant {
 namespace {
 
-HfMoeConfig qwen3() {
-  return parse_hf_config({{"model_type", "qwen3_moe"},
+ModelConfig qwen3() {
+  return parse_model_config({{"model_type", "qwen3_moe"},
                           {"num_hidden_layers", 2},
                           {"num_experts", 4},
                           {"hidden_size", 64},

@@ -14,7 +14,7 @@ namespace {
 
 const std::string kFixtures = MOEQUANT_TEST_DATA "/hf";
 
-parallel::ParallelState layout(const HfMoeConfig& c, int world, int rank, int ep, int etp) {
+parallel::ParallelState layout(const ModelConfig& c, int world, int rank, int ep, int etp) {
   parallel::ParallelSizes s;
   s.ep = ep;
   s.etp = etp;
@@ -29,7 +29,7 @@ at::Tensor tensor_of(const io::CheckpointFolder& f, const std::string& name) {
 }
 
 TEST(HfMoeModel, ShardsAreViewsOfTheMappingWithTheirEtpRowsAndColumns) {
-  const HfMoeConfig c = read_hf_config(kFixtures + "/qwen3moe");
+  const ModelConfig c = read_model_config(kFixtures + "/qwen3moe");
   const HfMoeModel whole(c, layout(c, 1, 0, 1, 1), {});
   const std::string gate = c.expert_weight_name(1, 5, ExpertProj::kGate);
   ExpertShard s = whole.expert_shard(1, 5, true);
@@ -50,7 +50,7 @@ TEST(HfMoeModel, ShardsAreViewsOfTheMappingWithTheirEtpRowsAndColumns) {
 }
 
 TEST(HfMoeModel, PassthroughIsEveryTensorButTheRoutedExperts) {
-  const HfMoeConfig c = read_hf_config(kFixtures + "/qwen2_moe");
+  const ModelConfig c = read_model_config(kFixtures + "/qwen2_moe");
   const HfMoeModel m(c, layout(c, 1, 0, 1, 1), {});
   size_t experts = 0, shared = 0;
   for (const std::string& name : m.checkpoint().names())
@@ -68,7 +68,7 @@ TEST(HfMoeModel, PassthroughIsEveryTensorButTheRoutedExperts) {
 }
 
 TEST(HfMoeModel, LayerCalibrationIsTheMaxOverEveryExpertOfTheLayer) {
-  const HfMoeConfig c = read_hf_config(kFixtures + "/mixtral");
+  const ModelConfig c = read_model_config(kFixtures + "/mixtral");
   HfMoeModel m(c, layout(c, 1, 0, 1, 1), {});
   EXPECT_EQ(m.calibrate_layer_weights(0), 4u * 3u);
   float fc1 = 0, fc2 = 0;

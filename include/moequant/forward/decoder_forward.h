@@ -5,8 +5,8 @@
 
 #include <ATen/core/Tensor.h>
 
-#include "moequant/hf/decoder_ops.h"
-#include "moequant/hf/moe_block.h"
+#include "moequant/forward/decoder_ops.h"
+#include "moequant/forward/moe_block.h"
 
 namespace moequant {
 
@@ -27,7 +27,7 @@ at::Tensor output_logits(const at::Tensor& h, const ModelEnds& ends, const Decod
 
 // The whole model in one process, every expert of a layer loaded with it, on `device`: logits
 // [B, T, V] (float32) of ids [B, T] (int64). Token ids outside the vocabulary are an error.
-at::Tensor forward_logits(const io::CheckpointFolder& ckpt, const HfMoeConfig& config,
+at::Tensor forward_logits(const io::CheckpointFolder& ckpt, const ModelConfig& config,
                           const at::Tensor& ids, const at::Device& device);
 
 // Embedding lookup with the vocabulary checked: [B, T] ids -> [B, T, H].

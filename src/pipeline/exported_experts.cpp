@@ -1,4 +1,4 @@
-#include "moequant/export/exported_experts.h"
+#include "exported_experts.h"
 
 #include <ATen/ATen.h>
 
@@ -40,7 +40,7 @@ at::Tensor dequantized_projection(const io::CheckpointFolder& folder, const std:
   return dequantize_weight(stored, f, rows, cols, module + ".weight").to(device);
 }
 
-SwiGluWeights dequantized_expert(const io::CheckpointFolder& folder, const HfMoeConfig& config,
+SwiGluWeights dequantized_expert(const io::CheckpointFolder& folder, const ModelConfig& config,
                                  int layer, int expert, const at::Device& device) {
   const int64_t I = config.intermediate, H = config.hidden;
   auto proj = [&](ExpertProj p, int64_t rows, int64_t cols) {

@@ -1,4 +1,4 @@
-#include "moequant/hf/decoder_weights.h"
+#include "moequant/forward/decoder_weights.h"
 
 #include <ATen/ATen.h>
 
@@ -36,10 +36,10 @@ at::Tensor read_f32(const io::CheckpointFolder& ckpt, const std::string& name,
   return out;
 }
 
-DecoderLayerWeights read_layer_weights(const io::CheckpointFolder& ckpt, const HfMoeConfig& config,
+DecoderLayerWeights read_layer_weights(const io::CheckpointFolder& ckpt, const ModelConfig& config,
                                        const DecoderConfig& d, int layer,
                                        const at::Device& device) {
-  const std::string p = HfMoeConfig::layer_prefix(layer);
+  const std::string p = ModelConfig::layer_prefix(layer);
   const int64_t H = d.hidden, D = d.head_dim, q = d.heads * D, kv = d.kv_heads * D;
   DecoderLayerWeights w;
   w.input_norm = read_f32(ckpt, p + "input_layernorm.weight", device, {H});
@@ -78,7 +78,7 @@ DecoderLayerWeights read_layer_weights(const io::CheckpointFolder& ckpt, const H
   return w;
 }
 
-ModelEnds read_model_ends(const io::CheckpointFolder& ckpt, const HfMoeConfig& config,
+ModelEnds read_model_ends(const io::CheckpointFolder& ckpt, const ModelConfig& config,
                           const DecoderConfig& d, const at::Device& device) {
   (void)config;
   ModelEnds e;
@@ -90,7 +90,7 @@ ModelEnds read_model_ends(const io::CheckpointFolder& ckpt, const HfMoeConfig& c
   return e;
 }
 
-SwiGluWeights read_expert_weights(const io::CheckpointFolder& ckpt, const HfMoeConfig& config,
+SwiGluWeights read_expert_weights(const io::CheckpointFolder& ckpt, const ModelConfig& config,
                                   int layer, int expert, const at::Device& device) {
   const int64_t I = config.intermediate;
   SwiGluWeights w;

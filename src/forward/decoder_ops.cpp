@@ -1,4 +1,4 @@
-#include "moequant/hf/decoder_ops.h"
+#include "moequant/forward/decoder_ops.h"
 
 #include <ATen/ATen.h>
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "moequant/hf/model_family.h"
+#include "moequant/model/model_family.h"
 
 namespace moequant {
 
@@ -20,7 +20,7 @@ struct TensorPlace {
   int layer = -1;
 };
 
-struct HfMoeConfig {
+struct ModelConfig {
   std::string dir;         // the model folder
   std::string model_type;  // "qwen3_moe", "mixtral", ...
   const ModelFamily* family = nullptr;
@@ -70,9 +70,9 @@ struct HfMoeConfig {
 
 // Reads and validates <dir>/config.json. Errors name the folder and the missing/invalid key;
 // an unsupported model_type lists the supported ones.
-HfMoeConfig read_hf_config(const std::string& dir);
+ModelConfig read_model_config(const std::string& dir);
 // The same from a config.json already parsed (`file` names it in errors), for host programs
 // that describe their own model.
-HfMoeConfig parse_hf_config(nlohmann::json raw, const std::string& dir, const std::string& file);
+ModelConfig parse_model_config(nlohmann::json raw, const std::string& dir, const std::string& file);
 
 }  // namespace moequant

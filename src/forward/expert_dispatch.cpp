@@ -1,4 +1,4 @@
-#include "moequant/hf/expert_dispatch.h"
+#include "moequant/forward/expert_dispatch.h"
 
 #include <ATen/ATen.h>
 

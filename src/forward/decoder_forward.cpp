@@ -1,4 +1,4 @@
-#include "moequant/hf/decoder_forward.h"
+#include "moequant/forward/decoder_forward.h"
 
 #include <ATen/ATen.h>
 
@@ -37,7 +37,7 @@ at::Tensor embed_tokens(const at::Tensor& ids, const ModelEnds& ends, const Deco
   return at::embedding(ends.embed, ids.to(ends.embed.device()));
 }
 
-at::Tensor forward_logits(const io::CheckpointFolder& ckpt, const HfMoeConfig& config,
+at::Tensor forward_logits(const io::CheckpointFolder& ckpt, const ModelConfig& config,
                           const at::Tensor& ids, const at::Device& device) {
   const DecoderConfig d = decoder_config(config);
   const ModelEnds ends = read_model_ends(ckpt, config, d, device);

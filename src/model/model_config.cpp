@@ -1,4 +1,4 @@
-#include "moequant/hf/hf_config.h"
+#include "moequant/model/model_config.h"
 
 #include <sys/stat.h>
 
@@ -33,51 +33,51 @@ int index_at(const std::string& s, size_t pos, size_t* end) {
 
 }  // namespace
 
-bool HfMoeConfig::is_moe_layer(int layer) const {
+bool ModelConfig::is_moe_layer(int layer) const {
   return std::binary_search(moe_layers.begin(), moe_layers.end(), layer);
 }
 
-std::string HfMoeConfig::layer_prefix(int layer) {
+std::string ModelConfig::layer_prefix(int layer) {
   return moequant::layer_prefix(layer);
 }
 
-std::string HfMoeConfig::moe_block(int layer) const {
+std::string ModelConfig::moe_block(int layer) const {
   return family->moe_block(layer);
 }
 
-std::string HfMoeConfig::router_module(int layer) const {
+std::string ModelConfig::router_module(int layer) const {
   return moe_block(layer) + ".gate";
 }
 
-std::string HfMoeConfig::experts_prefix(int layer) const {
+std::string ModelConfig::experts_prefix(int layer) const {
   return moe_block(layer) + ".experts";
 }
 
-std::string HfMoeConfig::proj_name(ExpertProj p) const {
+std::string ModelConfig::proj_name(ExpertProj p) const {
   return family->expert_proj(p);
 }
 
-std::string HfMoeConfig::expert_module_name(int layer, int expert, ExpertProj p) const {
+std::string ModelConfig::expert_module_name(int layer, int expert, ExpertProj p) const {
   return experts_prefix(layer) + "." + std::to_string(expert) + "." + proj_name(p);
 }
 
-std::string HfMoeConfig::expert_weight_name(int layer, int expert, ExpertProj p) const {
+std::string ModelConfig::expert_weight_name(int layer, int expert, ExpertProj p) const {
   return expert_module_name(layer, expert, p) + ".weight";
 }
 
-std::string HfMoeConfig::fused_gate_up_name(int layer) const {
+std::string ModelConfig::fused_gate_up_name(int layer) const {
   return experts_prefix(layer) + ".gate_up_proj";
 }
 
-std::string HfMoeConfig::fused_down_name(int layer) const {
+std::string ModelConfig::fused_down_name(int layer) const {
   return experts_prefix(layer) + ".down_proj";
 }
 
-std::string HfMoeConfig::experts_in_block() const {
+std::string ModelConfig::experts_in_block() const {
   return experts_prefix(0).substr(layer_prefix(0).size());
 }
 
-TensorPlace HfMoeConfig::place_of(const std::string& name) const {
+TensorPlace ModelConfig::place_of(const std::string& name) const {
   static const std::string layers = "model.layers.";
   if (starts_with(name, layers)) {
     size_t end = 0;
@@ -88,7 +88,7 @@ TensorPlace HfMoeConfig::place_of(const std::string& name) const {
   return {TensorPlace::kAfterLayers, -1};
 }
 
-bool HfMoeConfig::is_routed_expert_tensor(const std::string& name, int* layer_out,
+bool ModelConfig::is_routed_expert_tensor(const std::string& name, int* layer_out,
                                           int* expert_out) const {
   const TensorPlace place = place_of(name);
   if (place.kind != TensorPlace::kLayer) return false;
@@ -104,12 +104,12 @@ bool HfMoeConfig::is_routed_expert_tensor(const std::string& name, int* layer_ou
   return true;
 }
 
-bool HfMoeConfig::is_embedding(const std::string& name) {
+bool ModelConfig::is_embedding(const std::string& name) {
   return name == "model.embed_tokens.weight";
 }
 
-HfMoeConfig parse_hf_config(nlohmann::json raw, const std::string& dir, const std::string& file) {
-  HfMoeConfig c;
+ModelConfig parse_model_config(nlohmann::json raw, const std::string& dir, const std::string& file) {
+  ModelConfig c;
   c.dir = dir;
   c.raw = std::move(raw);
   MQ_CHECK(c.raw.is_object(), file, ": expected a JSON object");
@@ -127,7 +127,7 @@ HfMoeConfig parse_hf_config(nlohmann::json raw, const std::string& dir, const st
   return c;
 }
 
-HfMoeConfig read_hf_config(const std::string& dir) {
+ModelConfig read_model_config(const std::string& dir) {
   MQ_CHECK(is_dir(dir), "model folder '", dir, "' does not exist or is not a folder");
   const std::string file = dir + "/config.json";
   std::ifstream in(file);
@@ -138,7 +138,7 @@ HfMoeConfig read_hf_config(const std::string& dir) {
   } catch (const nlohmann::json::exception& e) {
     MQ_THROW(file, ": malformed JSON: ", e.what());
   }
-  return parse_hf_config(std::move(raw), dir, file);
+  return parse_model_config(std::move(raw), dir, file);
 }
 
 }  // namespace moequant

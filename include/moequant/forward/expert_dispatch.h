@@ -8,7 +8,7 @@
 
 #include <map>
 
-#include "moequant/hf/moe_block.h"
+#include "moequant/forward/moe_block.h"
 #include "moequant/parallel/process_groups.h"
 
 namespace moequant {

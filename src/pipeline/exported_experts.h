@@ -9,7 +9,7 @@
 #include <optional>
 
 #include "moequant/common/format.h"
-#include "moequant/hf/decoder_weights.h"
+#include "moequant/forward/decoder_weights.h"
 #include "moequant/io/checkpoint_folder.h"
 
 namespace moequant {
@@ -23,7 +23,7 @@ at::Tensor dequantized_projection(const io::CheckpointFolder& folder, const std:
                                   int64_t rows, int64_t cols, const at::Device& device);
 
 // gate, up and down of one routed expert, dequantized.
-SwiGluWeights dequantized_expert(const io::CheckpointFolder& folder, const HfMoeConfig& config,
+SwiGluWeights dequantized_expert(const io::CheckpointFolder& folder, const ModelConfig& config,
                                  int layer, int expert, const at::Device& device);
 
 // The float32 input_scale beside a module's weight, when there is one.

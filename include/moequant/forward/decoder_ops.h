@@ -5,8 +5,8 @@
 
 #include <ATen/core/Tensor.h>
 
-#include "moequant/hf/decoder_config.h"
-#include "moequant/hf/decoder_weights.h"
+#include "moequant/model/decoder_config.h"
+#include "moequant/forward/decoder_weights.h"
 
 namespace moequant {
 

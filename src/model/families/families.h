@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "moequant/hf/model_family.h"
+#include "moequant/model/model_family.h"
 
 namespace moequant {
 

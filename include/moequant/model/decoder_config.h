@@ -1,12 +1,12 @@
 // What the forward of a Hugging Face MoE decoder needs from config.json: attention shapes, RoPE,
-// norms, routing. Read once per model from an HfMoeConfig (its family decides the choices that
+// norms, routing. Read once per model from an ModelConfig (its family decides the choices that
 // differ between families).
 #pragma once
 
 #include <cstdint>
 #include <string>
 
-#include "moequant/hf/hf_config.h"
+#include "moequant/model/model_config.h"
 
 namespace moequant {
 
@@ -27,6 +27,6 @@ struct DecoderConfig {
 };
 
 // Reads and checks the forward's keys; errors name config.json and the key.
-DecoderConfig decoder_config(const HfMoeConfig& config);
+DecoderConfig decoder_config(const ModelConfig& config);
 
 }  // namespace moequant

@@ -8,7 +8,7 @@
 #include <functional>
 #include <map>
 
-#include "moequant/hf/decoder_ops.h"
+#include "moequant/forward/decoder_ops.h"
 
 namespace moequant {
 

@@ -1,7 +1,7 @@
 // What differs between Hugging Face MoE families: where the routed experts sit and what their
 // projections are called, which config.json keys give their sizes and which layers are MoE, and
 // the choices their forward makes. Each family is one file in src/hf/families/; what all of them
-// share (model.layers.{L}, self_attn, the norms, embed_tokens, lm_head) is in hf_config.h.
+// share (model.layers.{L}, self_attn, the norms, embed_tokens, lm_head) is in model_config.h.
 #pragma once
 
 #include <nlohmann/json.hpp>

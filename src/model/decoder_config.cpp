@@ -1,4 +1,4 @@
-#include "moequant/hf/decoder_config.h"
+#include "moequant/model/decoder_config.h"
 
 #include "moequant/common/error.h"
 
@@ -18,7 +18,7 @@ double number_or(const nlohmann::json& c, const char* key, double fallback) {
 
 }  // namespace
 
-DecoderConfig decoder_config(const HfMoeConfig& config) {
+DecoderConfig decoder_config(const ModelConfig& config) {
   const nlohmann::json& c = config.raw;
   const std::string file = config.dir.empty() ? "config.json" : config.dir + "/config.json";
   DecoderConfig d;

@@ -5,7 +5,7 @@
 
 #include <cstdio>
 
-#include "moequant/hf/decoder_forward.h"
+#include "moequant/forward/decoder_forward.h"
 #include "moequant/kernels/kernels.h"
 #include "npy.h"
 
@@ -27,7 +27,7 @@ TEST_P(ForwardGpu, CudaEqualsCpuAndTransformers) {
   const test::Npy ref_npy = test::read_npy(dir + "/logits_f32.npy");
   const at::Tensor ids = at::tensor(ids_npy.values<int64_t>(), at::kLong).view(ids_npy.shape);
   const at::Tensor ref = at::tensor(ref_npy.values<float>(), at::kFloat).view(ref_npy.shape);
-  const HfMoeConfig config = read_hf_config(dir);
+  const ModelConfig config = read_model_config(dir);
   const io::CheckpointFolder ckpt = io::CheckpointFolder::open(dir);
   const at::Tensor cpu = forward_logits(ckpt, config, ids, at::kCPU);
   const at::Tensor gpu = forward_logits(ckpt, config, ids, at::Device("cuda")).to(at::kCPU);

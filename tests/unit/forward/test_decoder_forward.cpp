@@ -7,7 +7,7 @@
 #include <cstdio>
 
 #include "moequant/common/error.h"
-#include "moequant/hf/decoder_forward.h"
+#include "moequant/forward/decoder_forward.h"
 #include "npy.h"
 
 namespace moequant {
@@ -24,7 +24,7 @@ void expect_transformers_logits(const std::string& model) {
   at::Tensor ids = at::tensor(ids_npy.values<int64_t>(), at::kLong).view(ids_npy.shape);
   at::Tensor ref = at::tensor(ref_npy.values<float>(), at::kFloat).view(ref_npy.shape);
 
-  const HfMoeConfig config = read_hf_config(dir);
+  const ModelConfig config = read_model_config(dir);
   const io::CheckpointFolder ckpt = io::CheckpointFolder::open(dir);
   const at::Tensor logits = forward_logits(ckpt, config, ids, at::kCPU);
   ASSERT_EQ(logits.sizes(), ref.sizes());
@@ -51,7 +51,7 @@ TEST(DecoderForward, Qwen2MoeWithSharedExpertEqualsTransformers) {
 
 TEST(DecoderForward, TokenOutsideTheVocabularyIsAnError) {
   const std::string dir = kFixtures + "/qwen3moe";
-  const HfMoeConfig config = read_hf_config(dir);
+  const ModelConfig config = read_model_config(dir);
   const io::CheckpointFolder ckpt = io::CheckpointFolder::open(dir);
   const at::Tensor ids = at::full({1, 4}, 256, at::kLong);  // vocab is 256: ids 0..255
   try {

@@ -1,4 +1,4 @@
-#include "moequant/hf/moe_block.h"
+#include "moequant/forward/moe_block.h"
 
 #include <ATen/ATen.h>
 

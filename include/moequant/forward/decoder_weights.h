@@ -5,7 +5,7 @@
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 
-#include "moequant/hf/decoder_config.h"
+#include "moequant/model/decoder_config.h"
 #include "moequant/io/checkpoint_folder.h"
 
 namespace moequant {
@@ -41,13 +41,13 @@ struct ModelEnds {
 at::Tensor read_f32(const io::CheckpointFolder& ckpt, const std::string& name,
                     const at::Device& device, const std::vector<int64_t>& shape = {});
 
-DecoderLayerWeights read_layer_weights(const io::CheckpointFolder& ckpt, const HfMoeConfig& config,
+DecoderLayerWeights read_layer_weights(const io::CheckpointFolder& ckpt, const ModelConfig& config,
                                        const DecoderConfig& d, int layer, const at::Device& device);
-ModelEnds read_model_ends(const io::CheckpointFolder& ckpt, const HfMoeConfig& config,
+ModelEnds read_model_ends(const io::CheckpointFolder& ckpt, const ModelConfig& config,
                           const DecoderConfig& d, const at::Device& device);
 
 // One routed expert's weights (per-expert or fused 3-D on disk), float32 on `device`.
-SwiGluWeights read_expert_weights(const io::CheckpointFolder& ckpt, const HfMoeConfig& config,
+SwiGluWeights read_expert_weights(const io::CheckpointFolder& ckpt, const ModelConfig& config,
                                   int layer, int expert, const at::Device& device);
 
 }  // namespace moequant
