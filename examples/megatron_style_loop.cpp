@@ -144,7 +144,6 @@ int run(const loop::LoopOptions& o) {
   moequant::ModuleExpertSource source(experts);
   moequant::ExportOptions eo;
   eo.out_dir = o.out;
-  eo.format = mc.format;
   eo.overwrite = o.overwrite;
   // Calibration batches ran through the model: the static-activation schemes (ModelOpt FP8 /
   // NVFP4 with input_scale) are written; without them, the weight-only ones.
@@ -155,7 +154,7 @@ int run(const loop::LoopOptions& o) {
   if (rank0) {
     for (const std::string& w : summary.warnings) std::printf("warning: %s\n", w.c_str());
     std::printf("wrote %s: %zu tensors in %zu file(s), %s\n", o.out.c_str(), summary.tensors,
-                summary.files, moequant::scheme_description(summary.scheme));
+                summary.files, summary.scheme.names().description.c_str());
   }
   return 0;
 }

@@ -6,7 +6,7 @@
 #include <map>
 #include <stdexcept>
 
-#include "moequant/common/format.h"
+#include "moequant/core/format.h"
 
 namespace loop {
 

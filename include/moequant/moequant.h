@@ -19,7 +19,7 @@
 #include "moequant/calib/quantizer_sync.h"
 #include "moequant/common/dtype.h"
 #include "moequant/common/error.h"
-#include "moequant/common/format.h"
+#include "moequant/core/format.h"
 #include "moequant/core/quantize.h"
 #include "moequant/core/tensor_quantizer.h"
 #include "moequant/export/exporter.h"

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "moequant/common/error.h"
+#include "moequant/common/strings.h"
 #include "moequant/tokenizer/text_corpus.h"
 #include "moequant/tokenizer/tokenizer.h"
 
@@ -115,10 +116,6 @@ bool holds_token_ids(const std::string& path) {
     }
   }
   return true;  // empty: read_token_ids says so
-}
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 }  // namespace
 

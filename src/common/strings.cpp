@@ -37,4 +37,12 @@ std::vector<std::string> split_lines(const std::string& text) {
   return out;
 }
 
+bool starts_with(const std::string& s, const std::string& affix) {
+  return s.size() >= affix.size() && s.compare(0, affix.size(), affix) == 0;
+}
+
+bool ends_with(const std::string& s, const std::string& affix) {
+  return s.size() >= affix.size() && s.compare(s.size() - affix.size(), affix.size(), affix) == 0;
+}
+
 }  // namespace moequant

@@ -6,9 +6,8 @@
 #include <algorithm>
 #include <map>
 
+#include "kernel_bridge.h"
 #include "moequant/common/error.h"
-#include "moequant/core/tensor_bridge.h"
-#include "moequant/kernels/kernels.h"
 
 namespace moequant {
 

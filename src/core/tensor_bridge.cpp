@@ -11,20 +11,6 @@
 
 namespace moequant {
 
-mq_dtype kernel_dtype(const at::Tensor& t, const std::string& what) {
-  switch (t.scalar_type()) {
-    case at::kBFloat16:
-      return MQ_DTYPE_BF16;
-    case at::kHalf:
-      return MQ_DTYPE_F16;
-    case at::kFloat:
-      return MQ_DTYPE_F32;
-    default:
-      MQ_THROW(what, ": unsupported weight dtype ", t.scalar_type(),
-               " (expected bfloat16, float16 or float32)");
-  }
-}
-
 DType checkpoint_dtype(const at::Tensor& t) {
   switch (t.scalar_type()) {
     case at::kBFloat16:
@@ -79,21 +65,6 @@ at::ScalarType weight_scalar_type(DType t, const std::string& what) {
   MQ_CHECK(t == DType::kBF16 || t == DType::kF16 || t == DType::kF32, what,
            ": expert weights must be BF16, F16 or F32, found ", dtype_name(t));
   return storage_scalar_type(t);
-}
-
-bool use_cuda_kernels(const at::Tensor& t) {
-  if (!t.is_cuda()) return false;
-  MQ_CHECK(mq_cuda_available(), "tensor on ", t.device(),
-           " but this build of moequant has no CUDA kernels (rebuild with nvcc available)");
-  return true;
-}
-
-void* kernel_stream(const at::Tensor& t) {
-#ifdef MOEQUANT_TORCH_HAS_CUDA
-  if (t.is_cuda()) return c10::cuda::getCurrentCUDAStream(t.device().index()).stream();
-#endif
-  (void)t;
-  return nullptr;
 }
 
 struct ThreadStream::Impl {

@@ -11,8 +11,9 @@
 #include <set>
 
 #include "moequant/common/error.h"
-#include "moequant/model/model_config.h"
+#include "moequant/common/strings.h"
 #include "moequant/io/checkpoint_folder.h"
+#include "moequant/model/model_config.h"
 
 namespace moequant {
 
@@ -39,20 +40,18 @@ EngineView modelopt_view(const std::string& algo, std::vector<std::string> exclu
   EngineView v;
   v.method = "modelopt";
   v.algo = algo;
-  if (algo == "FP8") {
-    v.format = QuantFormat::kFP8;
-    v.static_activations = true;
-  } else if (algo == "NVFP4") {
-    v.format = QuantFormat::kNVFP4;
-    v.static_activations = true;
-  } else if (algo == "W4A16_NVFP4") {
-    v.format = QuantFormat::kNVFP4;
-  } else {
-    MQ_THROW(file, ": unsupported modelopt quant_algo '", algo,
-             "' (supported: FP8, NVFP4, W4A16_NVFP4)");
-  }
-  v.vllm_exclusions = std::move(exclusions);
-  return v;
+  std::vector<std::string> known;
+  for (const FormatDescriptor* f : all_formats())
+    for (const SchemeNames* names : {&f->weights_only, &f->with_activations}) {
+      if (names->quant_method != "modelopt") continue;
+      known.push_back(names->modelopt_algo);
+      if (names->modelopt_algo != algo) continue;
+      v.format = f->id;
+      v.static_activations = names == &f->with_activations;
+      v.vllm_exclusions = std::move(exclusions);
+      return v;
+    }
+  MQ_THROW(file, ": unsupported modelopt quant_algo '", algo, "' (supported: ", join(known), ")");
 }
 
 bool contains(const std::string& haystack, const std::string& needle) {
@@ -78,6 +77,7 @@ EngineView engine_view_of(const nlohmann::json& config, const std::string& file)
     EngineView v;
     v.method = "fp8";
     v.format = q.contains("weight_block_size") ? QuantFormat::kFP8Block : QuantFormat::kFP8;
+    // (fp8 and fp8_block share quant_method "fp8": the block size tells them apart.)
     MQ_CHECK(!q.contains("activation_scheme") || q["activation_scheme"] == "dynamic", file,
              ": fp8 activation_scheme ", q["activation_scheme"].dump(),
              " is not one moequant writes (dynamic)");
@@ -169,11 +169,6 @@ nlohmann::json read_json(const std::string& path) {
   }
 }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() > suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // Every linear module the folder's tensors show, with whether it is stored quantized (a scale or
 // GPTQ's qweight beside it); lm_head even when tied; and each MoE layer's fused prefix (the name
 // vLLM asks about) when all of its experts are stored alike.
@@ -182,17 +177,18 @@ std::vector<std::pair<std::string, bool>> stored_modules(const io::CheckpointFol
   std::vector<std::pair<std::string, bool>> out;
   std::set<std::string> seen;
   for (const std::string& name : folder.names()) {
-    std::string base;
-    if (ends_with(name, ".qweight")) {
-      base = name.substr(0, name.size() - 8);
-    } else if (ends_with(name, ".weight") && folder.info(name).shape.size() == 2 &&
-               !ModelConfig::is_embedding(name)) {
-      base = name.substr(0, name.size() - 7);
-    } else {
-      continue;
-    }
-    const bool quantized = folder.has(base + ".qweight") || folder.has(base + ".weight_scale") ||
-                           folder.has(base + ".weight_scale_inv");
+    // A module's codes: a 2-D "weight" (no embedding) or a format's own codes tensor (qweight).
+    const size_t dot = name.rfind('.');
+    if (dot == std::string::npos) continue;
+    const std::string base = name.substr(0, dot), suffix = name.substr(dot + 1);
+    const bool codes = suffix == "weight"
+                           ? folder.info(name).shape.size() == 2 && !ModelConfig::is_embedding(name)
+                           : suffix == "qweight";
+    if (!codes) continue;
+    // Quantized: any tensor some format stores beside its codes (a scale, qzeros, ...).
+    bool quantized = suffix == "qweight";
+    for (const std::string& s : all_stored_suffixes())
+      quantized = quantized || (s != "weight" && s != "input_scale" && folder.has(base + "." + s));
     if (seen.insert(base).second) out.push_back({base, quantized});
   }
   for (const std::string& m : ModelConfig::implicit_linear_modules())

@@ -10,7 +10,6 @@
 #include "moequant/common/error.h"
 #include "moequant/common/strings.h"
 #include "moequant/io/safetensors.h"
-#include "moequant/kernels/numerics.h"
 
 namespace moequant {
 
@@ -36,11 +35,6 @@ struct OrderKey {
            std::tie(o.layer_rank, o.group, o.expert, o.proj, o.suffix, o.name);
   }
 };
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() > suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 // An engine runs one quantization method per fused MoE layer: all of a layer's expert
 // projections share one format (GPTQ's per-module dynamic overrides excepted).
@@ -205,38 +199,13 @@ QuantFormat expert_format(const ModelConfig& config, int layer, int expert, Expe
   return excluded ? QuantFormat::kNone : format;
 }
 
-std::vector<OutputSpec> quantized_outputs(QuantFormat format, int64_t rows, int64_t cols,
-                                          DType source, bool input_scale, const std::string& name) {
-  std::vector<OutputSpec> out;
-  switch (format) {
-    case QuantFormat::kNone:
-      return {{"weight", source, {rows, cols}}};
-    case QuantFormat::kFP8:
-      out = {{"weight", DType::kF8E4M3, {rows, cols}}, {"weight_scale", DType::kF32, {}}};
-      break;
-    case QuantFormat::kNVFP4:
-      MQ_CHECK(cols % num::kNvfp4Block == 0, name, ": nvfp4 needs in % 16 == 0, got shape [", rows,
-               ", ", cols, "]");
-      out = {{"weight", DType::kU8, {rows, cols / 2}},
-             {"weight_scale", DType::kF8E4M3, {rows, cols / num::kNvfp4Block}},
-             {"weight_scale_2", DType::kF32, {}}};
-      break;
-    case QuantFormat::kFP8Block:
-      return {{"weight", DType::kF8E4M3, {rows, cols}},
-              {"weight_scale_inv",
-               DType::kF32,
-               {ceil_div(rows, num::kFp8Tile), ceil_div(cols, num::kFp8Tile)}}};
-    case QuantFormat::kINT4: {
-      MQ_CHECK(rows % 8 == 0 && cols % 8 == 0, name,
-               ": int4 needs out % 8 == 0 and in % 8 == 0, got shape [", rows, ", ", cols, "]");
-      const int64_t g = ceil_div(cols, num::kInt4Group);
-      return {{"qweight", DType::kI32, {cols / 8, rows}},
-              {"qzeros", DType::kI32, {g, rows / 8}},
-              {"scales", DType::kF16, {g, rows}},
-              {"g_idx", DType::kI32, {cols}}};
-    }
-  }
-  if (input_scale) out.push_back({"input_scale", DType::kF32, {}});
+std::vector<StoredTensorSpec> planned_outputs(QuantFormat format, int64_t rows, int64_t cols,
+                                              DType source, bool input_scale,
+                                              const std::string& name) {
+  const FormatDescriptor& f = format_descriptor(format);
+  std::vector<StoredTensorSpec> out = f.stored_tensors(rows, cols, source, name);
+  if (input_scale && f.has_static_activations())
+    out.push_back({"input_scale", DType::kF32, {}, StoredRole::kScale});
   return out;
 }
 
@@ -261,21 +230,21 @@ ExportPlan make_export_plan(const ModelConfig& config, const parallel::ParallelS
     }
     keyed.push_back({OrderKey{layer_rank, 0, 0, 0, 0, p.name}, t});
   }
-  const QuantFormat format = scheme_format(options.scheme);
-  const bool input_scales = has_static_activations(options.scheme);
+  const QuantFormat format = options.scheme.format;
+  const bool input_scales = options.scheme.static_activations;
   const int64_t I = config.intermediate, H = config.hidden;
   for (int layer : config.moe_layers) {
     for (int e = 0; e < config.num_experts; ++e) {
-      const int producer = ps.expert_shard_rank(layer, e, 0, e % ps.edp());
+      const int producer = ps.expert_producer(layer, e);
       int proj_index = 0;
       for (ExpertProj proj : {ExpertProj::kGate, ExpertProj::kUp, ExpertProj::kDown}) {
         const bool down = proj == ExpertProj::kDown;
         const std::string base = config.expert_module_name(layer, e, proj);
         const QuantFormat f = expert_format(config, layer, e, proj, format, options.exclude);
-        const auto outs = quantized_outputs(f, down ? H : I, down ? I : H, options.expert_dtype,
-                                            input_scales, base + ".weight");
+        const auto outs = planned_outputs(f, down ? H : I, down ? I : H, options.expert_dtype,
+                                          input_scales, base + ".weight");
         int suffix_index = 0;
-        for (const OutputSpec& o : outs) {
+        for (const StoredTensorSpec& o : outs) {
           PlannedTensor t;
           t.name = base + "." + o.suffix;
           t.dtype = o.dtype;
@@ -317,8 +286,11 @@ ExportPlan make_export_plan(const ModelConfig& config, const parallel::ParallelS
     const bool fc1 = t.source == TensorSource::kExpertFc1;
     const PlannedUnit* last = plan.units.empty() ? nullptr : &plan.units.back();
     if (!last || last->layer != t.layer || last->expert != t.expert || last->fc1 != fc1)
-      plan.units.push_back({t.layer, t.expert, fc1, t.producer, {}});
-    plan.units.back().tensors.push_back(i);
+      plan.units.push_back({t.layer, t.expert, fc1, t.producer, t.format, {}, {}});
+    PlannedUnit& unit = plan.units.back();
+    const std::string weight = config.expert_weight_name(t.layer, t.expert, t.proj);
+    if (unit.weights.empty() || unit.weights.back() != weight) unit.weights.push_back(weight);
+    unit.tensors.push_back(i);
   }
   return plan;
 }

@@ -43,13 +43,31 @@ int default_threads(parallel::Communicator& world) {
   return std::max(1, std::min(allowed, cores / std::max(1, local)));
 }
 
-// What can fail before any byte moves, checked by each producer on its own units: per-channel
-// expert amax, an uncalibrated weight quantizer under the error policy, a missing input amax.
+// The format every rank's quantizers hold (ExportSource::weight_format); ranks that disagree fail
+// alike, naming the formats.
+QuantFormat agreed_format(parallel::Communicator& world, const ExportSource& source) {
+  std::string mine;
+  parallel::agree_on_error(world,
+                           parallel::error_of([&] { mine = format_name(source.weight_format()); }));
+  const std::vector<std::string> all = world.all_gather_bytes(mine);
+  for (size_t r = 1; r < all.size(); ++r)
+    if (all[r] != all[0])
+      throw AgreedError(str_cat("export: rank 0's quantizers hold format ", all[0], " but rank ", r,
+                                "'s hold ", all[r], ": every rank must quantize alike"));
+  return format_from_name(all[0]);
+}
+
+// What can fail before any byte moves, checked by each producer on its own units: a quantizer of
+// another format than the plan's, per-channel expert amax, an uncalibrated weight quantizer under
+// the error policy, a missing input amax.
 void precheck_units(const ModelConfig& config, const ExportSource& source, const ExportPlan& plan,
                     const ExportOptions& options, int me) {
   for (const PlannedUnit& u : plan.units) {
-    if (u.producer != me || plan.tensors[u.tensors.front()].format == QuantFormat::kNone) continue;
+    if (u.producer != me || u.format == QuantFormat::kNone) continue;
     const auto q = source.weight_quantizer(u.layer, u.expert, u.fc1);
+    MQ_CHECK(q->format() == u.format, "quantizer '", q->name(), "' holds format ",
+             format_name(q->format()), " but the export writes ", format_name(u.format), " ('",
+             u.weights.front(), "')");
     MQ_CHECK(q->axis() == AmaxAxis::kPerTensor, "quantizer '", q->name(),
              "': per-channel expert amax is not supported by the exporter yet");
     if (options.uncalibrated_weights == UncalibratedWeights::kError)
@@ -57,7 +75,7 @@ void precheck_units(const ModelConfig& config, const ExportSource& source, const
                           config.expert_module_name(u.layer, u.expert,
                                                     u.fc1 ? ExpertProj::kGate : ExpertProj::kDown),
                           "its weight", UncalibratedWeights::kError, nullptr, nullptr);
-    if (has_static_activations(plan.scheme)) {
+    if (plan.scheme.static_activations) {
       bool fell_back = false;
       export_detail::unit_input_amax(source, u, &fell_back);
     }
@@ -187,6 +205,7 @@ ExportSummary export_checkpoint(const ModelConfig& config, const parallel::Paral
            "export: communicator (rank ", world.rank(), " of ", world.size(),
            ") does not match the parallel layout (rank ", ps.rank(), " of ", ps.world_size(), ")");
   const int threads = options.threads > 0 ? options.threads : default_threads(world);
+  const QuantFormat format = agreed_format(world, source);
 
   // 1. The plan, the configs checked against it, and what each producer can check up front:
   //    identical on every rank, agreed before any byte moves.
@@ -194,7 +213,7 @@ ExportSummary export_checkpoint(const ModelConfig& config, const parallel::Paral
   ConfigFiles configs;
   parallel::agreed_step(world, [&] {
     PlanOptions po;
-    po.scheme = choose_scheme(options.format, options.activations_calibrated);
+    po.scheme = choose_scheme(format, options.activations_calibrated);
     po.exclude = options.exclude;
     po.max_shard_bytes = options.max_shard_bytes;
     po.expert_dtype = source.expert_dtype();

@@ -24,6 +24,10 @@ int64_t ModuleExpertSource::local_index(int layer, int expert) const {
   return i;
 }
 
+QuantFormat ModuleExpertSource::weight_format() const {
+  return layers_.begin()->second->linear_fc1->quantizer_for(0)->format();
+}
+
 DType ModuleExpertSource::expert_dtype() const {
   return checkpoint_dtype(
       at::empty({0}, at::TensorOptions().dtype(layers_.begin()->second->options().dtype)));

@@ -31,20 +31,16 @@ std::string family_regex(const std::string& module) {
          "$";
 }
 
-// ModelOpt's weights / input_activations descriptors (FORMATS.md).
-nlohmann::json modelopt_group(CheckpointScheme s) {
+// ModelOpt's weights / input_activations descriptors (docs/formats.md).
+nlohmann::json modelopt_group(const CheckpointScheme& s) {
+  const FormatDescriptor& f = s.descriptor();
+  nlohmann::json w = {{"dynamic", false}, {"num_bits", f.bits}, {"type", "float"}};
+  if (f.group_size > 0) w["group_size"] = f.group_size;
   nlohmann::json group = nlohmann::json::object();
-  nlohmann::json w = {{"dynamic", false}, {"num_bits", 8}, {"type", "float"}};
-  if (s != CheckpointScheme::kModeloptFp8)
-    w = {{"dynamic", false}, {"num_bits", 4}, {"type", "float"}, {"group_size", 16}};
   group["weights"] = w;
-  if (has_static_activations(s)) group["input_activations"] = w;
+  if (s.static_activations) group["input_activations"] = w;
   group["targets"] = {"Linear"};
   return group;
-}
-
-bool is_nvfp4(CheckpointScheme s) {
-  return s == CheckpointScheme::kModeloptNvfp4 || s == CheckpointScheme::kModeloptW4A16Nvfp4;
 }
 
 }  // namespace
@@ -70,63 +66,56 @@ std::vector<std::string> gptq_negative_regexes(const std::vector<std::string>& u
   return out;
 }
 
-nlohmann::json exported_config(const ModelConfig& config, CheckpointScheme scheme,
+nlohmann::json exported_config(const ModelConfig& config, const CheckpointScheme& scheme,
                                const std::vector<std::string>& unquantized,
                                const std::vector<std::string>& quantized) {
   nlohmann::json out = config.raw;
   out.erase("quantization_config");
-  switch (scheme) {
-    case CheckpointScheme::kUnquantized:
-      break;
-    case CheckpointScheme::kModeloptFp8:
-    case CheckpointScheme::kModeloptNvfp4:
-    case CheckpointScheme::kModeloptW4A16Nvfp4: {
-      // The flat form ModelOpt's own exporter writes: vLLM and SGLang read exclusions from
-      // "ignore" only; "exclude_modules" carries the same list for older readers.
-      nlohmann::json q = {{"quant_method", "modelopt"},
-                          {"quant_algo", modelopt_algo(scheme)},
-                          {"ignore", unquantized},
-                          {"exclude_modules", unquantized},
-                          {"config_groups", {{"group_0", modelopt_group(scheme)}}}};
-      if (is_nvfp4(scheme)) q["group_size"] = 16;
-      q["producer"] = producer();
-      out["quantization_config"] = q;
-      break;
-    }
-    case CheckpointScheme::kFp8Dynamic:
-    case CheckpointScheme::kFp8Block: {
-      // vLLM reads "ignored_layers", transformers "modules_to_not_convert": the same list.
-      nlohmann::json q = {{"quant_method", "fp8"}, {"activation_scheme", "dynamic"}};
-      if (scheme == CheckpointScheme::kFp8Block) q["weight_block_size"] = {128, 128};
-      q["ignored_layers"] = unquantized;
-      q["modules_to_not_convert"] = unquantized;
-      out["quantization_config"] = q;
-      break;
-    }
-    case CheckpointScheme::kGptqInt4: {
-      nlohmann::json dynamic = nlohmann::json::object();
-      for (const std::string& key : gptq_negative_regexes(unquantized, quantized))
-        dynamic[key] = nlohmann::json::object();
-      out["quantization_config"] = {{"quant_method", "gptq"},
-                                    {"bits", 4},
-                                    {"group_size", 128},
-                                    {"desc_act", false},
-                                    {"sym", true},
-                                    {"lm_head", false},
-                                    {"checkpoint_format", "gptq"},
-                                    {"modules_in_block_to_quantize", {config.experts_in_block()}},
-                                    {"dynamic", dynamic}};
-      break;
-    }
+  const FormatDescriptor& f = scheme.descriptor();
+  const std::string& method = scheme.names().quant_method;
+  if (method == "modelopt") {
+    // The flat form ModelOpt's own exporter writes: vLLM and SGLang read exclusions from
+    // "ignore" only; "exclude_modules" carries the same list for older readers.
+    nlohmann::json q = {{"quant_method", "modelopt"},
+                        {"quant_algo", scheme.names().modelopt_algo},
+                        {"ignore", unquantized},
+                        {"exclude_modules", unquantized},
+                        {"config_groups", {{"group_0", modelopt_group(scheme)}}}};
+    if (f.group_size > 0) q["group_size"] = f.group_size;
+    q["producer"] = producer();
+    out["quantization_config"] = q;
+  } else if (method == "fp8") {
+    // vLLM reads "ignored_layers", transformers "modules_to_not_convert": the same list.
+    nlohmann::json q = {{"quant_method", "fp8"}, {"activation_scheme", "dynamic"}};
+    if (!f.block_size.empty()) q["weight_block_size"] = f.block_size;
+    q["ignored_layers"] = unquantized;
+    q["modules_to_not_convert"] = unquantized;
+    out["quantization_config"] = q;
+  } else if (method == "gptq") {
+    nlohmann::json dynamic = nlohmann::json::object();
+    for (const std::string& key : gptq_negative_regexes(unquantized, quantized))
+      dynamic[key] = nlohmann::json::object();
+    out["quantization_config"] = {{"quant_method", "gptq"},
+                                  {"bits", f.bits},
+                                  {"group_size", f.group_size},
+                                  {"desc_act", false},
+                                  {"sym", true},
+                                  {"lm_head", false},
+                                  {"checkpoint_format", "gptq"},
+                                  {"modules_in_block_to_quantize", {config.experts_in_block()}},
+                                  {"dynamic", dynamic}};
+  } else {
+    MQ_CHECK(method.empty(), "internal: no config writer for quant_method '", method, "'");
   }
   return out;
 }
 
-std::optional<nlohmann::json> hf_quant_config(CheckpointScheme scheme,
+std::optional<nlohmann::json> hf_quant_config(const CheckpointScheme& scheme,
                                               const std::vector<std::string>& unquantized) {
-  if (!is_modelopt(scheme)) return std::nullopt;
-  nlohmann::json q = {{"quant_algo", modelopt_algo(scheme)}, {"kv_cache_quant_algo", nullptr}};
-  if (is_nvfp4(scheme)) q["group_size"] = 16;
+  if (!scheme.is_modelopt()) return std::nullopt;
+  nlohmann::json q = {{"quant_algo", scheme.names().modelopt_algo},
+                      {"kv_cache_quant_algo", nullptr}};
+  if (scheme.descriptor().group_size > 0) q["group_size"] = scheme.descriptor().group_size;
   q["exclude_modules"] = unquantized;
   return nlohmann::json{{"producer", producer()}, {"quantization", q}};
 }

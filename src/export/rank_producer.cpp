@@ -13,6 +13,7 @@
 
 #include "batched_units.h"
 #include "moequant/common/error.h"
+#include "moequant/common/stopwatch.h"
 #include "moequant/common/work_queue.h"
 #include "moequant/core/tensor_bridge.h"
 #include "moequant/io/placed_file.h"
@@ -23,11 +24,7 @@ namespace moequant::export_detail {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+using Clock = SteadyClock;
 
 constexpr size_t kNone = std::numeric_limits<size_t>::max();
 
@@ -115,7 +112,7 @@ class RankProducer {
  private:
   // The world rank holding ETP shard `etp` of a unit, in the EDP replica that produces it.
   int holder(const PlannedUnit& u, int etp) const {
-    return ps_.expert_shard_rank(u.layer, u.expert, etp, u.expert % ps_.edp());
+    return ps_.expert_unit_rank(u.layer, u.expert, etp);
   }
 
   void open_files() {
@@ -194,13 +191,10 @@ class RankProducer {
   // ranks then write into different files (writes into one file take turns on its lock), while
   // the ETP peers of a unit, one group, still walk one order and transfer in step.
   std::vector<size_t> walk_order() const {
-    const std::vector<std::vector<int>> groups = ps_.all_groups(parallel::Group::kETP);
-    size_t group = 0;
-    for (size_t g = 0; g < groups.size(); ++g)
-      for (int r : groups[g])
-        if (r == me_) group = g;
+    const size_t groups = ps_.all_groups(parallel::Group::kETP).size();
+    const size_t group = static_cast<size_t>(ps_.group_index(parallel::Group::kETP));
     const size_t files = plan_.files.size();
-    const size_t start = files == 0 ? 0 : group * files / groups.size();
+    const size_t start = files == 0 ? 0 : group * files / groups;
     std::vector<size_t> order;
     order.reserve(plan_.tensors.size());
     for (size_t k = 0; k < files; ++k) {
@@ -232,7 +226,7 @@ class RankProducer {
   }
 
   std::vector<int64_t> shard_shape(bool fc1) const {
-    const int64_t local_i = config_.intermediate / ps_.sizes().etp;
+    const int64_t local_i = ps_.local_etp_shard(config_.intermediate).size();
     return fc1 ? std::vector<int64_t>{local_i, config_.hidden}
                : std::vector<int64_t>{config_.hidden, local_i};
   }
@@ -326,7 +320,7 @@ class RankProducer {
         },
         &fell_back);
     if (fell_back) note_fallback(q->name() + " (weight)");
-    if (has_static_activations(plan_.scheme)) {
+    if (plan_.scheme.static_activations) {
       amax.input = unit_input_amax(source_, u, &fell_back);
       if (fell_back)
         note_fallback(source_.input_quantizer(u.layer, u.expert, u.fc1)->name() + " (input)");
@@ -343,8 +337,7 @@ class RankProducer {
     const UnitAmax amax = amax_of(u, weights);
     st.read_s += seconds_since(t0);
     t0 = Clock::now();
-    const std::vector<at::Tensor> bytes =
-        quantize_unit(config_, plan_, u, weights, amax, options_.device);
+    const std::vector<at::Tensor> bytes = quantize_unit(plan_, u, weights, amax, options_.device);
     st.quantize_s += seconds_since(t0);
     for (size_t k = 0; k < u.tensors.size(); ++k)
       write(plan_.tensors[u.tensors[k]], bytes[k].data_ptr(), st);
@@ -364,7 +357,7 @@ class RankProducer {
     st.read_s += seconds_since(t0);
     t0 = Clock::now();
     const std::vector<std::vector<at::Tensor>> bytes =
-        quantize_units_batched(config_, plan_, batch, weights, amax, options_.device);
+        quantize_units_batched(plan_, batch, weights, amax, options_.device);
     st.quantize_s += seconds_since(t0);
     for (size_t b = 0; b < batch.size(); ++b) {
       const PlannedUnit& u = plan_.units[batch[b]];

@@ -3,26 +3,13 @@
 #include <cmath>
 
 #include "moequant/common/error.h"
+#include "moequant/core/format.h"
 #include "moequant/kernels/numerics.h"
 
 namespace moequant {
 
-namespace {
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-}  // namespace
-
-bool is_scale_suffix(const std::string& name) {
-  for (const char* s :
-       {".weight_scale", ".weight_scale_2", ".weight_scale_inv", ".input_scale", ".scales"})
-    if (ends_with(name, s)) return true;
-  return false;
-}
-
 void check_scale_tensor(const std::string& name, DType dtype, const at::Tensor& host) {
-  if (!is_scale_suffix(name)) return;
+  if (!is_scale_suffix(name.substr(name.rfind('.') + 1))) return;
   const int64_t n = host.numel();
   for (int64_t i = 0; i < n; ++i) {
     float v;
@@ -41,17 +28,6 @@ void check_scale_tensor(const std::string& name, DType dtype, const at::Tensor& 
     }
     MQ_CHECK(std::isfinite(v) && v != 0.0f, "scale '", name, "' element ", i, " is ", v,
              ": a zero or non-finite scale loads as NaN in serving engines");
-  }
-}
-
-std::vector<std::string> gate_up_equal_suffixes(QuantFormat format) {
-  switch (format) {
-    case QuantFormat::kFP8:
-      return {"weight_scale", "input_scale"};
-    case QuantFormat::kNVFP4:
-      return {"weight_scale_2", "input_scale"};
-    default:
-      return {};
   }
 }
 

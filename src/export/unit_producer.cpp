@@ -9,22 +9,8 @@
 #include "moequant/core/quantize.h"
 #include "moequant/core/tensor_bridge.h"
 #include "moequant/export/scale_checks.h"
-#include "moequant/kernels/numerics.h"
 
 namespace moequant::export_detail {
-
-namespace {
-
-float input_scale_divisor(QuantFormat f) {
-  return f == QuantFormat::kNVFP4 ? num::kNvfp4ScaleProduct : num::kE4M3Max;
-}
-
-ExpertProj proj_of(bool fc1, size_t weight_index) {
-  if (!fc1) return ExpertProj::kDown;
-  return weight_index == 0 ? ExpertProj::kGate : ExpertProj::kUp;
-}
-
-}  // namespace
 
 std::vector<at::Tensor> assemble_unit(const std::vector<ExpertShard>& shards, bool fc1) {
   MQ_CHECK(!shards.empty(), "internal: an expert unit without shards");
@@ -60,23 +46,23 @@ float unit_input_amax(const ExportSource& source, const PlannedUnit& unit, bool*
   return amax;
 }
 
-std::vector<at::Tensor> finish_unit(const ModelConfig& config, const ExportPlan& plan,
-                                    const PlannedUnit& unit,
+std::vector<at::Tensor> finish_unit(const ExportPlan& plan, const PlannedUnit& unit,
                                     const std::vector<std::vector<StoredTensor>>& stored,
                                     float input_amax) {
+  MQ_CHECK(stored.size() == unit.weights.size(), "internal: layer ", unit.layer, " expert ",
+           unit.expert, " produced ", stored.size(), " of its ", unit.weights.size(), " weights");
+  const FormatDescriptor& format = format_descriptor(unit.format);
   std::vector<at::Tensor> out;
   std::map<std::string, at::Tensor> by_name;
   size_t next = 0;  // position in unit.tensors
   for (size_t w = 0; w < stored.size(); ++w) {
-    const ExpertProj proj = proj_of(unit.fc1, w);
-    const std::string base = config.expert_module_name(unit.layer, unit.expert, proj);
-    const QuantFormat format = plan.tensors[unit.tensors[next]].format;
+    const std::string base = unit.weights[w].substr(0, unit.weights[w].rfind('.'));
     std::vector<StoredTensor> tensors = stored[w];
-    if (input_amax >= 0.0f && format != QuantFormat::kNone)
+    if (input_amax >= 0.0f && format.has_static_activations())
       tensors.push_back({"input_scale",
                          DType::kF32,
                          {},
-                         at::full({}, input_amax / input_scale_divisor(format), at::kFloat)});
+                         at::full({}, input_amax / format.input_scale_divisor, at::kFloat)});
     for (const StoredTensor& s : tensors) {
       MQ_CHECK(next < unit.tensors.size(), "internal: '", base, "' produced more tensors (",
                s.suffix, ") than planned");
@@ -87,7 +73,7 @@ std::vector<at::Tensor> finish_unit(const ModelConfig& config, const ExportPlan&
                name, "' (", host.nbytes(), " bytes) does not match the planned '", t.name, "' (",
                t.nbytes, " bytes)");
       check_scale_tensor(name, s.dtype, host);
-      by_name[s.suffix + (proj == ExpertProj::kUp ? "#up" : "")] = host;
+      by_name[s.suffix + (w == 1 ? "#up" : "")] = host;
       out.push_back(std::move(host));
     }
   }
@@ -95,7 +81,7 @@ std::vector<at::Tensor> finish_unit(const ModelConfig& config, const ExportPlan&
            " produced ", next, " of its ", unit.tensors.size(), " planned tensors");
   if (unit.fc1) {
     // Serving engines fuse gate and up and keep one scalar scale: the bytes must be equal.
-    for (const std::string& suffix : gate_up_equal_suffixes(plan.tensors[unit.tensors[0]].format)) {
+    for (const std::string& suffix : format.gate_up_shared_scalars) {
       auto g = by_name.find(suffix), u = by_name.find(suffix + "#up");
       if (g == by_name.end() || u == by_name.end()) continue;
       MQ_CHECK(at::equal(g->second, u->second), "gate and up of layer ", unit.layer, " expert ",
@@ -105,23 +91,15 @@ std::vector<at::Tensor> finish_unit(const ModelConfig& config, const ExportPlan&
   return out;
 }
 
-std::vector<at::Tensor> quantize_unit(const ModelConfig& config, const ExportPlan& plan,
-                                      const PlannedUnit& unit,
+std::vector<at::Tensor> quantize_unit(const ExportPlan& plan, const PlannedUnit& unit,
                                       const std::vector<at::Tensor>& weights, const UnitAmax& amax,
                                       const std::string& device) {
   const at::Device dev(device);
   std::vector<std::vector<StoredTensor>> stored;
-  size_t next = 0;  // the first planned tensor of each weight
-  for (size_t w = 0; w < weights.size(); ++w) {
-    const PlannedTensor& first = plan.tensors[unit.tensors[next]];
-    const QuantFormat format = first.format;
-    const std::string name = first.name.substr(0, first.name.rfind('.')) + ".weight";
-    stored.push_back(
-        quantize_weight(weights[w].device() == dev ? weights[w] : weights[w].to(dev), format,
-                        format == QuantFormat::kNone ? std::vector<float>{} : amax.weight, name));
-    next += stored.back().size() + (amax.input >= 0.0f && format != QuantFormat::kNone ? 1 : 0);
-  }
-  return finish_unit(config, plan, unit, stored, amax.input);
+  for (size_t w = 0; w < weights.size(); ++w)
+    stored.push_back(quantize_weight(weights[w].device() == dev ? weights[w] : weights[w].to(dev),
+                                     unit.format, amax.weight, unit.weights.at(w)));
+  return finish_unit(plan, unit, stored, amax.input);
 }
 
 }  // namespace moequant::export_detail

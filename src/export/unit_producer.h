@@ -1,4 +1,4 @@
-// Producing the bytes of one planned expert unit (FORMATS.md): the full weights assembled from
+// Producing the bytes of one planned expert unit (docs/formats.md): the full weights assembled from
 // their ETP shards (fc1's gate and up rows, fc2's down columns), quantized with the unit's amax,
 // every scale checked, gate and up checked to carry equal scalar scales. Internal to the
 // exporter.
@@ -38,15 +38,13 @@ float unit_input_amax(const ExportSource& source, const PlannedUnit& unit, bool*
 // unit.tensors order: an input_scale added for static-activation schemes (`input_amax` >= 0),
 // names and sizes checked against the plan, every scale checked finite and non-zero, and gate and
 // up checked to carry equal scalar scales. Errors name the tensor.
-std::vector<at::Tensor> finish_unit(const ModelConfig& config, const ExportPlan& plan,
-                                    const PlannedUnit& unit,
+std::vector<at::Tensor> finish_unit(const ExportPlan& plan, const PlannedUnit& unit,
                                     const std::vector<std::vector<StoredTensor>>& stored,
                                     float input_amax);
 
 // The host bytes of every planned tensor of `unit`, in unit.tensors order, quantized on
 // `device` one matrix at a time. Errors name the tensor.
-std::vector<at::Tensor> quantize_unit(const ModelConfig& config, const ExportPlan& plan,
-                                      const PlannedUnit& unit,
+std::vector<at::Tensor> quantize_unit(const ExportPlan& plan, const PlannedUnit& unit,
                                       const std::vector<at::Tensor>& weights, const UnitAmax& amax,
                                       const std::string& device);
 

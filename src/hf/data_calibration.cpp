@@ -7,6 +7,7 @@
 #include <map>
 
 #include "moequant/common/error.h"
+#include "moequant/common/stopwatch.h"
 #include "moequant/core/multi_amax.h"
 #include "moequant/core/tensor_bridge.h"
 #include "moequant/forward/decoder_forward.h"
@@ -16,12 +17,9 @@ namespace moequant {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-using parallel::Group;
+using Clock = SteadyClock;
 
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+using parallel::Group;
 
 // The samples [begin, end) of slot `slot` of `slots` (the ranks of a stage split them evenly).
 struct SampleRange {
@@ -163,8 +161,8 @@ DataCalibrationReport calibrate_with_data(HfMoeModel& model, const parallel::Pro
   MQ_CHECK(!data.samples.empty(), "no calibration samples");
   const int64_t T = data.seq_len, n = static_cast<int64_t>(data.samples.size());
   const parallel::DenseCoord me = ps.dense_coord();
-  const int tp = ps.sizes().tp, slots = tp * ps.dp(), slot = me.tp + tp * me.dp;
-  const SampleRange mine = slice(n, slot, slots);
+  const int slots = ps.stage_data_slots();
+  const SampleRange mine = slice(n, ps.stage_data_slot(), slots);
   // Every rank of the stage runs as many batches as the largest share needs, so that the
   // collectives of the expert dispatch line up (a rank with fewer samples runs empty ones).
   const int64_t largest = slice(n, 0, slots).size();
@@ -191,7 +189,7 @@ DataCalibrationReport calibrate_with_data(HfMoeModel& model, const parallel::Pro
     h = embed_tokens(at::tensor(ids, at::kLong).view({mine.size(), T}), ends, d);
   } else {  // the previous stage's rank of the same slot sends them
     h = at::empty({mine.size(), T, d.hidden}, at::kFloat);
-    const int from = ps.dense_rank({me.tp, me.dp, me.pp - 1});
+    const int from = ps.stage_peer(-1);
     world.recv(h.data_ptr(), h.nbytes(), from);
     h = h.to(dev);
   }
@@ -246,7 +244,7 @@ DataCalibrationReport calibrate_with_data(HfMoeModel& model, const parallel::Pro
   }
   if (me.pp + 1 < ps.sizes().pp) {
     const at::Tensor host = h.to(at::kCPU).contiguous();
-    world.send(host.data_ptr(), host.nbytes(), ps.dense_rank({me.tp, me.dp, me.pp + 1}));
+    world.send(host.data_ptr(), host.nbytes(), ps.stage_peer(+1));
   }
 
   // The experts no token reached, over every rank (each counted what its experts saw).

@@ -8,6 +8,7 @@
 
 #include "families/families.h"
 #include "moequant/common/error.h"
+#include "moequant/common/strings.h"
 
 namespace moequant {
 
@@ -16,10 +17,6 @@ namespace {
 bool is_dir(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-bool starts_with(const std::string& s, const std::string& prefix) {
-  return s.rfind(prefix, 0) == 0;
 }
 
 // The non-negative integer at s[pos..] up to the next '.', or -1.
@@ -108,7 +105,8 @@ bool ModelConfig::is_embedding(const std::string& name) {
   return name == "model.embed_tokens.weight";
 }
 
-ModelConfig parse_model_config(nlohmann::json raw, const std::string& dir, const std::string& file) {
+ModelConfig parse_model_config(nlohmann::json raw, const std::string& dir,
+                               const std::string& file) {
   ModelConfig c;
   c.dir = dir;
   c.raw = std::move(raw);

@@ -285,14 +285,6 @@ IndexRange ParallelState::tp_shard(int64_t dim, int tp_rank, const std::string& 
 
 // ---- holders -----------------------------------------------------------------------------------
 
-std::vector<int> ParallelState::expert_holders(int layer, int expert) const {
-  std::vector<int> out;
-  for (int edp = 0; edp < edp_; ++edp)
-    for (int etp = 0; etp < sizes_.etp; ++etp)
-      out.push_back(expert_shard_rank(layer, expert, etp, edp));
-  return out;
-}
-
 int ParallelState::expert_shard_rank(int layer, int expert, int etp_rank, int edp_rank) const {
   ExpertCoord c;
   c.pp = stage_of_layer(layer);
@@ -302,19 +294,37 @@ int ParallelState::expert_shard_rank(int layer, int expert, int etp_rank, int ed
   return expert_rank(c);
 }
 
+int ParallelState::expert_unit_rank(int layer, int expert, int etp_rank) const {
+  return expert_shard_rank(layer, expert, etp_rank, expert % edp_);
+}
+
 std::vector<int> ParallelState::dense_holders(int layer) const {
   std::vector<int> out;
+  const int pp = stage_of_layer(layer);
   for (int dp = 0; dp < dp_; ++dp)
-    for (int tp = 0; tp < sizes_.tp; ++tp) out.push_back(dense_shard_rank(layer, tp, dp));
+    for (int tp = 0; tp < sizes_.tp; ++tp) out.push_back(dense_rank({tp, dp, pp}));
   return out;
 }
 
-int ParallelState::dense_shard_rank(int layer, int tp_rank, int dp_rank) const {
-  return dense_rank({tp_rank, dp_rank, stage_of_layer(layer)});
+int ParallelState::stage_data_slot() const {
+  const DenseCoord me = dense_coord();
+  return me.tp + sizes_.tp * me.dp;
 }
 
-int ParallelState::stage_writer(int pp_rank) const {
-  return dense_rank({0, 0, pp_rank});
+int ParallelState::stage_peer(int offset) const {
+  DenseCoord c = dense_coord();
+  c.pp += offset;
+  MQ_CHECK(c.pp >= 0 && c.pp < sizes_.pp, "rank ", rank_, " has no pipeline stage ", c.pp, " (PP ",
+           sizes_.pp, ")");
+  return dense_rank(c);
+}
+
+int ParallelState::group_index(Group g) const {
+  const std::vector<std::vector<int>> groups = all_groups(g);
+  for (size_t i = 0; i < groups.size(); ++i)
+    for (int r : groups[i])
+      if (r == rank_) return static_cast<int>(i);
+  MQ_THROW("internal: rank ", rank_, " is in no group of its kind");
 }
 
 }  // namespace moequant::parallel

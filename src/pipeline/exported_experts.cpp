@@ -8,16 +8,11 @@
 #include "moequant/common/strings.h"
 #include "moequant/core/quantize.h"
 #include "moequant/core/tensor_bridge.h"
-#include "moequant/export/export_plan.h"
 
 namespace moequant {
 
 QuantFormat stored_format(const io::CheckpointFolder& folder, const std::string& module) {
-  if (folder.has(module + ".qweight")) return QuantFormat::kINT4;
-  if (folder.has(module + ".weight_scale_2")) return QuantFormat::kNVFP4;
-  if (folder.has(module + ".weight_scale_inv")) return QuantFormat::kFP8Block;
-  if (folder.has(module + ".weight_scale")) return QuantFormat::kFP8;
-  return QuantFormat::kNone;
+  return stored_format([&](const std::string& s) { return folder.has(module + "." + s); });
 }
 
 at::Tensor dequantized_projection(const io::CheckpointFolder& folder, const std::string& module,
@@ -26,7 +21,8 @@ at::Tensor dequantized_projection(const io::CheckpointFolder& folder, const std:
   const DType source =
       folder.has(module + ".weight") ? folder.info(module + ".weight").dtype : DType::kBF16;
   std::vector<StoredTensor> stored;
-  for (const OutputSpec& s : quantized_outputs(f, rows, cols, source, false, module + ".weight")) {
+  for (const StoredTensorSpec& s :
+       format_descriptor(f).stored_tensors(rows, cols, source, module + ".weight")) {
     const std::string name = module + "." + s.suffix;
     MQ_CHECK(folder.has(name), folder.dir(), ": tensor '", name, "' is missing");
     const io::TensorInfo& info = folder.info(name);

@@ -8,7 +8,7 @@
 
 #include <optional>
 
-#include "moequant/common/format.h"
+#include "moequant/core/format.h"
 #include "moequant/forward/decoder_weights.h"
 #include "moequant/io/checkpoint_folder.h"
 

@@ -7,11 +7,12 @@
 #include "moequant/calib/calibration_data.h"
 #include "moequant/calib/quantizer_sync.h"
 #include "moequant/common/error.h"
+#include "moequant/common/stopwatch.h"
 #include "moequant/common/strings.h"
 #include "moequant/export/export_plan.h"
 #include "moequant/export/output_folder.h"
-#include "moequant/model/decoder_config.h"
 #include "moequant/hf/hf_moe_model.h"
+#include "moequant/model/decoder_config.h"
 #include "moequant/parallel/error_agreement.h"
 #include "moequant/parallel/process_groups.h"
 
@@ -19,11 +20,7 @@ namespace moequant {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+using Clock = SteadyClock;
 
 // What fails at export fails now, before minutes of loading: the output folder (rank 0) and the
 // format's shape rules (nvfp4 in % 16, int4 in % 8 and out % 8).
@@ -33,10 +30,9 @@ void check_early(const QuantizeOptions& o, const ModelConfig& config, int rank) 
   if (rank == 0) check_output_dir(o.out_dir, o.overwrite);
   const int64_t H = config.hidden, I = config.intermediate;
   const int layer = config.moe_layers.at(0);
-  quantized_outputs(o.format, I, H, DType::kBF16, false,
-                    config.expert_weight_name(layer, 0, ExpertProj::kGate));
-  quantized_outputs(o.format, H, I, DType::kBF16, false,
-                    config.expert_weight_name(layer, 0, ExpertProj::kDown));
+  const FormatDescriptor& f = format_descriptor(o.format);
+  f.stored_tensors(I, H, DType::kBF16, config.expert_weight_name(layer, 0, ExpertProj::kGate));
+  f.stored_tensors(H, I, DType::kBF16, config.expert_weight_name(layer, 0, ExpertProj::kDown));
 }
 
 CalibrationData calibration_data(const QuantizeOptions& o, const ModelConfig& config) {
@@ -47,7 +43,6 @@ CalibrationData calibration_data(const QuantizeOptions& o, const ModelConfig& co
 ExportOptions export_options(const QuantizeOptions& o) {
   ExportOptions e;
   e.out_dir = o.out_dir;
-  e.format = o.format;
   e.overwrite = o.overwrite;
   e.durable = o.durable;
   e.exclude = o.exclude;

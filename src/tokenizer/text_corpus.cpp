@@ -9,16 +9,12 @@
 
 #include "json_fields.h"
 #include "moequant/common/error.h"
+#include "moequant/common/strings.h"
 #include "utf8.h"
 
 namespace moequant::tokenizer {
 
 namespace {
-
-bool ends_with(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

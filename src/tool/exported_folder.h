@@ -13,8 +13,8 @@
 
 #include "moequant/common/dtype.h"
 #include "moequant/common/error.h"
-#include "moequant/common/format.h"
 #include "moequant/common/strings.h"
+#include "moequant/core/format.h"
 #include "moequant/export/engine_view.h"
 #include "moequant/kernels/numerics.h"
 
@@ -45,21 +45,13 @@ inline QuantFormat format_of_config(const nlohmann::json& config, const std::str
   return engine_view_of(config, file).format;
 }
 
-// The suffixes that sit beside a weight ("<base>.<suffix>"), as FORMATS.md names them.
-inline const std::vector<std::string>& stored_suffixes() {
-  static const std::vector<std::string> s = {"weight",           "weight_scale", "weight_scale_2",
-                                             "weight_scale_inv", "input_scale",  "qweight",
-                                             "qzeros",           "scales",       "g_idx"};
-  return s;
-}
-
 // Splits "a.b.gate_proj.weight_scale" into base "a.b.gate_proj" and suffix "weight_scale";
 // a name without a known suffix is its own base with an empty suffix.
 inline std::pair<std::string, std::string> split_stored_name(const std::string& name) {
   const size_t dot = name.rfind('.');
   if (dot != std::string::npos) {
     const std::string suffix = name.substr(dot + 1);
-    for (const std::string& s : stored_suffixes())
+    for (const std::string& s : all_stored_suffixes())
       if (s == suffix) return {name.substr(0, dot), suffix};
   }
   return {name, ""};

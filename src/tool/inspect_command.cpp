@@ -92,48 +92,26 @@ class FolderReader {
 std::optional<WeightRow> quantized_row(const std::string& base,
                                        const std::map<std::string, std::string>& parts,
                                        const FolderReader& folder) {
-  auto has = [&](const char* s) { return parts.count(s) > 0; };
-  auto info = [&](const char* s) { return folder.find(parts.at(s)); };
+  auto has = [&](const std::string& s) { return parts.count(s) > 0; };
+  const QuantFormat format = stored_format(has);
+  if (format == QuantFormat::kNone) return std::nullopt;
+  const FormatDescriptor& d = format_descriptor(format);
+  std::vector<std::string> block_scales;  // the format's other scales (nvfp4's per-block ones)
+  for (const StoredTensorSpec& s : d.stored_tensors(8, 128, DType::kBF16, base)) {
+    if (!has(s.suffix)) return std::nullopt;  // incomplete: every tensor is a row of its own
+    if (s.role == StoredRole::kScale && s.suffix != d.amax_scale) block_scales.push_back(s.suffix);
+  }
+  const io::TensorInfo* codes = folder.find(parts.at(d.weight_suffix()));
+  if (codes->shape.size() != 2) return std::nullopt;
   WeightRow r;
   r.name = base;
-  if (has("qweight") && has("scales")) {
-    const io::TensorInfo* q = info("qweight");
-    if (q->shape.size() != 2) return std::nullopt;
-    r.format = QuantFormat::kINT4;
-    r.shape = {q->shape[1], q->shape[0] * 8};
-    r.dtype = dtype_name(q->dtype);
-    r.scale_tensor = "scales";
-    r.scale = folder.range(parts.at("scales"));
-    r.amax = r.scale->max * 7.0f;  // q in [-8, 7]: the largest representable magnitude step
-  } else if (has("weight") && has("weight_scale_2") && has("weight_scale")) {
-    const io::TensorInfo* w = info("weight");
-    if (w->shape.size() != 2) return std::nullopt;
-    r.format = QuantFormat::kNVFP4;
-    r.shape = {w->shape[0], w->shape[1] * 2};  // two e2m1 codes per byte
-    r.dtype = dtype_name(w->dtype);
-    r.scale_tensor = "weight_scale_2";
-    r.scale = folder.range(parts.at("weight_scale_2"));
-    r.block_scale = folder.range(parts.at("weight_scale"));
-    r.amax = r.scale->max * num::kNvfp4ScaleProduct;
-  } else if (has("weight") && has("weight_scale_inv")) {
-    const io::TensorInfo* w = info("weight");
-    r.format = QuantFormat::kFP8Block;
-    r.shape = w->shape;
-    r.dtype = dtype_name(w->dtype);
-    r.scale_tensor = "weight_scale_inv";
-    r.scale = folder.range(parts.at("weight_scale_inv"));
-    r.amax = r.scale->max * num::kE4M3Max;  // the largest tile amax
-  } else if (has("weight") && has("weight_scale") && info("weight")->dtype == DType::kF8E4M3) {
-    const io::TensorInfo* w = info("weight");
-    r.format = QuantFormat::kFP8;
-    r.shape = w->shape;
-    r.dtype = dtype_name(w->dtype);
-    r.scale_tensor = "weight_scale";
-    r.scale = folder.range(parts.at("weight_scale"));
-    r.amax = r.scale->max * num::kE4M3Max;
-  } else {
-    return std::nullopt;
-  }
+  r.format = format;
+  r.shape = d.weight_shape(codes->shape);
+  r.dtype = dtype_name(codes->dtype);
+  r.scale_tensor = d.amax_scale;
+  r.scale = folder.range(parts.at(d.amax_scale));
+  r.amax = r.scale->max * d.amax_per_scale;
+  for (const std::string& s : block_scales) r.block_scale = folder.range(parts.at(s));
   if (has("input_scale")) {
     const ScaleRange in = folder.range(parts.at("input_scale"));
     r.input_scale = in.max;

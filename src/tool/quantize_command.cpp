@@ -171,7 +171,7 @@ void write_report_json(const std::string& path, const QuantizeReport& r) {
   const nlohmann::json j = {
       {"model_type", r.config.model_type},
       {"layout", r.layout},
-      {"scheme", scheme_description(r.exported.scheme)},
+      {"scheme", r.exported.scheme.names().description},
       {"bytes_read", r.bytes_read},
       {"bytes_written", r.exported.bytes},
       {"files", r.exported.files},
@@ -194,7 +194,7 @@ void print_summary(const QuantizeReport& r, const QuantizeOptions& o) {
   const ExportSummary& s = r.exported;
   for (const std::string& warning : s.warnings) std::printf("warning: %s\n", warning.c_str());
   std::printf("\nwrote %s: %s, %zu tensors in %zu file(s), %s (source %s)\n", o.out_dir.c_str(),
-              scheme_description(s.scheme), s.tensors, s.files,
+              s.scheme.names().description.c_str(), s.tensors, s.files,
               fmt_bytes(static_cast<double>(s.bytes)).c_str(),
               fmt_bytes(static_cast<double>(r.bytes_read)).c_str());
   if (s.quantized_params > 0)

@@ -21,8 +21,8 @@
 #include "moequant/export/engine_view.h"
 #include "moequant/export/export_plan.h"
 #include "moequant/export/scale_checks.h"
-#include "moequant/model/model_config.h"
 #include "moequant/io/checkpoint_folder.h"
+#include "moequant/model/model_config.h"
 
 namespace moequant::tool {
 
@@ -146,7 +146,8 @@ class Verifier {
                   excluded_, excluded_identical_);
     if (gate_up_checked_ > 0)
       std::printf("gate/up scalar scales (%s): equal in %zu of %zu experts\n",
-                  join(gate_up_equal_suffixes(format_)).c_str(), gate_up_equal_, gate_up_checked_);
+                  join(format_descriptor(format_).gate_up_shared_scalars).c_str(), gate_up_equal_,
+                  gate_up_checked_);
     print_engine_view();
   }
 
@@ -362,11 +363,7 @@ class Verifier {
 
   // The format a weight was stored in, from the tensors beside it.
   QuantFormat stored_format(const std::string& base) const {
-    if (q_.has(base + ".qweight")) return QuantFormat::kINT4;
-    if (q_.has(base + ".weight_scale_2")) return QuantFormat::kNVFP4;
-    if (q_.has(base + ".weight_scale_inv")) return QuantFormat::kFP8Block;
-    if (q_.has(base + ".weight_scale")) return QuantFormat::kFP8;
-    return QuantFormat::kNone;
+    return moequant::stored_format([&](const std::string& s) { return q_.has(base + "." + s); });
   }
 
   void check_weight(const std::string& base, const std::string& proj, const SourceWeight& src) {
@@ -416,11 +413,11 @@ class Verifier {
   std::vector<StoredTensor> load_stored(const std::string& base, QuantFormat f,
                                         const SourceWeight& src) {
     const bool input_scale = q_.has(base + ".input_scale");
-    const std::vector<OutputSpec> specs =
-        quantized_outputs(f, src.rows, src.cols, src.dtype, input_scale, base + ".weight");
+    const std::vector<StoredTensorSpec> specs =
+        planned_outputs(f, src.rows, src.cols, src.dtype, input_scale, base + ".weight");
     std::vector<StoredTensor> stored;
     bool complete = true;
-    for (const OutputSpec& s : specs) {
+    for (const StoredTensorSpec& s : specs) {
       const std::string name = base + "." + s.suffix;
       accounted_.insert(name);
       if (!q_.has(name)) {
@@ -436,7 +433,7 @@ class Verifier {
         continue;
       }
       const uint8_t* bytes = q_.data(name);
-      if (is_scale(s.suffix)) {
+      if (is_scale_suffix(s.suffix)) {
         const ScaleRange r = scale_range(bytes, info.dtype, info.numel());
         if (!r.valid) {
           problem("scale '", name, "' element ", r.first_bad, " is ",
@@ -451,11 +448,6 @@ class Verifier {
     }
     if (!complete) stored.clear();
     return stored;
-  }
-
-  static bool is_scale(const std::string& suffix) {
-    return suffix == "weight_scale" || suffix == "weight_scale_2" || suffix == "weight_scale_inv" ||
-           suffix == "input_scale" || suffix == "scales";
   }
 
   // GPTQ v1 symmetric: every qzeros nibble 7, g_idx[i] = i / 128 (FORMATS.md).
@@ -513,7 +505,7 @@ class Verifier {
               "); serving engines load them as one fused weight");
       return;
     }
-    const std::vector<std::string> suffixes = gate_up_equal_suffixes(f);
+    const std::vector<std::string>& suffixes = format_descriptor(f).gate_up_shared_scalars;
     if (suffixes.empty()) return;
     ++gate_up_checked_;
     bool equal = true;

@@ -1,5 +1,5 @@
-// Small text helpers that every layer's messages use: joined lists, bracketed shapes and rank
-// lists, lines, and the integer ceiling of tile and group counts.
+// Small text helpers that every layer uses: joined lists, bracketed shapes and rank lists, lines,
+// prefixes and suffixes, and the integer ceiling of tile and group counts.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +17,10 @@ std::string shape_string(const std::vector<int>& values);
 
 // The lines of `text` (no trailing empty line for a final '\n').
 std::vector<std::string> split_lines(const std::string& text);
+
+// Whether `s` begins / ends with `affix` (a string is both of itself).
+bool starts_with(const std::string& s, const std::string& affix);
+bool ends_with(const std::string& s, const std::string& affix);
 
 // ceil(a / b) for a >= 0, b > 0: tiles and groups covering a dimension.
 constexpr int64_t ceil_div(int64_t a, int64_t b) {

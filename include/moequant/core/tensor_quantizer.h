@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "moequant/common/format.h"
+#include "moequant/core/format.h"
 #include "moequant/parallel/amax_sync.h"
 
 namespace moequant {

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "moequant/common/format.h"
+#include "moequant/core/format.h"
 
 namespace moequant {
 

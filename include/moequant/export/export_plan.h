@@ -5,8 +5,8 @@
 // Everything but the producers is a function of the config, the source's tensor list and the
 // options, never of the layout, so every layout writes the same files byte for byte. Headers and
 // offsets follow from shapes alone (quantized sizes are known before any byte is produced), which
-// is what lets every producer write its own tensors straight into place (DESIGN.md, "Rank-aware
-// export").
+// is what lets every producer write its own tensors straight into place (docs/design.md,
+// "Rank-aware export").
 #pragma once
 
 #include <cstdint>
@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "moequant/common/dtype.h"
-#include "moequant/common/format.h"
+#include "moequant/core/format.h"
 #include "moequant/export/checkpoint_scheme.h"
 #include "moequant/export/export_source.h"
 #include "moequant/model/model_config.h"
@@ -22,18 +22,12 @@
 
 namespace moequant {
 
-// One tensor quantize_weight() stores for a weight (suffix replaces "weight").
-struct OutputSpec {
-  std::string suffix;
-  DType dtype;
-  std::vector<int64_t> shape;
-};
-
-// What `format` stores for a [rows, cols] weight of dtype `source`, in write order, plus
-// "input_scale" when `input_scale` (fp8 / nvfp4 only). Shape errors (nvfp4 in % 16, int4
-// in % 8 / out % 8) throw naming `name`.
-std::vector<OutputSpec> quantized_outputs(QuantFormat format, int64_t rows, int64_t cols,
-                                          DType source, bool input_scale, const std::string& name);
+// What `format` stores for a [rows, cols] weight of dtype `source` (its descriptor's layout),
+// plus "input_scale" when `input_scale` and the format has static activations. Shape errors
+// throw naming `name`.
+std::vector<StoredTensorSpec> planned_outputs(QuantFormat format, int64_t rows, int64_t cols,
+                                              DType source, bool input_scale,
+                                              const std::string& name);
 
 enum class TensorSource { kPassthrough, kExpertFc1, kExpertFc2 };
 
@@ -70,7 +64,9 @@ struct PlannedUnit {
   int expert = 0;
   bool fc1 = true;
   int producer = 0;
-  std::vector<size_t> tensors;  // indices into ExportPlan::tensors
+  QuantFormat format = QuantFormat::kNone;  // of every weight of the unit (gate and up are one)
+  std::vector<std::string> weights;         // the checkpoint names of its weights: gate, up | down
+  std::vector<size_t> tensors;              // indices into ExportPlan::tensors
 };
 
 // A linear module of the model as serving engines build them (each MoE layer's fused experts
@@ -81,7 +77,7 @@ struct PlannedModule {
 };
 
 struct ExportPlan {
-  CheckpointScheme scheme = CheckpointScheme::kUnquantized;
+  CheckpointScheme scheme;             // unquantized
   std::vector<PlannedTensor> tensors;  // in file order
   std::vector<PlannedFile> files;
   std::vector<PlannedUnit> units;  // expert units in plan order
@@ -100,7 +96,7 @@ QuantFormat expert_format(const ModelConfig& config, int layer, int expert, Expe
                           QuantFormat format, const std::vector<std::string>& exclude);
 
 struct PlanOptions {
-  CheckpointScheme scheme = CheckpointScheme::kFp8Dynamic;
+  CheckpointScheme scheme{QuantFormat::kFP8, false};
   std::vector<std::string> exclude;  // expert projections left unquantized
   uint64_t max_shard_bytes =
       2000000000;  // "2GB": several files, so parallel writers rarely share one

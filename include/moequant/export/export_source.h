@@ -1,5 +1,5 @@
-// What the exporter reads (DESIGN.md, "The library pipeline"): this rank's shards of the routed
-// experts with the quantizers that cover them, and the source tensors that pass through
+// What the exporter reads (docs/design.md, "The library pipeline"): this rank's shards of the
+// routed experts with the quantizers that cover them, and the source tensors that pass through
 // unchanged. HfMoeModel implements it over a Hugging Face folder, ModuleExpertSource over a host
 // program's MoeExperts modules.
 #pragma once
@@ -35,6 +35,9 @@ class ExportSource {
 
   // The dtype of the expert weights (what an unquantized expert projection is stored in).
   virtual DType expert_dtype() const = 0;
+  // The format the expert weight quantizers hold: the format the export writes. The exporter
+  // checks that every rank's source says the same and that every quantizer it uses holds it.
+  virtual QuantFormat weight_format() const = 0;
 
   // This rank's shard of a local expert (layer and expert global). Read-only views where the
   // source allows (no copy), on any device. Called from several threads at once.

@@ -1,4 +1,4 @@
-// The rank-aware exporter (DESIGN.md, "Rank-aware export"). Every rank derives the same plan;
+// The rank-aware exporter (docs/design.md, "Rank-aware export"). Every rank derives the same plan;
 // rank 0 creates every output file at its final size with its header in place; then every rank
 // produces its own tensors (expert units assembled from their ETP shards, quantized; passthrough
 // tensors copied) and writes them straight into place, with a few producer threads per rank so
@@ -12,7 +12,6 @@
 #include <string>
 #include <vector>
 
-#include "moequant/common/format.h"
 #include "moequant/export/checkpoint_scheme.h"
 #include "moequant/export/export_source.h"
 #include "moequant/export/weight_amax.h"
@@ -22,9 +21,10 @@
 
 namespace moequant {
 
+// The format written is the one the source's weight quantizers hold (ExportSource::weight_format),
+// so that the quantizers and the plan cannot disagree.
 struct ExportOptions {
   std::string out_dir;
-  QuantFormat format = QuantFormat::kFP8;
   bool overwrite = false;
   // True when calibration data ran through the model: the static-activation schemes (ModelOpt
   // FP8 / NVFP4 with input_scale) are written; false gives the weight-only ones
@@ -56,7 +56,7 @@ struct ExportRankStats {
 };
 
 struct ExportSummary {
-  CheckpointScheme scheme = CheckpointScheme::kUnquantized;
+  CheckpointScheme scheme;
   size_t tensors = 0;  // in the checkpoint
   size_t files = 0;
   uint64_t bytes = 0;                  // tensor bytes in the checkpoint

@@ -13,6 +13,8 @@ class ModuleExpertSource : public ExportSource {
  public:
   explicit ModuleExpertSource(std::map<int, MoeExperts> layers);
   DType expert_dtype() const override;
+  // The format of the first layer's fc1 weight quantizer (the exporter checks the others).
+  QuantFormat weight_format() const override;
   ExpertShard expert_shard(int layer, int expert, bool fc1) const override;
   std::shared_ptr<TensorQuantizer> weight_quantizer(int layer, int expert, bool fc1) const override;
   std::shared_ptr<TensorQuantizer> input_quantizer(int layer, int expert, bool fc1) const override;

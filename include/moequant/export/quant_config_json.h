@@ -1,6 +1,6 @@
-// The JSON files of an exported checkpoint (FORMATS.md, "The exported checkpoint"): config.json's
-// "quantization_config", which vLLM and SGLang read first, and ModelOpt's hf_quant_config.json,
-// which TensorRT-LLM reads; each complete on its own.
+// The JSON files of an exported checkpoint (docs/formats.md, "The exported checkpoint"):
+// config.json's "quantization_config", which vLLM and SGLang read first, and ModelOpt's
+// hf_quant_config.json, which TensorRT-LLM reads; each complete on its own.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -22,12 +22,12 @@ const char* moequant_version();
 // every linear module left unquantized, in the source's names (ExportPlan::unquantized_modules):
 // ModelOpt's flat form lists it under "ignore" (and "exclude_modules" for older readers), fp8
 // under "ignored_layers" and "modules_to_not_convert", GPTQ as negative "dynamic" regexes.
-nlohmann::json exported_config(const ModelConfig& config, CheckpointScheme scheme,
+nlohmann::json exported_config(const ModelConfig& config, const CheckpointScheme& scheme,
                                const std::vector<std::string>& unquantized_modules,
                                const std::vector<std::string>& quantized_modules);
 
 // hf_quant_config.json for the ModelOpt schemes; nullopt for the others.
-std::optional<nlohmann::json> hf_quant_config(CheckpointScheme scheme,
+std::optional<nlohmann::json> hf_quant_config(const CheckpointScheme& scheme,
                                               const std::vector<std::string>& unquantized_modules);
 
 // GPTQModel "dynamic" negative-match keys ("-:<regex>", applied with re.match) covering exactly

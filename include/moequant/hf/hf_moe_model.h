@@ -16,10 +16,10 @@
 #include <string>
 #include <vector>
 
-#include "moequant/common/format.h"
+#include "moequant/core/format.h"
 #include "moequant/export/export_source.h"
-#include "moequant/model/model_config.h"
 #include "moequant/io/checkpoint_folder.h"
+#include "moequant/model/model_config.h"
 #include "moequant/modules/moe_experts.h"
 #include "moequant/parallel/parallel_state.h"
 
@@ -62,6 +62,7 @@ class HfMoeModel : public torch::nn::Module, public ExportSource {
 
   // ---- ExportSource ---------------------------------------------------------------------------
   DType expert_dtype() const override { return expert_dtype_; }
+  QuantFormat weight_format() const override { return options_.format; }
   ExpertShard expert_shard(int layer, int expert, bool fc1) const override;
   void prefetch_expert(int layer, int expert, bool fc1) const override;
   void release_expert(int layer, int expert, bool fc1) const override;

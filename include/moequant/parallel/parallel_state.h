@@ -119,23 +119,28 @@ class ParallelState {
     return tp_shard(dim, dense_coord().tp, what);
   }
 
-  // ---- who holds what (for export) -----------------------------------------------------------
-  // World ranks holding a shard of expert `expert` of layer `layer`: every etp and edp rank of
-  // its EP rank on the layer's stage, ordered by (edp, etp).
-  std::vector<int> expert_holders(int layer, int expert) const;
-  // The holder of ETP shard `etp_rank` in EDP replica `edp_rank`.
-  int expert_shard_rank(int layer, int expert, int etp_rank, int edp_rank = 0) const;
-  // Deterministic writer of an expert tensor: the holder with etp 0 and the lowest edp (0).
-  int expert_writer(int layer, int expert) const { return expert_shard_rank(layer, expert, 0, 0); }
+  // ---- who holds and produces what ------------------------------------------------------------
+  // The world rank holding ETP shard `etp_rank` of expert `expert` of layer `layer` in EDP
+  // replica `edp_rank`.
+  int expert_shard_rank(int layer, int expert, int etp_rank, int edp_rank) const;
+  // The EDP replica that produces expert `expert`'s output tensors (expert % EDP: the replicas
+  // share the work), and in it the holder of ETP shard `etp_rank`. With etp_rank 0 that is the
+  // expert's producer: it receives the other shards, assembles the weights and writes them.
+  int expert_unit_rank(int layer, int expert, int etp_rank) const;
+  int expert_producer(int layer, int expert) const { return expert_unit_rank(layer, expert, 0); }
   // World ranks holding a dense tensor of layer `layer` (every tp and dp of its stage),
   // ordered by (dp, tp).
   std::vector<int> dense_holders(int layer) const;
-  int dense_shard_rank(int layer, int tp_rank, int dp_rank = 0) const;
-  // Deterministic writer of a dense tensor of layer `layer`: tp 0, dp 0 on its stage.
-  int dense_writer(int layer) const { return dense_shard_rank(layer, 0, 0); }
-  // Writer of a tensor outside the layers on stage `pp_rank` (embeddings: 0; final norm and
-  // lm_head: size(kPP) - 1): tp 0, dp 0 there.
-  int stage_writer(int pp_rank) const;
+
+  // ---- data ----------------------------------------------------------------------------------
+  // Calibration samples are split over every rank of a stage (attention runs data-parallel, not
+  // TP-split): this rank's slot tp + TP*dp among the stage's TP*DP slots.
+  int stage_data_slot() const;
+  int stage_data_slots() const { return sizes_.tp * dp_; }
+  // The rank with this rank's (tp, dp) on stage pp + `offset` (hidden states travel there).
+  int stage_peer(int offset) const;
+  // The index of this rank's group of kind g among all_groups(g).
+  int group_index(Group g) const;
 
  private:
   void check_rank(int world_rank) const;

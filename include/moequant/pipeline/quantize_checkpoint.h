@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "moequant/common/format.h"
+#include "moequant/core/format.h"
 #include "moequant/export/exporter.h"
 #include "moequant/hf/data_calibration.h"
 #include "moequant/model/model_config.h"

@@ -19,13 +19,18 @@
 namespace moequant {
 namespace {
 
+// The schemes by the names the engines know them.
+const CheckpointScheme kFp8Dynamic{QuantFormat::kFP8, false};
+const CheckpointScheme kModeloptNvfp4{QuantFormat::kNVFP4, true};
+const CheckpointScheme kGptqInt4{QuantFormat::kINT4, false};
+
 ModelConfig tiny_config(int layers, int experts, int64_t hidden, int64_t inter) {
   return parse_model_config({{"model_type", "qwen3_moe"},
-                          {"num_hidden_layers", layers},
-                          {"num_experts", experts},
-                          {"hidden_size", hidden},
-                          {"moe_intermediate_size", inter}},
-                         "", "test config");
+                             {"num_hidden_layers", layers},
+                             {"num_experts", experts},
+                             {"hidden_size", hidden},
+                             {"moe_intermediate_size", inter}},
+                            "", "test config");
 }
 
 struct Fixture {
@@ -71,7 +76,7 @@ TEST(ExportPlan, FilesCarryTheirHeadersAndEveryTensorItsOffset) {
   parallel::ModelDims dims{2, 8, 32};
   parallel::ParallelState ps(4, 0, parallel::ParallelSizes{1, 4, 1, 1}, dims);
   PlanOptions po;
-  po.scheme = CheckpointScheme::kModeloptNvfp4;
+  po.scheme = kModeloptNvfp4;
   po.max_shard_bytes = 8000;
   const ExportPlan plan =
       make_export_plan(c, ps,
@@ -122,7 +127,7 @@ TEST(ExportPlan, PassthroughTensorsAreSpreadOverTheRanksByBytes) {
   const ModelConfig c = tiny_config(2, 4, 64, 32);
   parallel::ParallelState ps(2, 0, parallel::ParallelSizes{1, 2, 1, 1}, {2, 4, 32});
   PlanOptions po;
-  po.scheme = CheckpointScheme::kFp8Dynamic;
+  po.scheme = kFp8Dynamic;
   std::vector<PassthroughTensor> passthrough = {
       {"model.embed_tokens.weight", DType::kBF16, {512, 64}},
       {"lm_head.weight", DType::kBF16, {512, 64}}};
@@ -148,7 +153,7 @@ TEST(ExportPlan, PartlyExcludedLayersAreRefusedButForInt4) {
   const ModelConfig c = tiny_config(2, 4, 64, 32);
   parallel::ParallelState ps(1, 0, parallel::ParallelSizes{}, {2, 4, 32});
   PlanOptions po;
-  po.scheme = CheckpointScheme::kFp8Dynamic;
+  po.scheme = kFp8Dynamic;
   po.exclude = {"re:layers\\.1\\.mlp\\.experts\\.2\\."};
   try {
     make_export_plan(c, ps, {}, po);
@@ -158,9 +163,9 @@ TEST(ExportPlan, PartlyExcludedLayersAreRefusedButForInt4) {
     EXPECT_NE(msg.find("layer 1"), std::string::npos) << msg;
     EXPECT_NE(msg.find("int4"), std::string::npos) << msg;
   }
-  po.scheme = CheckpointScheme::kGptqInt4;
+  po.scheme = kGptqInt4;
   EXPECT_EQ(make_export_plan(c, ps, {}, po).unquantized_modules().size(), 3u + 1u);  // + lm_head
-  po.scheme = CheckpointScheme::kFp8Dynamic;
+  po.scheme = kFp8Dynamic;
   po.exclude = {"model.layers.1.*"};  // the whole layer: fine
   const ExportPlan whole = make_export_plan(c, ps, {}, po);
   EXPECT_EQ(whole.unquantized_modules().size(), 4u * 3u + 2u);  // + the layer's experts, lm_head
@@ -172,7 +177,6 @@ TEST(Exporter, UncalibratedWeightQuantizerFailsUnlessAFallbackIsAsked) {
   // Per-expert mode is where an expert can lack its own amax; emulate with the shared one.
   fx.experts->linear_fc1->weight_quantizer->reset();
   ExportOptions eo;
-  eo.format = QuantFormat::kFP8;
   try {
     fx.run(eo);
     FAIL() << "an uncalibrated weight quantizer must fail the export by default";
@@ -185,7 +189,7 @@ TEST(Exporter, UncalibratedWeightQuantizerFailsUnlessAFallbackIsAsked) {
 
   eo.uncalibrated_weights = UncalibratedWeights::kFallback;
   const ExportSummary s = fx.run(eo);
-  EXPECT_EQ(s.scheme, CheckpointScheme::kFp8Dynamic);  // nothing observed inputs
+  EXPECT_EQ(s.scheme, kFp8Dynamic);  // nothing observed inputs
   ASSERT_EQ(s.warnings.size(), 1u);
   EXPECT_NE(s.warnings[0].find("layer0.linear_fc1.weight_quantizer"), std::string::npos)
       << s.warnings[0];
@@ -208,9 +212,8 @@ TEST(Exporter, InputScalesFromCalibratedInputsAndZeroAmaxRefused) {
     fx.experts->forward(x, {4, 0, 3, 3});  // expert 1 gets no tokens: the layer's input amax serves
   }
   ExportOptions eo;
-  eo.format = QuantFormat::kNVFP4;
   eo.activations_calibrated = true;
-  EXPECT_EQ(fx.run(eo).scheme, CheckpointScheme::kModeloptNvfp4);
+  EXPECT_EQ(fx.run(eo).scheme, kModeloptNvfp4);
   const io::CheckpointFolder f = io::CheckpointFolder::open(fx.out.string());
   const float in_amax = fx.experts->linear_fc1->input_quantizer->amax_scalar();
   EXPECT_EQ(in_amax, x.abs().max().item<float>());

@@ -11,14 +11,23 @@
 namespace moequant {
 namespace {
 
+// The schemes by the names the engines know them.
+const CheckpointScheme kUnquantized_{QuantFormat::kNone, false};
+const CheckpointScheme kModeloptFp8{QuantFormat::kFP8, true};
+const CheckpointScheme kFp8Dynamic{QuantFormat::kFP8, false};
+const CheckpointScheme kModeloptNvfp4{QuantFormat::kNVFP4, true};
+const CheckpointScheme kModeloptW4A16Nvfp4{QuantFormat::kNVFP4, false};
+const CheckpointScheme kFp8Block{QuantFormat::kFP8Block, false};
+const CheckpointScheme kGptqInt4{QuantFormat::kINT4, false};
+
 ModelConfig qwen3() {
   return parse_model_config({{"model_type", "qwen3_moe"},
-                          {"num_hidden_layers", 2},
-                          {"num_experts", 4},
-                          {"hidden_size", 64},
-                          {"moe_intermediate_size", 32},
-                          {"quantization_config", {{"quant_method", "stale"}}}},
-                         "", "c");
+                             {"num_hidden_layers", 2},
+                             {"num_experts", 4},
+                             {"hidden_size", 64},
+                             {"moe_intermediate_size", 32},
+                             {"quantization_config", {{"quant_method", "stale"}}}},
+                            "", "c");
 }
 
 const std::vector<std::string> kUnquantized = {
@@ -35,25 +44,24 @@ std::vector<std::string> keys(const nlohmann::json& j) {
 }
 
 TEST(CheckpointScheme, StaticActivationsOnlyWhenCalibrated) {
-  EXPECT_EQ(choose_scheme(QuantFormat::kFP8, false), CheckpointScheme::kFp8Dynamic);
-  EXPECT_EQ(choose_scheme(QuantFormat::kFP8, true), CheckpointScheme::kModeloptFp8);
-  EXPECT_EQ(choose_scheme(QuantFormat::kNVFP4, false), CheckpointScheme::kModeloptW4A16Nvfp4);
-  EXPECT_EQ(choose_scheme(QuantFormat::kNVFP4, true), CheckpointScheme::kModeloptNvfp4);
+  EXPECT_EQ(choose_scheme(QuantFormat::kFP8, false), kFp8Dynamic);
+  EXPECT_EQ(choose_scheme(QuantFormat::kFP8, true), kModeloptFp8);
+  EXPECT_EQ(choose_scheme(QuantFormat::kNVFP4, false), kModeloptW4A16Nvfp4);
+  EXPECT_EQ(choose_scheme(QuantFormat::kNVFP4, true), kModeloptNvfp4);
   for (bool calibrated : {false, true}) {
-    EXPECT_EQ(choose_scheme(QuantFormat::kFP8Block, calibrated), CheckpointScheme::kFp8Block);
-    EXPECT_EQ(choose_scheme(QuantFormat::kINT4, calibrated), CheckpointScheme::kGptqInt4);
+    EXPECT_EQ(choose_scheme(QuantFormat::kFP8Block, calibrated), kFp8Block);
+    EXPECT_EQ(choose_scheme(QuantFormat::kINT4, calibrated), kGptqInt4);
     for (QuantFormat f : {QuantFormat::kNone, QuantFormat::kFP8, QuantFormat::kNVFP4,
                           QuantFormat::kFP8Block, QuantFormat::kINT4}) {
       const CheckpointScheme s = choose_scheme(f, calibrated);
-      EXPECT_EQ(scheme_format(s), f);
-      EXPECT_TRUE(!has_static_activations(s) || calibrated) << scheme_description(s);
+      EXPECT_EQ(s.format, f);
+      EXPECT_TRUE(!s.static_activations || calibrated) << s.names().description;
     }
   }
 }
 
 TEST(QuantConfigJson, ModeloptFlatFormHasExactlyFormatsKeys) {
-  const nlohmann::json c =
-      exported_config(qwen3(), CheckpointScheme::kModeloptNvfp4, kUnquantized, kQuantized);
+  const nlohmann::json c = exported_config(qwen3(), kModeloptNvfp4, kUnquantized, kQuantized);
   const nlohmann::json& q = c["quantization_config"];
   EXPECT_EQ(keys(q),
             (std::vector<std::string>{"config_groups", "exclude_modules", "group_size", "ignore",
@@ -71,12 +79,11 @@ TEST(QuantConfigJson, ModeloptFlatFormHasExactlyFormatsKeys) {
   EXPECT_EQ(q["producer"]["name"], "moequant");
 
   const nlohmann::json w4a16 =
-      exported_config(qwen3(), CheckpointScheme::kModeloptW4A16Nvfp4, kUnquantized, kQuantized);
+      exported_config(qwen3(), kModeloptW4A16Nvfp4, kUnquantized, kQuantized);
   EXPECT_EQ(w4a16["quantization_config"]["quant_algo"], "W4A16_NVFP4");
   EXPECT_FALSE(
       w4a16["quantization_config"]["config_groups"]["group_0"].contains("input_activations"));
-  const nlohmann::json fp8 =
-      exported_config(qwen3(), CheckpointScheme::kModeloptFp8, kUnquantized, kQuantized);
+  const nlohmann::json fp8 = exported_config(qwen3(), kModeloptFp8, kUnquantized, kQuantized);
   EXPECT_EQ(fp8["quantization_config"]["quant_algo"], "FP8");
   EXPECT_FALSE(fp8["quantization_config"].contains("group_size"));
   EXPECT_EQ(fp8["quantization_config"]["config_groups"]["group_0"]["input_activations"],
@@ -85,30 +92,29 @@ TEST(QuantConfigJson, ModeloptFlatFormHasExactlyFormatsKeys) {
 }
 
 TEST(QuantConfigJson, HfQuantConfigIsTheNestedFormOfModeloptOnly) {
-  const auto h = hf_quant_config(CheckpointScheme::kModeloptW4A16Nvfp4, kUnquantized);
+  const auto h = hf_quant_config(kModeloptW4A16Nvfp4, kUnquantized);
   ASSERT_TRUE(h.has_value());
   EXPECT_EQ(keys(*h), (std::vector<std::string>{"producer", "quantization"}));
   EXPECT_EQ((*h)["quantization"]["quant_algo"], "W4A16_NVFP4");
   EXPECT_TRUE((*h)["quantization"]["kv_cache_quant_algo"].is_null());
   EXPECT_EQ((*h)["quantization"]["group_size"], 16);
   EXPECT_EQ((*h)["quantization"]["exclude_modules"], kUnquantized);
-  EXPECT_FALSE(hf_quant_config(CheckpointScheme::kFp8Dynamic, kUnquantized).has_value());
-  EXPECT_FALSE(hf_quant_config(CheckpointScheme::kGptqInt4, kUnquantized).has_value());
+  EXPECT_FALSE(hf_quant_config(kFp8Dynamic, kUnquantized).has_value());
+  EXPECT_FALSE(hf_quant_config(kGptqInt4, kUnquantized).has_value());
 }
 
 TEST(QuantConfigJson, Fp8FormsListTheSameModulesUnderBothKeys) {
-  for (CheckpointScheme s : {CheckpointScheme::kFp8Dynamic, CheckpointScheme::kFp8Block}) {
+  for (CheckpointScheme s : {kFp8Dynamic, kFp8Block}) {
     const nlohmann::json q =
         exported_config(qwen3(), s, kUnquantized, kQuantized)["quantization_config"];
     EXPECT_EQ(q["quant_method"], "fp8");
     EXPECT_EQ(q["activation_scheme"], "dynamic");
     EXPECT_EQ(q["ignored_layers"], kUnquantized);
     EXPECT_EQ(q["modules_to_not_convert"], kUnquantized);
-    EXPECT_EQ(q.contains("weight_block_size"), s == CheckpointScheme::kFp8Block);
+    EXPECT_EQ(q.contains("weight_block_size"), s == kFp8Block);
   }
   // kUnquantized drops a stale quantization_config of the source.
-  EXPECT_FALSE(exported_config(qwen3(), CheckpointScheme::kUnquantized, {}, {})
-                   .contains("quantization_config"));
+  EXPECT_FALSE(exported_config(qwen3(), kUnquantized_, {}, {}).contains("quantization_config"));
 }
 
 TEST(QuantConfigJson, GptqNegativeRegexesGeneralizeLayersOnlyWhereSafe) {
@@ -131,17 +137,15 @@ TEST(EngineView, ReadsEveryFormAndMatchesLikeTheEngines) {
                                         "model.layers.0.mlp.gate", "lm_head"};
   const std::vector<std::string> q = {"model.layers.0.mlp.experts.0.gate_proj"};
   for (CheckpointScheme s :
-       {CheckpointScheme::kModeloptFp8, CheckpointScheme::kFp8Dynamic,
-        CheckpointScheme::kModeloptNvfp4, CheckpointScheme::kModeloptW4A16Nvfp4,
-        CheckpointScheme::kFp8Block, CheckpointScheme::kGptqInt4}) {
+       {kModeloptFp8, kFp8Dynamic, kModeloptNvfp4, kModeloptW4A16Nvfp4, kFp8Block, kGptqInt4}) {
     const nlohmann::json c = exported_config(qwen3(), s, unq, q);
     const EngineView v = engine_view_of(c, "config.json");
-    EXPECT_EQ(v.format, scheme_format(s)) << scheme_description(s);
-    EXPECT_EQ(v.static_activations, has_static_activations(s)) << scheme_description(s);
-    EXPECT_EQ(engine_mismatches(v, modules), std::vector<std::string>{}) << scheme_description(s);
+    EXPECT_EQ(v.format, s.format) << s.names().description;
+    EXPECT_EQ(v.static_activations, s.static_activations) << s.names().description;
+    EXPECT_EQ(engine_mismatches(v, modules), std::vector<std::string>{}) << s.names().description;
   }
   // The bug this schema fixes: a flat ModelOpt config with the list under another key.
-  nlohmann::json bad = exported_config(qwen3(), CheckpointScheme::kModeloptFp8, unq, q);
+  nlohmann::json bad = exported_config(qwen3(), kModeloptFp8, unq, q);
   bad["quantization_config"].erase("ignore");
   EXPECT_THROW(engine_view_of(bad, "config.json"), Error);
   bad["quantization_config"]["ignore"] = nlohmann::json::array({"model.layers.0.mlp"});

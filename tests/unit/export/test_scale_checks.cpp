@@ -40,18 +40,5 @@ TEST(ScaleChecks, ZeroNanAndInfAreRefusedNamingTheElement) {
   EXPECT_EQ(error_of("a.weight", DType::kF32, at::zeros({2}, at::kFloat)), "");  // not a scale
 }
 
-TEST(ScaleChecks, ScaleSuffixesAndGateUpRule) {
-  EXPECT_TRUE(is_scale_suffix("x.weight_scale_2"));
-  EXPECT_TRUE(is_scale_suffix("x.scales"));
-  EXPECT_FALSE(is_scale_suffix("x.qzeros"));
-  EXPECT_FALSE(is_scale_suffix("x.weight"));
-  EXPECT_EQ(gate_up_equal_suffixes(QuantFormat::kFP8),
-            (std::vector<std::string>{"weight_scale", "input_scale"}));
-  EXPECT_EQ(gate_up_equal_suffixes(QuantFormat::kNVFP4),
-            (std::vector<std::string>{"weight_scale_2", "input_scale"}));
-  EXPECT_TRUE(gate_up_equal_suffixes(QuantFormat::kFP8Block).empty());
-  EXPECT_TRUE(gate_up_equal_suffixes(QuantFormat::kINT4).empty());
-}
-
 }  // namespace
 }  // namespace moequant

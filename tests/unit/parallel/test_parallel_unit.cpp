@@ -139,21 +139,29 @@ TEST(ParallelState, ExpertsShardsAndStages) {
   EXPECT_EQ(ps.ep_rank_of_expert(5), 1);
   EXPECT_FALSE(ps.holds_expert(5));
   EXPECT_NE(error_of([&] { ps.local_expert(5); }).find("held by EP rank 1"), std::string::npos);
-  // Who holds expert 5 of layer 3: stage 1, ep 1, every edp -> ranks 5 and 7.
-  EXPECT_EQ(ps.expert_holders(3, 5), (std::vector<int>{5, 7}));
-  EXPECT_EQ(ps.expert_writer(3, 5), 5);
-  EXPECT_EQ(ps.expert_writer(0, 0), 0);
+  // Who holds expert 5 of layer 3: stage 1, ep 1, edp 0 and 1 -> ranks 5 and 7; its producer is
+  // in replica 5 % EDP = 1 (rank 7), expert 4's in replica 0 (rank 5).
+  EXPECT_EQ(ps.expert_shard_rank(3, 5, 0, 0), 5);
+  EXPECT_EQ(ps.expert_shard_rank(3, 5, 0, 1), 7);
+  EXPECT_EQ(ps.expert_producer(3, 5), 7);
+  EXPECT_EQ(ps.expert_producer(3, 4), 5);
+  EXPECT_EQ(ps.expert_producer(0, 0), 0);
   EXPECT_EQ(ps.dense_holders(1), (std::vector<int>{0, 1, 2, 3}));
-  EXPECT_EQ(ps.dense_writer(2), 4);
-  EXPECT_EQ(ps.stage_writer(1), 4);
+  EXPECT_EQ(ps.dense_holders(2), (std::vector<int>{4, 5, 6, 7}));
+  // Data: rank 6 is tp 0, dp 1 of stage 1: slot 2 of 4; its peer on stage 0 is rank 2.
+  EXPECT_EQ(ps.stage_data_slot(), 2);
+  EXPECT_EQ(ps.stage_data_slots(), 4);
+  EXPECT_EQ(ps.stage_peer(-1), 2);
+  EXPECT_NE(error_of([&] { ps.stage_peer(1); }).find("no pipeline stage 2"), std::string::npos);
 
   // ETP2 x EP2 on 4 ranks: rank r = etp + 2 ep; expert shard holders ordered by (edp, etp).
   const ParallelState es(4, 3, sizes(1, 2, 2, 1), {2, 4, 16});
   EXPECT_EQ(es.local_etp_shard().begin, 8);
   EXPECT_EQ(es.local_etp_shard().end, 16);
-  EXPECT_EQ(es.expert_holders(1, 3), (std::vector<int>{2, 3}));
-  EXPECT_EQ(es.expert_shard_rank(1, 3, 1), 3);
-  EXPECT_EQ(es.expert_writer(1, 3), 2);
+  EXPECT_EQ(es.expert_unit_rank(1, 3, 0), 2);
+  EXPECT_EQ(es.expert_unit_rank(1, 3, 1), 3);
+  EXPECT_EQ(es.expert_producer(1, 3), 2);
+  EXPECT_EQ(es.group_index(Group::kETP), 1);  // ETP groups {0, 1}, {2, 3}
   EXPECT_EQ(es.local_tp_shard(32).size(), 32);
 }
 
@@ -170,7 +178,7 @@ TEST(ParallelState, UnevenPipelineGivesEarlyStagesTheExtraLayer) {
   EXPECT_EQ(next, 10);
   EXPECT_EQ(sizes_seen, (std::vector<int64_t>{3, 3, 2, 2}));
   EXPECT_EQ(ps.stage_of_layer(6), 2);
-  EXPECT_EQ(ps.dense_writer(9), 3);
+  EXPECT_EQ(ps.dense_holders(9), (std::vector<int>{3}));
 }
 
 TEST(ParallelState, Describe) {

@@ -1,10 +1,8 @@
-// Storage dtypes and format names: sizes, the names safetensors and the tool use, and errors
-// that list what is valid.
+// Storage dtypes: sizes, the names safetensors uses, and errors that name the context.
 #include <gtest/gtest.h>
 
 #include "moequant/common/dtype.h"
 #include "moequant/common/error.h"
-#include "moequant/common/format.h"
 
 namespace moequant {
 namespace {
@@ -28,20 +26,6 @@ TEST(DType, UnknownNameIsAnErrorNamingTheContext) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("tensor 'w'"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("F4"), std::string::npos) << e.what();
-  }
-}
-
-TEST(Format, NamesRoundTripAndUnknownListsTheValidOnes) {
-  for (QuantFormat f : {QuantFormat::kNone, QuantFormat::kFP8, QuantFormat::kNVFP4,
-                        QuantFormat::kFP8Block, QuantFormat::kINT4})
-    EXPECT_EQ(format_from_name(format_name(f)), f);
-  try {
-    format_from_name("mxfp4");
-    FAIL() << "no error";
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    EXPECT_NE(msg.find("mxfp4"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("nvfp4"), std::string::npos) << msg;
   }
 }
 
