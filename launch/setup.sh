@@ -4,8 +4,8 @@
 #
 #   launch/setup.sh                 install what is missing, configure, build
 #   launch/setup.sh --test          ... then run the whole test suite (ctest)
-#   launch/setup.sh --run [ARGS]    ... then run the tool (`moequant quantize` on its built-in
-#                                   model when no ARGS are given)
+#   launch/setup.sh --run [ARGS]    ... building only the tool, then run it (`moequant quantize`
+#                                   on its built-in model when no ARGS are given)
 #
 # Environment: MOEQUANT_BUILD_DIR (default ./build), MOEQUANT_JOBS (default: all cores),
 # MOEQUANT_TORCH_PREFIX (a LibTorch CMake prefix; default: Debian's libtorch-dev on CPU machines,
@@ -68,8 +68,12 @@ if [[ ! -f "$build/CMakeCache.txt" ]]; then
   # shellcheck disable=SC2086
   cmake -S "$root" -B "$build" "${generator[@]}" "${cmake_flags[@]}" ${MOEQUANT_CMAKE_FLAGS:-}
 fi
-log "building with $jobs jobs"
-cmake --build "$build" -j "$jobs"
+# --run builds what the run needs (the tool and the layers under it); --test and a plain setup
+# build everything (tests, examples, benchmarks).
+targets=()
+[[ "$mode" == run ]] && targets=(--target moequant_tool)
+log "building ${targets[*]:+the tool }with $jobs jobs"
+cmake --build "$build" -j "$jobs" "${targets[@]}"
 
 export NCCL_NVLS_ENABLE=0
 case "$mode" in

@@ -7,7 +7,16 @@
 
 #include <string>
 
+#include "moequant/common/error.h"
 #include "moequant/kernels/kernels.h"
+
+// MQ_CHECK_KERNEL(call, context...): runs an mq_* kernel API call; on failure throws
+// "<context> failed: <the kernel's message>".
+#define MQ_CHECK_KERNEL(call, ...)                                                  \
+  do {                                                                              \
+    const mq_status mq_status_ = (call);                                            \
+    if (mq_status_ != MQ_OK) MQ_THROW(__VA_ARGS__, " failed: ", ::mq_last_error()); \
+  } while (0)
 
 namespace moequant {
 

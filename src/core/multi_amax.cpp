@@ -40,11 +40,11 @@ void run_on_device(const std::vector<const AmaxTask*>& tasks, std::vector<float>
   at::Tensor local =
       at::zeros({static_cast<int64_t>(slots.size())}, first.options().dtype(at::kFloat));
   at::Tensor bad = at::zeros({n}, first.options().dtype(at::kInt));
-  const mq_status status =
+  MQ_CHECK_KERNEL(
       cuda ? mq_cuda_multi_amax(items.data(), n, local.data_ptr<float>(), bad.data_ptr<int32_t>(),
-                                static_cast<mq_stream_t>(kernel_stream(first)))
-           : mq_cpu_multi_amax(items.data(), n, local.data_ptr<float>(), bad.data_ptr<int32_t>());
-  MQ_CHECK(status == MQ_OK, "amax calibration of ", n, " tensors failed: ", mq_last_error());
+                                kernel_stream(first))
+           : mq_cpu_multi_amax(items.data(), n, local.data_ptr<float>(), bad.data_ptr<int32_t>()),
+      "amax calibration of ", n, " tensors");
 
   const at::Tensor bad_host = bad.to(at::kCPU);
   std::string nonfinite;

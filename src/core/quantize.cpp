@@ -17,10 +17,6 @@ namespace moequant {
 
 namespace {
 
-void check_status(mq_status status, const char* op, const std::string& name) {
-  MQ_CHECK(status == MQ_OK, name, ": ", op, " failed: ", mq_last_error());
-}
-
 // The format's stored tensors for `w`, allocated on its device; the from_amax scalars hold
 // `scales` (one value, or one per row).
 std::vector<StoredTensor> allocate(const FormatDescriptor& f, const at::Tensor& w,
@@ -48,7 +44,7 @@ std::vector<StoredTensor> quantize_scaled(const at::Tensor& w, const FormatDescr
   c10::DeviceGuard guard(w.device());
   const KernelWeight k{w, kernel_dtype(w, name), use_cuda_kernels(w), kernel_stream(w)};
   std::vector<StoredTensor> out = allocate(f, w, scales, name);
-  check_status(f.kernels->quantize(k, scales, out), "quantization", name);
+  MQ_CHECK_KERNEL(f.kernels->quantize(k, scales, out), name, ": ", f.name, " quantization");
   return out;
 }
 
@@ -108,9 +104,9 @@ at::Tensor dequantize_weight(const std::vector<StoredTensor>& stored, QuantForma
   c10::DeviceGuard guard(any.device());
   const bool cuda = use_cuda_kernels(any);
   at::Tensor out = at::empty({rows, cols}, any.options().dtype(at::kFloat));
-  check_status(
+  MQ_CHECK_KERNEL(
       f.kernels->dequantize(ordered, rows, cols, out.data_ptr<float>(), cuda, kernel_stream(any)),
-      "dequantization", name);
+      name, ": ", f.name, " dequantization");
   return out;
 }
 

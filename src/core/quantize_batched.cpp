@@ -110,13 +110,12 @@ std::vector<std::vector<StoredTensor>> quantize_weights_batched(
   }
   const bool cuda = use_cuda_kernels(dev_in);
   const mq_dtype kdtype = kernel_dtype(matrices[0].w, first);
-  const mq_status status =
+  MQ_CHECK_KERNEL(
       cuda ? mq_cuda_quantize_batched(f.kernels->batched, kdtype, items.data(),
                                       static_cast<int32_t>(items.size()), kernel_stream(dev_in))
            : mq_cpu_quantize_batched(f.kernels->batched, kdtype, items.data(),
-                                     static_cast<int32_t>(items.size()));
-  MQ_CHECK(status == MQ_OK, "batched ", f.name, " quantization of ", items.size(), " matrices (",
-           first, " ...) failed: ", mq_last_error());
+                                     static_cast<int32_t>(items.size())),
+      "batched ", f.name, " quantization of ", items.size(), " matrices (", first, " ...)");
   at::Tensor host_out = at::empty({std::max<int64_t>(out_bytes, 1)}, pinned);
   host_out.copy_(dev_out);  // on this thread's stream; waits for the kernel
 

@@ -118,11 +118,7 @@ void lay_out_files(ExportPlan& plan, uint64_t max_shard_bytes) {
     std::vector<io::TensorSpec> specs;
     for (size_t i = f.first; i <= f.last; ++i)
       specs.push_back({plan.tensors[i].name, plan.tensors[i].dtype, plan.tensors[i].shape});
-    const std::string json = io::serialize_header(specs, {{"format", "pt"}});
-    f.header.resize(8);
-    uint64_t n = json.size();
-    for (int b = 0; b < 8; ++b) f.header[b] = static_cast<char>((n >> (8 * b)) & 0xff);
-    f.header += json;
+    f.header = io::file_start(specs, {{"format", "pt"}});
     uint64_t offset = f.header.size();
     for (size_t i = f.first; i <= f.last; ++i) {
       plan.tensors[i].offset = offset;

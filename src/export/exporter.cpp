@@ -112,7 +112,7 @@ ConfigFiles config_files(const ModelConfig& config, const ExportPlan& plan) {
 }
 
 // Rank 0 makes the partial folder, every output file at its final size with its header, and a
-// marker; every rank must then see the marker's token (one shared filesystem, DESIGN.md).
+// marker; every rank must then see the marker's token (one shared filesystem, docs/design.md).
 std::string prepare_files(parallel::Communicator& world, const ExportPlan& plan,
                           const ExportOptions& options) {
   const std::string dir = partial_dir_for(options.out_dir);

@@ -198,8 +198,6 @@ DataCalibrationReport calibrate_with_data(HfMoeModel& model, const parallel::Pro
   const RopeTable rope = rope_table(T, d, dev);
   const parallel::IndexRange layers = ps.local_layers();
   std::vector<int64_t> routed(static_cast<size_t>(c.num_layers) * c.num_experts, 0);
-  const size_t steps = static_cast<size_t>(layers.size() * batches);
-  size_t step = 0;
   auto load = [&](int layer) {
     return std::async(std::launch::async, load_layer, std::ref(model), std::cref(d), layer,
                       o.device);
@@ -228,7 +226,6 @@ DataCalibrationReport calibrate_with_data(HfMoeModel& model, const parallel::Pro
       const int64_t begin = std::min(b * o.batch, mine.size());
       const int64_t end = std::min(begin + o.batch, mine.size());
       attended.push_back(attention_block(h.narrow(0, begin, end - begin), w, d, rope));
-      if (o.progress && world.rank() == 0) o.progress(++step, steps);
     }
     h = at::cat(attended, 0);
     attended.clear();
@@ -241,6 +238,7 @@ DataCalibrationReport calibrate_with_data(HfMoeModel& model, const parallel::Pro
     }
     h = at::cat(outs, 0);
     report.forward_s += seconds_since(t0);
+    if (o.progress && world.rank() == 0) o.progress(layer + 1 - layers.begin, layers.size());
   }
   if (me.pp + 1 < ps.sizes().pp) {
     const at::Tensor host = h.to(at::kCPU).contiguous();

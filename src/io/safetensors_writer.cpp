@@ -72,12 +72,20 @@ std::string serialize_header(const std::vector<TensorSpec>& tensors,
   return out;
 }
 
+std::string file_start(const std::vector<TensorSpec>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  const std::string header = serialize_header(tensors, metadata);
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((header.size() >> (8 * i)) & 0xff);
+  return out + header;
+}
+
 SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<TensorSpec> tensors,
                                      std::map<std::string, std::string> metadata)
     : path_(std::move(path)), specs_(std::move(tensors)) {
-  std::string header;
+  std::string start;  // length prefix and header
   try {
-    header = serialize_header(specs_, metadata);
+    start = file_start(specs_, metadata);
   } catch (const Error& e) {
     MQ_THROW(path_, ": ", e.what());
   }
@@ -86,15 +94,12 @@ SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<TensorSpec> t
     spec_bytes_.push_back(tensor_nbytes(t.dtype, t.shape, t.name));
     data_size_ += spec_bytes_.back();
   }
-  file_size_ = 8 + header.size() + data_size_;
+  file_size_ = start.size() + data_size_;
 
-  uint8_t length[8];
-  for (int i = 0; i < 8; ++i) length[i] = static_cast<uint8_t>(header.size() >> (8 * i));
   buffer_.reserve(kBufferBytes);
   fd_ = detail::open_for_write(path_);
   try {
-    append(length, sizeof(length));
-    append(header.data(), header.size());
+    append(start.data(), start.size());
   } catch (...) {
     ::close(fd_);
     ::unlink(path_.c_str());

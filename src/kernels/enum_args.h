@@ -26,10 +26,5 @@ inline bool is_known_dtype(int32_t d) {
   return d == MQ_DTYPE_BF16 || d == MQ_DTYPE_F16 || d == MQ_DTYPE_F32;
 }
 
-inline bool is_known_format(int32_t f) {
-  return f == MQ_FORMAT_FP8 || f == MQ_FORMAT_NVFP4 || f == MQ_FORMAT_FP8_BLOCK ||
-         f == MQ_FORMAT_INT4;
-}
-
 }  // namespace kernels
 }  // namespace moequant

@@ -95,7 +95,7 @@ std::vector<NamedQuantizer> GroupedLinearImpl::named_quantizers() {
     out.emplace_back("weight_quantizer", weight_quantizer);
   }
   // The shared input quantizer is kept in per-expert mode too: it observes every token of the
-  // layer and is the fallback of an expert that saw none (FORMATS.md, "Calibration (amax)").
+  // layer and is the fallback of an expert that saw none (docs/formats.md, "Calibration (amax)").
   out.emplace_back("input_quantizer", input_quantizer);
   return out;
 }

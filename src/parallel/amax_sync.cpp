@@ -122,12 +122,6 @@ uint64_t AmaxSyncReport::total_collectives() const {
   return n;
 }
 
-size_t AmaxSyncReport::total_values() const {
-  size_t n = 0;
-  for (const auto& g : groups) n += g.values;
-  return n;
-}
-
 AmaxSyncPlan::AmaxSyncPlan(std::vector<AmaxEntry> entries, const ProcessGroups& groups)
     : owned_(std::move(entries)), entries_(owned_.data()), size_(owned_.size()), groups_(&groups) {
   prepare();  // a moved vector keeps its buffer, so entries_ stays valid when the plan moves

@@ -26,18 +26,6 @@ int env_int(const char* name, int fallback, int min_value = 0) {
 
 }  // namespace
 
-const char* launcher_name(Launcher l) {
-  switch (l) {
-    case Launcher::kNone:
-      return "none";
-    case Launcher::kMpi:
-      return "mpi";
-    case Launcher::kTorchrun:
-      return "torchrun";
-  }
-  return "?";
-}
-
 LaunchInfo detect_launch() {
   LaunchInfo info;
   // Open MPI's mpirun (and Open MPI 5 / PRRTE) set OMPI_COMM_WORLD_*; srun --mpi=pmix sets

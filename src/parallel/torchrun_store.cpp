@@ -1,4 +1,5 @@
-// The only file of moequant_parallel that includes torch headers (narrow c10d ones).
+// layering: a library of its own over LibTorch (moequant_parallel_torchrun, torchrun.cmake),
+// so that moequant_parallel itself builds without it: the only torch (narrow c10d) headers there.
 #include "torchrun_store.h"
 
 #include <c10/util/Exception.h>

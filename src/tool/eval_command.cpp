@@ -50,7 +50,7 @@ int run_eval(const EvalArgs& a) {
   o.quantized = a.quantized;
   o.batch = a.batch;
   o.device = a.device;
-  Progress progress("evaluating", !a.quiet);
+  Progress progress("evaluating", "layers", !a.quiet);
   o.progress = [&](size_t d, size_t t) { progress.update(d, t); };
   const EvalReport r = evaluate_checkpoints(o, data);
   progress.finish();

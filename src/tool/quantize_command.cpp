@@ -257,7 +257,7 @@ int run_quantize(const QuantizeArgs& a) {
           o.overwrite = true;
         }
       }
-      Progress calibrate("calibrating", chatty), exporting("exporting", chatty);
+      Progress calibrate("calibrating", "layers", chatty), exporting("exporting", "bytes", chatty);
       o.progress = [&](const char* stage, uint64_t done, uint64_t total) {
         (std::string(stage) == "export" ? exporting : calibrate).update(done, total);
       };

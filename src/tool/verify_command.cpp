@@ -351,7 +351,7 @@ class Verifier {
               shape_string(expect));
       return false;
     }
-    // Gate rows come first in a fused gate_up expert, then up rows (FORMATS.md).
+    // Gate rows come first in a fused gate_up expert, then up rows (docs/formats.md).
     const int64_t per_expert = expect[1] * expect[2];
     const int64_t row_offset = p == ExpertProj::kUp ? I : 0;
     w.label =
@@ -450,7 +450,7 @@ class Verifier {
     return stored;
   }
 
-  // GPTQ v1 symmetric: every qzeros nibble 7, g_idx[i] = i / 128 (FORMATS.md).
+  // GPTQ v1 symmetric: every qzeros nibble 7, g_idx[i] = i / 128 (docs/formats.md).
   bool check_int4_layout(const std::string& name, const std::string& suffix, const uint8_t* bytes,
                          const io::TensorInfo& info) {
     for (int64_t i = 0; i < info.numel(); ++i) {

@@ -4,7 +4,7 @@
 Usage: engine_schema.py [--source SRC] --quantized OUT --format {fp8,nvfp4,fp8_block,int4,none}
                         [--calibrated]
 
-Written from FORMATS.md ("The exported checkpoint") and the engines' loaders, independently of
+Written from docs/formats.md ("The exported checkpoint") and the engines' loaders, independently of
 moequant's C++ (Python standard library only):
   - config.json "quantization_config" must be exactly the schema of the expected scheme
     (ModelOpt FP8 / NVFP4 when calibrated, W4A16_NVFP4 / vLLM fp8 dynamic when not, fp8 128x128
@@ -153,7 +153,7 @@ def check(src, out, fmt, calibrated, problems):
 
     def keys_are(obj, want, where):
         if not isinstance(obj, dict) or sorted(obj) != sorted(want):
-            problems.append("%s: keys %s, FORMATS.md gives %s"
+            problems.append("%s: keys %s, docs/formats.md gives %s"
                             % (where, sorted(obj) if isinstance(obj, dict) else obj, sorted(want)))
             return False
         return True

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Independent reference checker for moequant's exported checkpoints.
 
-Recomputes, from the SOURCE checkpoint alone, every tensor that docs/FORMATS.md says the exported
+Recomputes, from the SOURCE checkpoint alone, every tensor that docs/docs/formats.md says the exported
 folder must hold, and compares them byte for byte with the QUANTIZED folder. Pure Python 3,
 standard library only (no numpy, no torch): it shares no code with the tool.
 
@@ -12,7 +12,7 @@ Exit status: 0 everything matches, 1 a mismatch (or a structural/config error), 
 cannot be read (usage error, unreadable source, a source the formats cannot represent).
 
 Float32 arithmetic is emulated on Python doubles: every intermediate is rounded to float32
-(struct 'f'), one operation at a time, in the order FORMATS.md writes. For +, -, *, / on float32
+(struct 'f'), one operation at a time, in the order docs/formats.md writes. For +, -, *, / on float32
 operands the double result rounded to float32 equals the correctly rounded float32 result
 (53 >= 2*24 + 2), so this is exact.
 
@@ -560,7 +560,7 @@ def q_nvfp4(w, amax):
     y = f32_list(y)
     if any(v != v for v in y):
         raise InputError("%s.weight: nvfp4 quotient is NaN (scale product underflows to 0): "
-                         "FORMATS.md does not define this" % w.base)
+                         "docs/formats.md does not define this" % w.base)
     codes = e2m1_codes(y)
     packed = bytes([lo | (hi << 4) for lo, hi in zip(codes[0::2], codes[1::2])])
 
@@ -657,7 +657,7 @@ def q_int4(w, amax):
             sc = fp16_value(bits)
             if sc == 0:
                 raise InputError("%s.weight: int4 scale of row %d group %d (group amax %s) rounds "
-                                 "to float16 zero: FORMATS.md leaves this undefined and the tool "
+                                 "to float16 zero: docs/formats.md leaves this undefined and the tool "
                                  "refuses zero scales" % (w.base, o, g, m))
             scale_bits[g * rows + o] = bits
             for v in f32_list([x / sc for x in grp]):
@@ -817,7 +817,7 @@ def check_output_layout(report, out, problems):
     for p in problems:
         report.fail(p)
     if not out.has_index:
-        report.fail("output has no model.safetensors.index.json (FORMATS.md requires it)")
+        report.fail("output has no model.safetensors.index.json (docs/formats.md requires it)")
     else:
         n = len(out.files)
         pat = re.compile(r"^model-(\d{5})-of-(\d{5})\.safetensors$")
@@ -952,7 +952,7 @@ def run(args):
         print("FAIL: %d mismatching tensor(s) or check(s); at most %d lines shown above"
               % (report.failures, MAX_REPORTED))
         return 1
-    print("OK: every tensor matches FORMATS.md")
+    print("OK: every tensor matches docs/formats.md")
     return 0
 
 

@@ -5,7 +5,7 @@ For each model and format, the export of a single rank is the reference; the sam
 mpirun with every layout (TP2, EP2, EP4, TP2xEP2, ETP2xEP2, EP2xPP2) must produce the same
 folder: the same files with the same bytes (tensors, index, config.json, hf_quant_config.json).
 When tests/export/formats_reference.py is present, the reference export is also checked
-bit-exactly against FORMATS.md recomputed from the source weights by that independent checker.
+bit-exactly against docs/formats.md recomputed from the source weights by that independent checker.
 
 With --calibrate, every export is calibrated with data (the same seeded token ids, written to a
 .jsonl): the forward runs data-parallel, the experts' tokens travel over EP/ETP, stages pass
@@ -135,7 +135,7 @@ def main():
                 if os.path.exists(checker) and not run(
                         [sys.executable, checker, "--source", model, "--quantized", ref,
                          "--format", fmt] + extra):
-                    failures.append(f"{model} {fmt}: differs from FORMATS.md (formats_reference)")
+                    failures.append(f"{model} {fmt}: differs from docs/formats.md (formats_reference)")
                 if args.calibrate and not run(
                         [sys.executable, os.path.join(here, "engine_schema.py"), "--source", model,
                          "--quantized", ref, "--format", fmt, "--calibrated"]):

@@ -259,7 +259,7 @@ def unit_checks():
 # One qwen3_moe layer, 2 experts, hidden 256, expert intermediate 16: gate/up [16, 256], down
 # [256, 16] (fp8_block edge tiles, an int4 group of 16). The weights of each format are built so
 # that every scale is exact and every quotient is a chosen value: expected bytes follow from the
-# rules of FORMATS.md read by hand (ties included), without the checker's code.
+# rules of docs/formats.md read by hand (ties included), without the checker's code.
 
 BH, BI = 256, 16
 QPREFIX = "model.layers.0.mlp.experts"

@@ -10,6 +10,7 @@ never modified). Python standard library only.
 
 import argparse
 import json
+import re
 import os
 import shlex
 import shutil
@@ -337,6 +338,24 @@ def test_eval_reports_each_export_against_its_source(ctx):
 
 
 # ---- (d) bad input ----------------------------------------------------------------------------
+
+def test_progress_speaks_in_sizes_and_layers(ctx):
+    """Not a terminal: plain progress lines in a person's units (sizes, layers), ending at 100%."""
+    out = ctx.path("out")
+    proc = ctx.ok("quantize", "--model", ctx.fixture("qwen3moe"), "--format", "nvfp4",
+                  "--out", out, "--calib-data", "random", "--calib-samples", "2",
+                  "--calib-seq-len", "16", "--no-table")
+    lines = proc.stderr.splitlines()
+    exporting = [l for l in lines if l.startswith("exporting: ")]
+    calibrating = [l for l in lines if l.startswith("calibrating: ")]
+    size = r"\d+\.\d/\d+\.\d (B|KB|MB|GB|TB)"
+    check(exporting and all(re.match(r"^exporting: \d+% " + size + r"(, .*)?$", l)
+                            for l in exporting), f"export progress not in sizes: {exporting}")
+    check(exporting[-1].startswith("exporting: 100% "), f"export progress ends at {exporting[-1]!r}")
+    check(calibrating and calibrating[-1] == "calibrating: 100% 2/2 layers",
+          f"calibration progress not in layers: {calibrating}")
+    check(not any("\r" in l for l in lines), "progress redrawn with \\r while not a terminal")
+
 
 def test_missing_model_folder(ctx):
     quantize_bad(ctx, ctx.path("no-such-model"), "no-such-model", "does not exist")

@@ -1,4 +1,4 @@
-// Synchronizing every quantizer of a module tree over the parallel groups (DESIGN.md, "Amax
+// Synchronizing every quantizer of a module tree over the parallel groups (docs/design.md, "Amax
 // synchronization"): the bridge from TensorQuantizer's ReduceScope to the batched sync of the
 // parallel layer (one collective per group, parallel::sync_amax).
 #pragma once

@@ -50,10 +50,3 @@ std::string str_cat(const Args&... args) {
 
 // MQ_THROW(parts...): throws unconditionally.
 #define MQ_THROW(...) throw ::moequant::Error(::moequant::str_cat(__VA_ARGS__))
-
-// MQ_CHECK_KERNEL(call): runs an mq_* kernel API call and throws its message on failure.
-#define MQ_CHECK_KERNEL(call)                                               \
-  do {                                                                      \
-    const mq_status mq_status_ = (call);                                    \
-    if (mq_status_ != MQ_OK) MQ_THROW(#call, " failed: ", mq_last_error()); \
-  } while (0)

@@ -1,4 +1,4 @@
-// Batched amax: many tensors observed in ONE kernel launch per device (DESIGN.md, "Weight
+// Batched amax: many tensors observed in ONE kernel launch per device (docs/design.md, "Weight
 // calibration ... one batched kernel launch per device, not one reduction per tensor").
 #pragma once
 

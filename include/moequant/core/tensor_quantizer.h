@@ -19,7 +19,7 @@ namespace moequant {
 
 enum class AmaxAxis { kPerTensor, kPerChannel };
 
-// The parallel groups over which a quantizer's amax is MAX-reduced (DESIGN.md, "Amax
+// The parallel groups over which a quantizer's amax is MAX-reduced (docs/design.md, "Amax
 // synchronization"). A shared grouped-linear weight quantizer: etp + ep; a per-expert one:
 // etp; dense per-tensor: tp; input quantizers also dp / edp.
 struct ReduceScope {
@@ -41,7 +41,6 @@ class TensorQuantizer {
                            AmaxAxis axis = AmaxAxis::kPerTensor);
 
   QuantFormat format() const { return format_; }
-  void set_format(QuantFormat f) { format_ = f; }
   AmaxAxis axis() const { return axis_; }
   bool enabled() const { return enabled_ && format_ != QuantFormat::kNone; }
   void set_enabled(bool e) { enabled_ = e; }

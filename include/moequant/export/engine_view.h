@@ -1,4 +1,4 @@
-// How serving engines read an exported checkpoint's quantization config (FORMATS.md, "The
+// How serving engines read an exported checkpoint's quantization config (docs/formats.md, "The
 // exported checkpoint"), written after their loaders: which key holds the exclusions in each
 // form, and how a module is matched against them. The exporter checks its own plan with it
 // before publishing; `moequant verify` and `inspect` read folders with it.

@@ -1,6 +1,6 @@
-// Routed experts spread the Megatron way (DESIGN.md, "Calibration with data"): each rank routes
-// its own tokens; every token row travels to the EP rank holding its expert (an all-to-all over
-// the EP group), the ETP ranks of that expert each run their shard on every such row (an
+// Routed experts spread the Megatron way (docs/design.md, "Calibration with data"): each rank
+// routes its own tokens; every token row travels to the EP rank holding its expert (an all-to-all
+// over the EP group), the ETP ranks of that expert each run their shard on every such row (an
 // all-gather over ETP; fc1 columns, fc2 rows), the fc2 partial sums are added over ETP, and the
 // results travel back (the reverse all-to-all). Every member of a group must call run() the same
 // number of times, with any number of tokens (none included).

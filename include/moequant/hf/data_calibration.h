@@ -1,4 +1,4 @@
-// Calibration with data (DESIGN.md, "Calibration with data"): calibration token batches run
+// Calibration with data (docs/design.md, "Calibration with data"): calibration token batches run
 // through the model's own forward, streamed layer by layer, so that every input quantizer of the
 // routed experts observes the activations that enter its linear, and every weight quantizer its
 // weights (in the same pass: each checkpoint byte is read once).
@@ -23,7 +23,7 @@ namespace moequant {
 struct DataCalibrationOptions {
   int64_t batch = 8;           // samples per forward batch on a rank
   std::string device = "cpu";  // where the forward runs ("cpu", "cuda")
-  // Called on rank 0 after each (layer, batch) of its stage: (done, total).
+  // Called on rank 0 after each layer of its stage: (layers done, layers of the stage).
   std::function<void(size_t, size_t)> progress;
 };
 
@@ -32,7 +32,7 @@ struct DataCalibrationReport {
   std::string source;               // what the data came from (CalibrationData::source)
   size_t weights_observed = 0;      // on this rank
   // "layer L expert E" of every routed expert that no calibration token reached, sorted; the
-  // same on every rank. Their input_scale falls back to the layer's (FORMATS.md).
+  // same on every rank. Their input_scale falls back to the layer's (docs/formats.md).
   std::vector<std::string> experts_without_tokens;
   // This rank: reading weights (a loader thread, overlapped with the forward of the layer
   // before), the part of it the forward waited for, and running the forward.

@@ -1,5 +1,5 @@
-// An output file whose layout is known before its bytes (DESIGN.md, "Rank-aware export"): created
-// once at its final size with its header in place, then written by any number of producers,
+// An output file whose layout is known before its bytes (docs/design.md, "Rank-aware export"):
+// created once at its final size with its header in place, then written by any number of producers,
 // threads or processes, each at its own planned offsets (pwrite), with no writer in between.
 #pragma once
 

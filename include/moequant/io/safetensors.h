@@ -1,6 +1,6 @@
 // safetensors reading and writing, torch-free.
 //
-// File layout (FORMATS.md): an 8-byte little-endian header length N, N bytes of JSON header
+// File layout (docs/formats.md): an 8-byte little-endian header length N, N bytes of JSON header
 // ({name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {str: str}}), then
 // the data section, which the tensors tile exactly (no gaps, no overlaps, nothing after).
 //
@@ -161,5 +161,10 @@ class SafetensorsWriter {
 // included); throws on duplicate names, bad shapes or a "__metadata__" tensor name.
 std::string serialize_header(const std::vector<TensorSpec>& tensors,
                              const std::map<std::string, std::string>& metadata);
+
+// The bytes a safetensors file of `tensors` starts with: the 8-byte little-endian length of the
+// header, then the header (serialize_header). Its data section follows, in `tensors` order.
+std::string file_start(const std::vector<TensorSpec>& tensors,
+                       const std::map<std::string, std::string>& metadata);
 
 }  // namespace moequant::io

@@ -2,10 +2,10 @@
  *
  * Each operation exists twice with the same arguments: `mq_cpu_*` (host pointers, multithreaded)
  * and `mq_cuda_*` (device pointers, asynchronous on `stream`, the last argument). Both write
- * exactly the bytes of FORMATS.md; the scalar rounding rules live in numerics.h and are shared.
- * Matrices are row-major and contiguous: `w` is [rows, cols] = [out, in].
- * Every function returns MQ_OK or an error code; mq_last_error() gives the message
- * (thread-local). The mq_cuda_* functions return MQ_ERR_NO_CUDA in builds without CUDA.
+ * exactly the bytes of docs/formats.md; the scalar rounding rules live in numerics.h and are
+ * shared. Matrices are row-major and contiguous: `w` is [rows, cols] = [out, in]. Every function
+ * returns MQ_OK or an error code; mq_last_error() gives the message (thread-local). The mq_cuda_*
+ * functions return MQ_ERR_NO_CUDA in builds without CUDA.
  */
 #ifndef MOEQUANT_KERNELS_KERNELS_H_
 #define MOEQUANT_KERNELS_KERNELS_H_
@@ -58,7 +58,7 @@ mq_status mq_cpu_multi_amax(const mq_amax_item* items, int32_t num_items, float*
 mq_status mq_cuda_multi_amax(const mq_amax_item* items, int32_t num_items, float* slots,
                              int32_t* nonfinite, mq_stream_t stream);
 
-/* ---- quantize (FORMATS.md) -------------------------------------------------------------- */
+/* ---- quantize (docs/formats.md) -------------------------------------------------------------- */
 
 /* FP8 per-tensor (`per_row` = 0, scales[0]) or per-row (`per_row` = 1, scales[rows]):
  * out[i] = e4m3(w[i] / scale). `scales` (weight_scale = amax/448, 1 if amax is 0) lives where

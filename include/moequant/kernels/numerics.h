@@ -1,6 +1,6 @@
 // Exact scalar numerics shared by the CPU reference paths and the CUDA kernels.
 //
-// Every function here is the single definition of one rounding rule of FORMATS.md; the CPU
+// Every function here is the single definition of one rounding rule of docs/formats.md; the CPU
 // code and the CUDA kernels both call these, so both produce the same bytes by construction.
 // Pure bit arithmetic plus IEEE float32 operations (no fast-math), no framework headers.
 #pragma once

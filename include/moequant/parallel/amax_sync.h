@@ -1,5 +1,5 @@
-// Batched amax synchronization (DESIGN.md, "Amax synchronization"). Torch-free: quantizers hand
-// in their amax as host float vectors.
+// Batched amax synchronization (docs/design.md, "Amax synchronization"). Torch-free: quantizers
+// hand in their amax as host float vectors.
 //
 // For each group in kAmaxSyncOrder (TP, ETP, EP, DP, EDP) whose size is > 1, every entry whose
 // reduce_over mask includes the group is taken in name order and all their values travel in ONE
@@ -62,7 +62,6 @@ struct AmaxSyncReport {
   std::vector<std::string> uncalibrated;   // sorted names still holding kUncalibratedAmax
   size_t entries = 0;                      // entries (quantizers) this rank took part with
   uint64_t total_collectives() const;
-  size_t total_values() const;
 };
 
 // Collective over every communicator of `groups`: all ranks call it, each with its own entries.

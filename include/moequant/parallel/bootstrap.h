@@ -27,8 +27,6 @@ namespace moequant::parallel {
 enum class DeviceKind { kCpu, kCuda };
 enum class Launcher { kNone, kMpi, kTorchrun };
 
-const char* launcher_name(Launcher l);  // "none", "mpi", "torchrun"
-
 // What the launcher's environment says. -1 where it says nothing (MPI tells after init).
 struct LaunchInfo {
   Launcher launcher = Launcher::kNone;

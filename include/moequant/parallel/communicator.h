@@ -1,4 +1,4 @@
-// Communicator: the one small interface every backend implements (DESIGN.md, "Communication
+// Communicator: the one small interface every backend implements (docs/design.md, "Communication
 // backends"). Backends: MpiCommunicator (host buffers), NcclCommunicator (device buffers; host
 // calls stage through the device) and SingleCommunicator (a world of one, no MPI).
 //

@@ -1,4 +1,5 @@
-// Deadlines of collective operations (DESIGN.md: "Every collective has a deadline").
+// Deadlines of collective operations (docs/design.md, "Communication": every collective has a
+// deadline).
 //
 // Every collective, send and recv of every backend waits at most `timeout` for its peers, then
 // fails with "<group> <operation> timed out after N s on rank R (a peer died or stalled)".

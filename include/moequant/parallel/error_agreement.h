@@ -1,4 +1,4 @@
-// Agreeing on a failure before moving on (DESIGN.md: "a failure on one rank is agreed by the
+// Agreeing on a failure before moving on (docs/design.md: "a failure on one rank is agreed by the
 // whole group before anyone moves on").
 //
 // A rank that fails alone and simply throws leaves its peers waiting in the next collective.

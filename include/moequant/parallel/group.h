@@ -1,4 +1,4 @@
-// The process groups of the Megatron-core layout (DESIGN.md, "Parallel layout").
+// The process groups of the Megatron-core layout (docs/design.md, "Parallel layout").
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// ParallelState: the one place that does rank arithmetic (DESIGN.md, "Parallel layout").
+// ParallelState: the one place that does rank arithmetic (docs/design.md, "Parallel layout").
 //
 // Dense view:  world = PP x DP x TP,        rank = tp + TP*(dp + DP*pp)               (TP fastest)
 // Expert view: world = PP x EDP x EP x ETP, rank = etp + ETP*(ep + EP*(edp + EDP*pp)) (ETP fastest)

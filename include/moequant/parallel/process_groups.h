@@ -1,5 +1,5 @@
 // ProcessGroups: one communicator per group of a ParallelState, built by splitting the world or
-// adopted from communicators the host program already has (DESIGN.md: "Built once by
+// adopted from communicators the host program already has (docs/design.md: "Built once by
 // ParallelState, from sizes or adopted from the host program's own communicators").
 #pragma once
 

@@ -1,6 +1,6 @@
-// The main job as one library call (DESIGN.md, "The library pipeline"): quantize a Hugging Face MoE
-// folder the way Megatron holds it and export a folder serving engines load. Every rank of the
-// job calls it with its world communicator; `moequant quantize` is a command line over it.
+// The main job as one library call (docs/design.md, "The library pipeline"): quantize a Hugging
+// Face MoE folder the way Megatron holds it and export a folder serving engines load. Every rank of
+// the job calls it with its world communicator; `moequant quantize` is a command line over it.
 //
 //   load       this rank's layers, experts and ETP shards (headers only; weights stay mapped)
 //   calibrate  weight amax, one batched pass per layer; with calibration data, the model's own
@@ -46,8 +46,8 @@ struct QuantizeOptions {
   int64_t calib_seq_len = 512;
   int64_t calib_batch = 8;  // samples per forward batch on a rank
   uint64_t calib_seed = 0;  // for "random"
-  // Stage progress on rank 0: (stage, done, total) with stage "calibrate" (layers, or layers x
-  // batches with data) or "export" (bytes of rank 0's own share).
+  // Stage progress on rank 0: (stage, done, total) with stage "calibrate" (layers of its
+  // pipeline stage) or "export" (bytes of rank 0's own share).
   std::function<void(const char* stage, uint64_t done, uint64_t total)> progress;
 };
 

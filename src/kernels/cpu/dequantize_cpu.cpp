@@ -1,4 +1,4 @@
-// CPU dequantizers: the bytes of FORMATS.md back to float32 [rows, cols], as a reader of the
+// CPU dequantizers: the bytes of docs/formats.md back to float32 [rows, cols], as a reader of the
 // checkpoint computes them: code value times scale, with a two-level scale multiplied out first
 // (nvfp4: float(weight_scale) * weight_scale_2), the same product the quantizer divided by.
 //

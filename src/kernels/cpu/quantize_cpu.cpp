@@ -1,5 +1,5 @@
 // CPU quantizers: fp8 per-tensor/per-row, nvfp4, fp8 128x128 blocks and GPTQ int4, written
-// exactly as FORMATS.md states them. Every rounding goes through numerics.h: the branch-free
+// exactly as docs/formats.md states them. Every rounding goes through numerics.h: the branch-free
 // `*_simd` variants, proved equal to the scalar definitions that the CUDA kernels share, so
 // both paths produce the same bytes.
 //

@@ -18,7 +18,8 @@ namespace moequant {
 namespace kernels {
 namespace cuda {
 
-// Records "<fn>: <cudaXxx> failed: <CUDA's message>" as mq_last_error(); returns MQ_ERR_CUDA.
+// (cuda_error.cu) Records "<fn>: <cudaXxx> failed: <CUDA's message>" as mq_last_error(); returns
+// MQ_ERR_CUDA.
 // `call` is the stringified call: only the text before its first '(' is kept. The host helpers
 // below take `fn`, the API function they work for, to name it in their messages.
 mq_status cuda_error(const char* fn, const char* call, cudaError_t err);
@@ -58,7 +59,7 @@ namespace cuda {
 
 // ---- host side: devices, launch sizing, scratch ---------------------------------------------
 
-// Multiprocessor count of the current device (cached per device).
+// (device_query.cu) Multiprocessor count of the current device (cached per device).
 mq_status sm_count(const char* fn, int* out);
 
 // Blocks of a grid-stride ("persistent") kernel: resident blocks per SM (from the occupancy
@@ -66,21 +67,36 @@ mq_status sm_count(const char* fn, int* out);
 mq_status persistent_grid(const char* fn, const void* kernel, int threads, size_t dynamic_smem,
                           int64_t max_useful, int* blocks);
 
-// Per-thread, per-device memory reused across calls so that no call pays a cudaMalloc: a device
-// buffer plus a pinned host staging buffer of the same size for asynchronous uploads, and a
-// small device/pinned pair for flags read back after a kernel. Thread-safe by construction
-// (each host thread has its own); any number of streams may be used from one thread.
-struct Scratch {
-  void* dev = nullptr;
+// A pinned host buffer and a device buffer of one capacity, for asynchronous uploads, with the
+// events that say when the last copy out of the host side and the last kernel that read the
+// device side are done (staging_buffer.cu). The scratch and every descriptor-ring slot are one.
+struct StagingBuffer {
   void* host = nullptr;  // pinned
+  void* dev = nullptr;
   size_t capacity = 0;
+  cudaEvent_t uploaded = nullptr;  // recorded after the last copy out of `host`
+  cudaEvent_t consumed = nullptr;  // recorded after the last kernel that read `dev`
+};
+
+// Creates the buffer's events (once).
+mq_status staging_init(const char* fn, StagingBuffer& b);
+// At least `bytes` of capacity, grown geometrically (after waiting for the work that still uses
+// the old buffers); then waits (host) for the last upload out of the host side, so that the
+// caller may overwrite it.
+mq_status staging_reserve(const char* fn, StagingBuffer& b, size_t bytes);
+// Frees what the buffer holds (errors ignored: at thread exit the runtime may be shutting down).
+void staging_free(StagingBuffer& b);
+
+// Per-thread, per-device memory reused across calls so that no call pays a cudaMalloc
+// (scratch.cu): a staging buffer, and a small device/pinned pair for flags read back after a
+// kernel. Thread-safe by construction (each host thread has its own); any number of streams may
+// be used from one thread.
+struct Scratch : StagingBuffer {
   // 8 bytes of device memory, all ones while no kernel recorded anything (an atomicMin target);
   // whoever reads a recorded value puts the all-ones back.
   unsigned long long* dev_flag = nullptr;
   unsigned long long* host_flag = nullptr;      // 8 bytes of pinned memory
   unsigned long long* host_flag_dev = nullptr;  // the same 8 bytes as a kernel writes them
-  cudaEvent_t uploaded = nullptr;               // recorded after the last copy out of `host`
-  cudaEvent_t consumed = nullptr;               // recorded after the last kernel that read `dev`
 };
 
 // The calling thread's scratch for the current device, with `bytes` (> 0) of capacity. Waits
@@ -94,19 +110,13 @@ mq_status scratch_upload(const char* fn, Scratch* s, size_t bytes, cudaStream_t 
 // Marks the device buffer as read by work enqueued on `stream` so far.
 mq_status scratch_release(const char* fn, Scratch* s, cudaStream_t stream);
 
-// A ring of descriptor buffers for the batched kernels (desc_upload.cu): per thread and device,
-// kDescSlots pairs of pinned host and device memory. A call fills one slot's host side and
+// A ring of descriptor buffers for the batched kernels (descriptor_ring.cu): per thread and
+// device, kDescSlots staging buffers. A call fills one slot's host side and
 // uploads it on a side stream that waits only for the last kernel that read that slot, and the
 // caller's stream waits for the upload: the copy overlaps the caller's earlier kernels instead of
 // queueing between them, and nothing waits on the host unless the device is kDescSlots calls
 // behind.
-struct DescSlot {
-  void* host = nullptr;  // pinned
-  void* dev = nullptr;
-  size_t capacity = 0;
-  cudaEvent_t uploaded = nullptr;  // the last copy out of `host` is done
-  cudaEvent_t consumed = nullptr;  // the last kernel that read `dev` is done
-};
+using DescSlot = StagingBuffer;
 constexpr int kDescSlots = 4;
 
 // The next slot of the calling thread's ring, with `bytes` (> 0) of capacity; its host side may

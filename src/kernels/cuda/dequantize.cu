@@ -1,4 +1,4 @@
-// CUDA dequantizers: the bytes of FORMATS.md back to float32 [rows, cols], the same products
+// CUDA dequantizers: the bytes of docs/formats.md back to float32 [rows, cols], the same products
 // as the CPU path (code value times scale; nvfp4's two-level scale multiplied out first).
 // Outputs are written as 16-byte vectors where the pointers allow, element-wise otherwise.
 #include <cuda_runtime.h>

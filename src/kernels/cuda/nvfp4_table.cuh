@@ -1,7 +1,7 @@
 // nvfp4 element codes without a division per element: per-scale threshold tables.
 //
-// FORMATS.md: code(x) = e2m1(RN(x / d)), d = e4m3(sc) * scale2 per block. For a fixed d > 0 the
-// index part idx(a) = e2m1(RN(a / d)) & 7 of a magnitude a >= 0 is monotone non-decreasing in a
+// docs/formats.md: code(x) = e2m1(RN(x / d)), d = e4m3(sc) * scale2 per block. For a fixed d > 0
+// the index part idx(a) = e2m1(RN(a / d)) & 7 of a magnitude a >= 0 is monotone non-decreasing in a
 // (RN of the quotient is monotone, and so is the e2m1 index of a non-negative value), so on the
 // 16-bit input grid it is a count of thresholds:
 //     idx(a) = #{k in 1..7 : a >= X_k},  X_k = the least 16-bit magnitude with idx >= k.

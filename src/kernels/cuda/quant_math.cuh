@@ -62,7 +62,7 @@ __device__ __forceinline__ uint32_t e4m3x4_hw(float x0, float x1, float x2, floa
 }
 
 // Final e4m3 bytes: magnitudes of `hw` (e4m3x4_hw) with bit 7 of each byte of `signs` as sign
-// bits (FORMATS.md: the sign is copied from the quotient, whose sign is the input's).
+// bits (docs/formats.md: the sign is copied from the quotient, whose sign is the input's).
 __device__ __forceinline__ uint32_t e4m3_with_signs(uint32_t hw, uint32_t signs) {
   return (hw & 0x7f7f7f7fu) | (signs & 0x80808080u);
 }

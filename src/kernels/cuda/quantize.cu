@@ -1,4 +1,4 @@
-// CUDA quantizers (FORMATS.md), per-matrix entry points: fp8 per-tensor/per-row, nvfp4, fp8
+// CUDA quantizers (docs/formats.md), per-matrix entry points: fp8 per-tensor/per-row, nvfp4, fp8
 // 128x128 blocks, GPTQ int4.
 //
 // Every output byte equals the CPU path's (numerics.h). Each format has a fast kernel for the

@@ -118,7 +118,7 @@ struct Nvfp4Item {
   const uint4* src;
   int64_t nvec;  // 16-byte vectors, 2 per block
   float scale2;
-  float prod6;  // FORMATS.md: the product 6 * weight_scale_2 first
+  float prod6;  // docs/formats.md: the product 6 * weight_scale_2 first
   float y6;     // __frcp_rn(prod6)
   bool prod6_ok;
 };

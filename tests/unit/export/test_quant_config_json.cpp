@@ -1,4 +1,4 @@
-// The checkpoint configs (FORMATS.md, "The exported checkpoint") for every scheme, key by key,
+// The checkpoint configs (docs/formats.md, "The exported checkpoint") for every scheme, key by key,
 // the one decision of the scheme from what was calibrated, and the engine view reading them back
 // with the engines' matching rules.
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// Independent reference of FORMATS.md for the kernel tests.
+// Independent reference of docs/formats.md for the kernel tests.
 //
 // Deliberately written without numerics.h and by different methods, so an error in the shared
 // rounding code cannot hide by being copied into its own check:
@@ -176,7 +176,7 @@ inline Weight encode(const std::vector<float>& v, int64_t rows, int64_t cols, mq
   return w;
 }
 
-// ---- quantizers, as FORMATS.md writes them ----
+// ---- quantizers, as docs/formats.md writes them ----
 
 inline float amax_of(const std::vector<float>& v, size_t begin, size_t end, size_t stride = 1) {
   float m = 0.0f;

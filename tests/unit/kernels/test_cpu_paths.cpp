@@ -1,8 +1,8 @@
-// The vectorized, multithreaded CPU kernels against a plain scalar transcription of FORMATS.md
+// The vectorized, multithreaded CPU kernels against a plain scalar transcription of docs/formats.md
 // through the scalar numerics.h functions (the loops the kernels replaced: one element at a
 // time, no stripes, chunks or bands), byte for byte:
 //   - on every kind of input bits: NaN, +-Inf, subnormals, signed zeros, huge and tiny values,
-//     for all three input dtypes (where FORMATS.md gives no rule, e.g. NaN, the kernels must
+//     for all three input dtypes (where docs/formats.md gives no rule, e.g. NaN, the kernels must
 //     still agree with the scalar definitions, which the CUDA kernels share);
 //   - on shapes that cross every internal boundary: the flat chunks, the stack-array stripes,
 //     the fp8_block column units, the int4 row bands and the ragged last int4 group;

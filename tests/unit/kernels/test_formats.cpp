@@ -1,4 +1,4 @@
-// mq_cpu_quantize_* / mq_cpu_dequantize_* against the plain reference of FORMATS.md
+// mq_cpu_quantize_* / mq_cpu_dequantize_* against the plain reference of docs/formats.md
 // (reference_formats.h): bit-exact bytes and scales over bf16/fp16/fp32 inputs, awkward shapes,
 // rounding ties, saturation, signed zeros, tiny and all-zero blocks; the round trip; and the
 // argument errors.

@@ -27,12 +27,7 @@ struct ThreadRings {
   std::vector<Ring> per_device;
   ~ThreadRings() {
     for (Ring& r : per_device) {
-      for (DescSlot& s : r.slots) {
-        if (s.host) cudaFreeHost(s.host);
-        if (s.dev) cudaFree(s.dev);
-        if (s.uploaded) cudaEventDestroy(s.uploaded);
-        if (s.consumed) cudaEventDestroy(s.consumed);
-      }
+      for (DescSlot& s : r.slots) staging_free(s);
       if (r.side) cudaStreamDestroy(r.side);
     }
   }
@@ -48,10 +43,7 @@ mq_status ring_of_device(const char* fn, Ring** out) {
   Ring& r = all[static_cast<size_t>(device)];
   if (!r.side) {
     MQ_CUDA_CHECK(fn, cudaStreamCreateWithFlags(&r.side, cudaStreamNonBlocking));
-    for (DescSlot& s : r.slots) {
-      MQ_CUDA_CHECK(fn, cudaEventCreateWithFlags(&s.uploaded, cudaEventDisableTiming));
-      MQ_CUDA_CHECK(fn, cudaEventCreateWithFlags(&s.consumed, cudaEventDisableTiming));
-    }
+    for (DescSlot& s : r.slots) MQ_CUDA_RETURN_IF_ERROR(staging_init(fn, s));
   }
   *out = &r;
   return MQ_OK;
@@ -64,22 +56,7 @@ mq_status desc_acquire(const char* fn, size_t bytes, DescSlot** out) {
   MQ_CUDA_RETURN_IF_ERROR(ring_of_device(fn, &r));
   DescSlot& s = r->slots[r->next];
   r->next = (r->next + 1) % kDescSlots;
-  if (bytes > s.capacity) {
-    // Grow geometrically; the old buffers may still be in use by queued work: wait for it.
-    const size_t capacity = std::max(bytes, s.capacity + s.capacity / 2);
-    MQ_CUDA_CHECK(fn, cudaEventSynchronize(s.consumed));
-    MQ_CUDA_CHECK(fn, cudaEventSynchronize(s.uploaded));
-    if (s.dev) MQ_CUDA_CHECK(fn, cudaFree(s.dev));
-    if (s.host) MQ_CUDA_CHECK(fn, cudaFreeHost(s.host));
-    s.dev = nullptr;
-    s.host = nullptr;
-    s.capacity = 0;
-    MQ_CUDA_CHECK(fn, cudaMalloc(&s.dev, capacity));
-    MQ_CUDA_CHECK(fn, cudaMallocHost(&s.host, capacity));
-    s.capacity = capacity;
-  }
-  // The slot's previous upload must have left the staging buffer before the caller refills it.
-  MQ_CUDA_CHECK(fn, cudaEventSynchronize(s.uploaded));
+  MQ_CUDA_RETURN_IF_ERROR(staging_reserve(fn, s, bytes));
   *out = &s;
   return MQ_OK;
 }
