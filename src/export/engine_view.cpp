@@ -194,7 +194,7 @@ std::vector<std::pair<std::string, bool>> stored_modules(const io::CheckpointFol
   for (const std::string& m : ModelConfig::implicit_linear_modules())
     if (seen.insert(m).second) out.push_back({m, false});
   try {
-    const ModelConfig c = parse_model_config(config, "", "config.json");
+    const ModelConfig c = parse_model_config(config, "", "config.json", ConfigOf::kExport);
     std::map<std::string, std::set<bool>> prefixes;
     for (const auto& [module, quantized] : out) {
       int layer = -1;

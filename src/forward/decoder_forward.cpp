@@ -41,7 +41,7 @@ at::Tensor forward_logits(const io::CheckpointFolder& ckpt, const ModelConfig& c
                           const at::Tensor& ids, const at::Device& device) {
   const DecoderConfig d = decoder_config(config);
   const ModelEnds ends = read_model_ends(ckpt, config, d, device);
-  const RopeTable rope = rope_table(ids.size(1), d, device);
+  const RopeTable rope = rope_table(ids.size(1), d.rope, device);
   at::Tensor h = embed_tokens(ids, ends, d);
   for (int layer = 0; layer < config.num_layers; ++layer) {
     const DecoderLayerWeights w = read_layer_weights(ckpt, config, d, layer, device);

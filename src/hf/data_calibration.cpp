@@ -195,7 +195,7 @@ DataCalibrationReport calibrate_with_data(HfMoeModel& model, const parallel::Pro
   }
   report.read_s += seconds_since(t0);
 
-  const RopeTable rope = rope_table(T, d, dev);
+  const RopeTable rope = rope_table(T, d.rope, dev);
   const parallel::IndexRange layers = ps.local_layers();
   std::vector<int64_t> routed(static_cast<size_t>(c.num_layers) * c.num_experts, 0);
   auto load = [&](int layer) {

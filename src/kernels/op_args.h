@@ -79,7 +79,7 @@ inline mq_status check_dequantize_nvfp4_args(const char* fn, const uint8_t* pack
 }
 
 inline mq_status check_dequantize_fp8_block_args(const char* fn, const uint8_t* q,
-                                                 const float* tile_scales, const float* out,
+                                                 const float* tile_scales, const void* out,
                                                  int64_t rows, int64_t cols) {
   MQ_KRETURN_IF_ERROR(check_not_null(fn, q, "q"));
   MQ_KRETURN_IF_ERROR(check_not_null(fn, tile_scales, "tile_scales"));

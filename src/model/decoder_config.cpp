@@ -1,66 +1,97 @@
 #include "moequant/model/decoder_config.h"
 
+#include <cmath>
+
 #include "moequant/common/error.h"
+#include "moequant/model/config_values.h"
 
 namespace moequant {
 
 namespace {
 
-int64_t positive_int(const nlohmann::json& c, const char* key, const std::string& file) {
-  MQ_CHECK(c.contains(key) && c[key].is_number_integer() && c[key].get<int64_t>() > 0, file,
-           ": the forward needs '", key, "', a positive integer");
-  return c[key].get<int64_t>();
-}
-
-double number_or(const nlohmann::json& c, const char* key, double fallback) {
-  return c.contains(key) && c[key].is_number() ? c[key].get<double>() : fallback;
+// RoPE: transformers 5 keeps it under "rope_parameters"; older configs (DeepSeek-V3's release)
+// have a top-level rope_theta and a "rope_scaling" object ("type" or "rope_type").
+void read_rope(RopeSettings& r, const nlohmann::json& c, const std::string& file) {
+  r.theta = config_number(c, "rope_theta", file, r.theta);
+  const nlohmann::json* p = nullptr;
+  if (c.contains("rope_parameters") && c["rope_parameters"].is_object()) p = &c["rope_parameters"];
+  if (c.contains("rope_scaling") && c["rope_scaling"].is_object()) {
+    MQ_CHECK(p == nullptr, file, ": both rope_parameters and rope_scaling are given");
+    p = &c["rope_scaling"];
+  } else if (config_has(c, "rope_scaling")) {
+    MQ_THROW(file, ": rope_scaling must be an object or null");
+  }
+  if (!p) return;
+  r.theta = config_number(*p, "rope_theta", file, r.theta);
+  std::string type = "default";
+  for (const char* key : {"rope_type", "type"})
+    if (config_has(*p, key)) {
+      MQ_CHECK((*p)[key].is_string(), file, ": rope '", key, "' must be a string");
+      type = (*p)[key].get<std::string>();
+      break;
+    }
+  if (type == "default") return;
+  MQ_CHECK(type == "yarn", file, ": rope_type '", type,
+           "' is not supported by moequant's forward (default and yarn only)");
+  r.yarn_factor = config_number(*p, "factor", file, 0.0);
+  MQ_CHECK(r.yarn_factor > 0, file, ": yarn needs a positive 'factor'");
+  r.yarn_original_max_positions =
+      config_int(*p, {"original_max_position_embeddings"}, file, 1, int64_t{1} << 32);
+  r.yarn_beta_fast = config_number(*p, "beta_fast", file, 32.0);
+  r.yarn_beta_slow = config_number(*p, "beta_slow", file, 1.0);
+  r.yarn_truncate = config_bool(*p, "truncate", file, true);
+  r.yarn_mscale = config_number(*p, "mscale", file, 0.0);
+  r.yarn_mscale_all_dim = config_number(*p, "mscale_all_dim", file, 0.0);
+  // transformers' _compute_yarn_parameters: an explicit attention_factor, else the ratio of the
+  // two mscales when both are given, else yarn_mscale(factor, 1).
+  if (config_has(*p, "attention_factor"))
+    r.attention_factor = config_number(*p, "attention_factor", file, 1.0);
+  else if (r.yarn_mscale != 0 && r.yarn_mscale_all_dim != 0)
+    r.attention_factor = yarn_mscale(r.yarn_factor, r.yarn_mscale) /
+                         yarn_mscale(r.yarn_factor, r.yarn_mscale_all_dim);
+  else
+    r.attention_factor = yarn_mscale(r.yarn_factor, 1.0);
 }
 
 }  // namespace
+
+double yarn_mscale(double factor, double mscale) {
+  return factor <= 1 ? 1.0 : 0.1 * mscale * std::log(factor) + 1.0;
+}
 
 DecoderConfig decoder_config(const ModelConfig& config) {
   const nlohmann::json& c = config.raw;
   const std::string file = config.dir.empty() ? "config.json" : config.dir + "/config.json";
   DecoderConfig d;
-  d.vocab = positive_int(c, "vocab_size", file);
+  d.vocab = config_int(c, {"vocab_size"}, file, 1, kMaxVocab);
   d.hidden = config.hidden;
-  d.heads = static_cast<int>(positive_int(c, "num_attention_heads", file));
-  d.kv_heads = c.contains("num_key_value_heads") && !c["num_key_value_heads"].is_null()
-                   ? static_cast<int>(positive_int(c, "num_key_value_heads", file))
-                   : d.heads;
+  d.max_positions = config_int_or(c, {"max_position_embeddings"}, file, 0, 1, int64_t{1} << 32);
+  d.heads = static_cast<int>(config_int(c, {"num_attention_heads"}, file, 1, kMaxHeads));
+  d.kv_heads =
+      static_cast<int>(config_int_or(c, {"num_key_value_heads"}, file, d.heads, 1, kMaxHeads));
   MQ_CHECK(d.heads % d.kv_heads == 0, file, ": num_attention_heads ", d.heads,
            " is not a multiple of num_key_value_heads ", d.kv_heads);
-  d.head_dim = c.contains("head_dim") && !c["head_dim"].is_null()
-                   ? positive_int(c, "head_dim", file)
-                   : d.hidden / d.heads;
-  MQ_CHECK(d.head_dim % 2 == 0, file, ": head_dim ", d.head_dim, " must be even for RoPE");
-  // transformers 5 keeps RoPE under rope_parameters; older configs have a top-level rope_theta.
-  if (c.contains("rope_parameters") && c["rope_parameters"].is_object()) {
-    const nlohmann::json& r = c["rope_parameters"];
-    const std::string type = r.contains("rope_type") && r["rope_type"].is_string()
-                                 ? r["rope_type"].get<std::string>()
-                                 : "default";
-    MQ_CHECK(type == "default", file, ": rope_type '", type,
-             "' is not supported by moequant's forward (default RoPE only)");
-    d.rope_theta = number_or(r, "rope_theta", d.rope_theta);
-  } else {
-    d.rope_theta = number_or(c, "rope_theta", d.rope_theta);
-  }
-  if (c.contains("rope_scaling") && !c["rope_scaling"].is_null())
-    MQ_THROW(file, ": rope_scaling is not supported by moequant's forward");
-  MQ_CHECK(!(c.contains("use_sliding_window") && c["use_sliding_window"] == true), file,
+  d.head_dim = config_int_or(c, {"head_dim"}, file, d.hidden / d.heads, 1, kMaxWidth);
+  d.rms_eps = config_number(c, "rms_norm_eps", file, d.rms_eps);
+  d.tie_word_embeddings = config_bool(c, "tie_word_embeddings", file, false);
+  MQ_CHECK(!config_bool(c, "use_sliding_window", file, false), file,
            ": use_sliding_window is not supported by moequant's forward (full causal attention)");
-  d.rms_eps = number_or(c, "rms_norm_eps", d.rms_eps);
-  d.top_k = static_cast<int>(positive_int(c, "num_experts_per_tok", file));
+  read_rope(d.rope, c, file);
+  d.rope.dim = d.head_dim;
+  d.top_k = static_cast<int>(config_int(c, {"num_experts_per_tok"}, file, 1, kMaxExperts));
   MQ_CHECK(d.top_k <= config.num_experts, file, ": num_experts_per_tok ", d.top_k, " exceeds ",
            config.num_experts, " experts");
-  d.normalize_topk = config.family->normalize_topk(c);
-  d.qk_norm = config.family->qk_norm();
-  d.qkv_bias = config.family->qkv_bias();
-  d.tie_word_embeddings = c.contains("tie_word_embeddings") &&
-                          c["tie_word_embeddings"].is_boolean() &&
-                          c["tie_word_embeddings"].get<bool>();
-  d.shared_expert = !config.family->shared_expert(0).empty();
+  config.family->configure(d, c, file);  // what differs between families
+  if (d.softmax_scale == 0.0) d.softmax_scale = 1.0 / std::sqrt(static_cast<double>(d.head_dim));
+  MQ_CHECK(d.rope.dim >= 2 && d.rope.dim % 2 == 0, file, ": the rotated part of a head (",
+           d.rope.dim, ") must be even for RoPE");
+  if (d.router == RouterKind::kSigmoidGroupedTopK) {
+    MQ_CHECK(config.num_experts % d.n_group == 0, file, ": ", config.num_experts,
+             " experts do not divide into n_group ", d.n_group, " groups");
+    MQ_CHECK(d.top_k <= d.topk_group * (config.num_experts / d.n_group), file,
+             ": num_experts_per_tok ", d.top_k, " exceeds the ", d.topk_group, " x ",
+             config.num_experts / d.n_group, " experts of the groups kept");
+  }
   return d;
 }
 

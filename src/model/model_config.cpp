@@ -9,6 +9,7 @@
 #include "families/families.h"
 #include "moequant/common/error.h"
 #include "moequant/common/strings.h"
+#include "moequant/model/config_values.h"
 
 namespace moequant {
 
@@ -88,7 +89,7 @@ TensorPlace ModelConfig::place_of(const std::string& name) const {
 bool ModelConfig::is_routed_expert_tensor(const std::string& name, int* layer_out,
                                           int* expert_out) const {
   const TensorPlace place = place_of(name);
-  if (place.kind != TensorPlace::kLayer) return false;
+  if (place.kind != TensorPlace::kLayer || place.layer >= num_layers) return false;
   const std::string prefix = experts_prefix(place.layer) + ".";
   if (!starts_with(name, prefix)) return false;
   size_t end = 0;
@@ -105,8 +106,8 @@ bool ModelConfig::is_embedding(const std::string& name) {
   return name == "model.embed_tokens.weight";
 }
 
-ModelConfig parse_model_config(nlohmann::json raw, const std::string& dir,
-                               const std::string& file) {
+ModelConfig parse_model_config(nlohmann::json raw, const std::string& dir, const std::string& file,
+                               ConfigOf of) {
   ModelConfig c;
   c.dir = dir;
   c.raw = std::move(raw);
@@ -115,17 +116,19 @@ ModelConfig parse_model_config(nlohmann::json raw, const std::string& dir,
            ": missing 'model_type'");
   c.model_type = c.raw["model_type"].get<std::string>();
   c.family = &family_for_model_type(c.model_type, file);
-  c.num_layers = static_cast<int>(config_int(c.raw, {"num_hidden_layers"}, file));
-  c.num_experts = static_cast<int>(config_int(c.raw, {"num_experts", "num_local_experts"}, file));
-  c.hidden = config_int(c.raw, {"hidden_size"}, file);
+  c.num_layers = static_cast<int>(config_int(c.raw, {"num_hidden_layers"}, file, 1, kMaxLayers));
+  c.extra_layers = c.family->extra_layers(c.raw, file);
+  c.num_experts = static_cast<int>(c.family->num_experts(c.raw, file));
+  c.hidden = config_int(c.raw, {"hidden_size"}, file, 1, kMaxWidth);
   c.intermediate = c.family->expert_intermediate(c.raw, file);
-  c.moe_layers = c.family->moe_layers(c.raw, c.num_layers);
+  c.moe_layers = c.family->moe_layers(c.raw, c.num_layers, file);
+  if (of == ConfigOf::kSource) c.source = source_quantization(c.raw, file);
   MQ_CHECK(!c.moe_layers.empty(), file,
            ": no layer has routed experts (mlp_only_layers / decoder_sparse_step leave none)");
   return c;
 }
 
-ModelConfig read_model_config(const std::string& dir) {
+ModelConfig read_model_config(const std::string& dir, ConfigOf of) {
   MQ_CHECK(is_dir(dir), "model folder '", dir, "' does not exist or is not a folder");
   const std::string file = dir + "/config.json";
   std::ifstream in(file);
@@ -136,7 +139,7 @@ ModelConfig read_model_config(const std::string& dir) {
   } catch (const nlohmann::json::exception& e) {
     MQ_THROW(file, ": malformed JSON: ", e.what());
   }
-  return parse_model_config(std::move(raw), dir, file);
+  return parse_model_config(std::move(raw), dir, file, of);
 }
 
 }  // namespace moequant

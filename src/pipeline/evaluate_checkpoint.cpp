@@ -5,10 +5,10 @@
 
 #include <fstream>
 
+#include "exported_experts.h"
 #include "moequant/common/error.h"
 #include "moequant/core/quantize.h"
 #include "moequant/export/engine_view.h"
-#include "exported_experts.h"
 #include "moequant/forward/decoder_forward.h"
 
 namespace moequant {
@@ -80,7 +80,7 @@ EvalReport evaluate_checkpoints(const EvalOptions& o, const CalibrationData& dat
   std::vector<Model> models;
   models.push_back({o.source, io::CheckpointFolder::open(o.source), EngineView{}, {}});
   for (const std::string& q : o.quantized) {
-    const ModelConfig qc = read_model_config(q);
+    const ModelConfig qc = read_model_config(q, ConfigOf::kExport);
     MQ_CHECK(qc.model_type == c.model_type && qc.num_layers == c.num_layers &&
                  qc.num_experts == c.num_experts && qc.hidden == c.hidden,
              "'", q, "' is not an export of '", o.source, "' (its config.json differs)");
@@ -92,7 +92,7 @@ EvalReport evaluate_checkpoints(const EvalOptions& o, const CalibrationData& dat
   const at::Tensor ids = at::tensor(flat, at::kLong).view({n, T});
   for (Model& m : models) m.h = embed_tokens(ids, read_model_ends(m.ckpt, c, d, dev), d);
 
-  const RopeTable rope = rope_table(T, d, dev);
+  const RopeTable rope = rope_table(T, d.rope, dev);
   for (int layer = 0; layer < c.num_layers; ++layer) {
     for (size_t i = 0; i < models.size(); ++i) {
       Model& m = models[i];

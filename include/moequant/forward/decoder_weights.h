@@ -1,19 +1,26 @@
-// The weights of a decoder's forward, read from a Hugging Face checkpoint as float32 on a device,
-// one layer at a time (routed experts apart: they are held per rank, see moe_block.h).
+// The weights of a decoder's forward, read from a checkpoint as float32 on a device, one layer at
+// a time (routed experts apart: they are held per rank, see moe_block.h). Which tensors a layer
+// has, and what the family calls them, is the model layer's (model_tensors.h); they are read here
+// by what they are used for.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 
-#include "moequant/model/decoder_config.h"
+#include "moequant/forward/checkpoint_tensor.h"
 #include "moequant/io/checkpoint_folder.h"
+#include "moequant/model/decoder_config.h"
 
 namespace moequant {
 
 struct AttentionWeights {
-  at::Tensor q, k, v, o;              // [heads*D, H], [kv*D, H], [kv*D, H], [H, heads*D]
-  at::Tensor q_bias, k_bias, v_bias;  // Qwen2 (undefined otherwise)
-  at::Tensor q_norm, k_norm;          // Qwen3: [D] (undefined otherwise)
+  // grouped-query attention: [heads*D, H], [kv*D, H], [kv*D, H], [H, heads*D]; q is also MLA's
+  // q_proj when it has no q_lora_rank, and o MLA's o_proj
+  at::Tensor q, k, v, o;
+  at::Tensor q_bias, k_bias, v_bias;  // attention bias (undefined otherwise)
+  at::Tensor q_norm, k_norm;          // per-head q/k RMSNorm [D] (undefined otherwise)
+  // multi-head latent attention
+  at::Tensor q_a, q_a_norm, q_b, kv_a, kv_a_norm, kv_b;
 };
 
 // A SwiGLU MLP: down(silu(gate(x)) * up(x)); gate, up [I, H], down [H, I].
@@ -26,20 +33,16 @@ struct DecoderLayerWeights {
   at::Tensor input_norm, post_attention_norm;  // [H]
   AttentionWeights attention;
   at::Tensor router;              // [E, H] (MoE layers)
+  at::Tensor router_bias;         // [E] DeepSeek/GLM e_score_correction_bias (undefined otherwise)
   SwiGluWeights dense_mlp;        // layers without routed experts
-  SwiGluWeights shared_expert;    // Qwen2-MoE (undefined otherwise)
-  at::Tensor shared_expert_gate;  // [1, H]
+  SwiGluWeights shared_expert;    // MoE layers with a shared expert (undefined otherwise)
+  at::Tensor shared_expert_gate;  // [1, H] Qwen2 (undefined otherwise)
 };
 
 // The embedding, the final norm and the output projection (the embedding when tied).
 struct ModelEnds {
   at::Tensor embed, final_norm, lm_head;
 };
-
-// A checkpoint tensor as float32 on `device`; its shape checked when `shape` is given. Errors
-// name the folder and the tensor.
-at::Tensor read_f32(const io::CheckpointFolder& ckpt, const std::string& name,
-                    const at::Device& device, const std::vector<int64_t>& shape = {});
 
 DecoderLayerWeights read_layer_weights(const io::CheckpointFolder& ckpt, const ModelConfig& config,
                                        const DecoderConfig& d, int layer, const at::Device& device);

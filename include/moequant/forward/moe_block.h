@@ -1,6 +1,6 @@
 // The MoE block of a decoder layer: route the tokens, run the routed experts (through an
 // ExpertRunner, so the experts may live on this rank or across an expert-parallel group), weight
-// their outputs by the router, add Qwen2's shared expert.
+// their outputs by the router, add the shared expert (gated in Qwen2).
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -149,6 +149,16 @@ mq_status mq_cpu_dequantize_int4(const int32_t* qweight, const uint16_t* scales,
 mq_status mq_cuda_dequantize_int4(const int32_t* qweight, const uint16_t* scales, int64_t rows,
                                   int64_t cols, float* out, mq_stream_t stream);
 
+/* ---- FP8 block sources (DeepSeek-V3/R1, Kimi-K2 releases; docs/formats.md) ----------------
+ * out[r, c] = bf16(float(e4m3 q[r, c]) * tile_scales[r / 128, c / 128]), rounded to nearest even:
+ * the bf16 weight DeepSeek's own conversion writes. tile_scales is [ceil(rows/128),
+ * ceil(cols/128)] float32; out holds bf16 bits. */
+mq_status mq_cpu_dequantize_fp8_block_bf16(const uint8_t* q, const float* tile_scales, int64_t rows,
+                                           int64_t cols, uint16_t* out);
+mq_status mq_cuda_dequantize_fp8_block_bf16(const uint8_t* q, const float* tile_scales,
+                                            int64_t rows, int64_t cols, uint16_t* out,
+                                            mq_stream_t stream);
+
 /* 1 when this build has CUDA kernels and a CUDA device is visible. */
 int32_t mq_cuda_available(void);
 

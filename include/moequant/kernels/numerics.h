@@ -59,6 +59,14 @@ MQ_HD float bf16_to_float(uint16_t h) {
   return bits_float(static_cast<uint32_t>(h) << 16);
 }
 
+// float32 -> bfloat16 bits, round to nearest even, NaN to 0x7fc0: PyTorch's conversion, and the
+// one Triton's store makes in DeepSeek's fp8_cast_bf16.py.
+MQ_HD uint16_t float_to_bf16(float x) {
+  const uint32_t u = float_bits(x);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fc0u;
+  return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
 MQ_HD float half_to_float(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
   const uint32_t exp = (h >> 10) & 0x1fu;

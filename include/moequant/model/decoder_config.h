@@ -1,6 +1,6 @@
-// What the forward of a Hugging Face MoE decoder needs from config.json: attention shapes, RoPE,
-// norms, routing. Read once per model from an ModelConfig (its family decides the choices that
-// differ between families).
+// What the forward of a MoE decoder needs from config.json: the attention (its kind and sizes),
+// RoPE, norms, the router and the MLPs. The keys every family spells alike are read here; the
+// family fills in what differs (ModelFamily::configure). Numbers only: no tensors, no LibTorch.
 #pragma once
 
 #include <cstdint>
@@ -10,20 +10,78 @@
 
 namespace moequant {
 
+enum class AttentionKind {
+  kGqa,  // grouped-query attention: q/k/v/o projections (Qwen, Mixtral, GLM, ...)
+  kMla,  // multi-head latent attention: low-rank q and kv, a decoupled RoPE part (DeepSeek-V3)
+};
+
+enum class RouterKind {
+  kSoftmaxTopK,         // softmax over the experts, the top k (renormalized when asked)
+  kSigmoidGroupedTopK,  // DeepSeek / GLM: sigmoid scores, a correction bias for the choice only,
+                        // group-limited top-k, weights renormalized and scaled
+};
+
+// RoPE over the first `dim` dimensions of a head (fewer than the head with a partial rotary
+// factor), default or YaRN frequencies.
+struct RopeSettings {
+  double theta = 10000.0;
+  int64_t dim = 0;
+  bool interleaved = false;  // DeepSeek: rotated pairs are (2i, 2i+1), not (i, i + dim/2)
+  // YaRN (rope_type "yarn"): 0 when not used.
+  double yarn_factor = 0.0;
+  int64_t yarn_original_max_positions = 0;
+  double yarn_beta_fast = 32.0, yarn_beta_slow = 1.0;
+  bool yarn_truncate = true;
+  double yarn_mscale = 0.0, yarn_mscale_all_dim = 0.0;  // 0: not given
+  double attention_factor = 1.0;  // cos and sin are scaled by it (YaRN's mscale ratio)
+};
+
+// YaRN's attention temperature for a context `factor` times longer: 0.1 * mscale * ln(factor) + 1
+// (1 when factor <= 1), as transformers' yarn_get_mscale.
+double yarn_mscale(double factor, double mscale);
+
+// Multi-head latent attention sizes (DeepSeek-V3): q_lora_rank 0 means a plain q_proj.
+struct MlaSizes {
+  int64_t q_lora_rank = 0;
+  int64_t kv_lora_rank = 0;
+  int64_t qk_nope_head_dim = 0;
+  int64_t qk_rope_head_dim = 0;
+  int64_t v_head_dim = 0;
+  int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
+};
+
 struct DecoderConfig {
   int64_t vocab = 0;
   int64_t hidden = 0;
+  int64_t max_positions = 0;  // max_position_embeddings (0: not given)
+  double rms_eps = 1e-6;
+  bool tie_word_embeddings = false;
+
+  // ---- attention ----------------------------------------------------------------------------
+  AttentionKind attention = AttentionKind::kGqa;
   int heads = 0;
   int kv_heads = 0;
-  int64_t head_dim = 0;
-  double rope_theta = 10000.0;
-  double rms_eps = 1e-6;
+  int64_t head_dim = 0;   // GQA
+  bool qkv_bias = false;  // a bias on q, k and v (Qwen2, GLM with attention_bias)
+  bool qk_norm = false;   // RMSNorm of each head's q and k before RoPE (Qwen3, GLM)
+  MlaSizes mla;           // kMla
+  RopeSettings rope;
+  double softmax_scale =
+      0.0;  // the attention scores' factor (1 / sqrt(qk head dim), YaRN's mscale)
+
+  // ---- MoE routing --------------------------------------------------------------------------
+  RouterKind router = RouterKind::kSoftmaxTopK;
   int top_k = 0;
-  bool normalize_topk = false;  // renormalize the top-k router weights to sum to one
-  bool qk_norm = false;         // Qwen3: RMSNorm of each head's q and k before RoPE
-  bool qkv_bias = false;        // Qwen2: bias on q, k, v
-  bool tie_word_embeddings = false;
-  bool shared_expert = false;  // Qwen2-MoE: a shared expert scaled by sigmoid(gate)
+  bool normalize_topk = false;  // renormalize the top-k weights to sum to one
+  int n_group = 1,
+      topk_group = 1;           // kSigmoidGroupedTopK: experts in n_group groups, topk_group kept
+  double routed_scaling = 1.0;  // kSigmoidGroupedTopK: the routed output's factor
+  bool router_bias = false;     // e_score_correction_bias beside the router weight
+
+  // ---- MLPs ---------------------------------------------------------------------------------
+  int64_t dense_intermediate = 0;   // the MLP of a layer without routed experts
+  int64_t shared_intermediate = 0;  // the shared expert of a MoE layer (0: none)
+  bool shared_expert_gate = false;  // Qwen2: sigmoid(shared_expert_gate(x)) scales it
 };
 
 // Reads and checks the forward's keys; errors name config.json and the key.

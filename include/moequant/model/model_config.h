@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "moequant/model/model_family.h"
+#include "moequant/model/source_quantization.h"
 
 namespace moequant {
 
@@ -25,13 +26,17 @@ struct ModelConfig {
   std::string model_type;  // "qwen3_moe", "mixtral", ...
   const ModelFamily* family = nullptr;
   int num_layers = 0;
+  int extra_layers = 0;  // layers past num_layers (MTP): carried over unquantized, never run
   int num_experts = 0;
   int64_t hidden = 0;
   int64_t intermediate = 0;     // of one routed expert
   std::vector<int> moe_layers;  // global indices of the layers with routed experts, ascending
+  SourceQuantization source;    // how the checkpoint stores its own weights
   nlohmann::json raw;           // config.json as read
 
   bool is_moe_layer(int layer) const;
+  // A layer index the checkpoint may hold: a decoder layer or an extra (MTP) one.
+  bool holds_layer(int layer) const { return layer >= 0 && layer < num_layers + extra_layers; }
 
   // ---- names ---------------------------------------------------------------------------------
   // "model.layers.{L}." (the prefix of every tensor of a decoder layer).
@@ -56,9 +61,9 @@ struct ModelConfig {
 
   // ---- reading names -------------------------------------------------------------------------
   TensorPlace place_of(const std::string& tensor_name) const;
-  // True (with its global layer and expert) for a tensor of a routed expert:
+  // True (with its global layer and expert) for a tensor of a routed expert of a decoder layer:
   // "<experts_prefix(L)>.{E}.…", or a fused "<experts_prefix(L)>.gate_up_proj" / ".down_proj"
-  // (expert -1).
+  // (expert -1). The experts of extra (MTP) layers are not: they are carried over.
   bool is_routed_expert_tensor(const std::string& tensor_name, int* layer = nullptr,
                                int* expert = nullptr) const;
   // True for the token embedding ("model.embed_tokens.weight"): a 2-D weight but no linear.
@@ -68,11 +73,17 @@ struct ModelConfig {
   static std::vector<std::string> implicit_linear_modules() { return {"lm_head"}; }
 };
 
+// What a config.json is read for: a source checkpoint (its quantization_config says how its own
+// weights are stored, and anything but a format moequant reads is refused), or a folder moequant
+// exported (its quantization_config is the export's, read by the engine view).
+enum class ConfigOf { kSource, kExport };
+
 // Reads and validates <dir>/config.json. Errors name the folder and the missing/invalid key;
 // an unsupported model_type lists the supported ones.
-ModelConfig read_model_config(const std::string& dir);
+ModelConfig read_model_config(const std::string& dir, ConfigOf of = ConfigOf::kSource);
 // The same from a config.json already parsed (`file` names it in errors), for host programs
 // that describe their own model.
-ModelConfig parse_model_config(nlohmann::json raw, const std::string& dir, const std::string& file);
+ModelConfig parse_model_config(nlohmann::json raw, const std::string& dir, const std::string& file,
+                               ConfigOf of = ConfigOf::kSource);
 
 }  // namespace moequant

@@ -1,7 +1,9 @@
-// What differs between Hugging Face MoE families: where the routed experts sit and what their
-// projections are called, which config.json keys give their sizes and which layers are MoE, and
-// the choices their forward makes. Each family is one file in src/hf/families/; what all of them
-// share (model.layers.{L}, self_attn, the norms, embed_tokens, lm_head) is in model_config.h.
+// What differs between Hugging Face MoE families: which config.json keys give their sizes and
+// which layers are MoE, where the routed experts sit and what their projections are called, the
+// forward's choices (attention kind, router, shared expert), and how a synthetic checkpoint of
+// the family is described. Each family is one file in src/model/families/; what all of them share
+// (model.layers.{L}, the norms, embed_tokens, lm_head, the tensors of each attention kind) is in
+// model_config.h and model_tensors.h.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -15,6 +17,28 @@ namespace moequant {
 // The three projections of one SwiGLU expert: out = down(silu(gate(x)) * up(x)).
 enum class ExpertProj { kGate, kUp, kDown };
 
+struct DecoderConfig;
+
+// The sizes of a synthetic checkpoint (moequant generate): what a family's config.json is made
+// from. A family reads what it uses (e.g. the MLA ranks follow from `hidden` and `heads`).
+struct ModelShape {
+  int layers = 2;
+  int experts = 8;
+  int top_k = 2;
+  int64_t hidden = 64;
+  int64_t intermediate = 32;       // of one routed expert
+  int64_t dense_intermediate = 0;  // dense MLP layers and shared experts (0: 4 x intermediate)
+  int heads = 4;
+  int kv_heads = 2;
+  int64_t head_dim = 0;  // 0: hidden / heads
+  int64_t vocab = 256;
+  std::vector<int> dense_layers;  // layers with a dense MLP instead of experts
+  int64_t dense_intermediate_or_default() const {
+    return dense_intermediate > 0 ? dense_intermediate : 4 * intermediate;
+  }
+  int64_t head_dim_or_default() const { return head_dim > 0 ? head_dim : hidden / heads; }
+};
+
 class ModelFamily {
  public:
   virtual ~ModelFamily() = default;
@@ -23,28 +47,35 @@ class ModelFamily {
   virtual std::vector<std::string> model_types() const = 0;
 
   // ---- config.json ---------------------------------------------------------------------------
-  // I of one routed expert; errors name `file` and the key.
+  // E, the routed experts of a MoE layer, and I of one of them; errors name `file` and the key.
+  virtual int64_t num_experts(const nlohmann::json& config, const std::string& file) const;
   virtual int64_t expert_intermediate(const nlohmann::json& config,
                                       const std::string& file) const = 0;
   // Global indices of the layers with routed experts; the others hold a dense MLP.
-  virtual std::vector<int> moe_layers(const nlohmann::json& config, int num_layers) const;
-  // Whether the top-k router weights are renormalized to sum to one.
-  virtual bool normalize_topk(const nlohmann::json& config) const = 0;
+  virtual std::vector<int> moe_layers(const nlohmann::json& config, int num_layers,
+                                      const std::string& file) const;
+  // Layers the checkpoint holds past num_hidden_layers (DeepSeek's multi-token-prediction
+  // layers): carried over unquantized, never run.
+  virtual int extra_layers(const nlohmann::json& config, const std::string& file) const;
+  // The forward's settings that differ between families (the attention kind and its options,
+  // RoPE's rotated dims, the router, the shared expert, the dense MLP size).
+  virtual void configure(DecoderConfig& d, const nlohmann::json& config,
+                         const std::string& file) const = 0;
 
   // ---- module names (".weight" is appended by callers) --------------------------------------
   // The MoE block of a layer ("model.layers.3.mlp"); its router is "<block>.gate" and its
   // routed experts "<block>.experts.{E}.<expert_proj>".
-  virtual std::string moe_block(int layer) const = 0;
-  virtual std::string expert_proj(ExpertProj p) const = 0;
-  // The shared expert of a MoE block ("" when the family has none) and its sigmoid gate.
+  virtual std::string moe_block(int layer) const;
+  virtual std::string expert_proj(ExpertProj p) const;
+  // The shared expert of a MoE block ("" when the family has none) and its sigmoid gate ("" when
+  // it is not gated).
   virtual std::string shared_expert(int layer) const;
   virtual std::string shared_expert_gate(int layer) const;
 
-  // ---- forward -------------------------------------------------------------------------------
-  // RMSNorm of each head's queries and keys before RoPE (Qwen3).
-  virtual bool qk_norm() const { return false; }
-  // Bias on the q, k and v projections (Qwen2).
-  virtual bool qkv_bias() const { return false; }
+  // ---- a synthetic checkpoint (moequant generate) ---------------------------------------------
+  // config.json of a model of this family with the given sizes; errors name what the family
+  // cannot hold (e.g. dense layers that are not the first ones).
+  virtual nlohmann::json synthetic_config(const ModelShape& shape) const = 0;
 };
 
 // The family whose model_types() holds `model_type`; errors name `file` and list the supported

@@ -30,6 +30,12 @@ MQ_ALWAYS_INLINE void fp8_decode(const uint8_t* __restrict q, int64_t n, float s
                                  float* __restrict out) {
   for (int64_t i = 0; i < n; ++i) out[i] = num::e4m3_to_float_simd(q[i]) * scale;
 }
+// The same product rounded to bf16 (an FP8 block source read as the bf16 weight it encodes).
+MQ_ALWAYS_INLINE void fp8_decode(const uint8_t* __restrict q, int64_t n, float scale,
+                                 uint16_t* __restrict out) {
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = num::float_to_bf16(num::e4m3_to_float_simd(q[i]) * scale);
+}
 
 // fp8 over flat elements [begin, end) of a [*, cols] matrix: scale per row (per_row) or one.
 MQ_CPU_HOT void fp8_unit(const uint8_t* q, int64_t cols, const float* scales, int32_t per_row,
@@ -71,8 +77,9 @@ MQ_CPU_HOT void nvfp4_unit(const uint8_t* packed, const uint8_t* block_scales, f
 }
 
 // fp8_block over rows [r_begin, r_end): each row's 128-column tiles with their tile's scale.
-MQ_CPU_HOT void fp8_block_unit(const uint8_t* q, const float* tile_scales, int64_t cols,
-                               int64_t r_begin, int64_t r_end, float* out) {
+template <typename Out>
+MQ_ALWAYS_INLINE void fp8_block_rows(const uint8_t* q, const float* tile_scales, int64_t cols,
+                                     int64_t r_begin, int64_t r_end, Out* out) {
   constexpr int64_t kTile = num::kFp8Tile;
   const int64_t tile_cols = (cols + kTile - 1) / kTile;
   for (int64_t r = r_begin; r < r_end; ++r) {
@@ -82,6 +89,16 @@ MQ_CPU_HOT void fp8_block_unit(const uint8_t* q, const float* tile_scales, int64
       fp8_decode(q + r * cols + c0, c1 - c0, row_scales[c0 / kTile], out + r * cols + c0);
     }
   }
+}
+
+// The two outputs, each multiversioned (target_clones takes no templates).
+MQ_CPU_HOT void fp8_block_unit(const uint8_t* q, const float* tile_scales, int64_t cols,
+                               int64_t r_begin, int64_t r_end, float* out) {
+  fp8_block_rows(q, tile_scales, cols, r_begin, r_end, out);
+}
+MQ_CPU_HOT void fp8_block_unit(const uint8_t* q, const float* tile_scales, int64_t cols,
+                               int64_t r_begin, int64_t r_end, uint16_t* out) {
+  fp8_block_rows(q, tile_scales, cols, r_begin, r_end, out);
 }
 
 // int4 over a band of rows [o_begin, o_end), at most kMaxInt4Band: out[o, i] = (q - 8) * scale.
@@ -123,6 +140,21 @@ MQ_CPU_HOT void int4_unit(const int32_t* qweight, const uint16_t* scales, int64_
   }
 }
 
+template <typename Out>
+mq_status fp8_block_dequantize(const char* fn, const uint8_t* q, const float* tile_scales,
+                               int64_t rows, int64_t cols, Out* out) {
+  MQ_KRETURN_IF_ERROR(check_dequantize_fp8_block_args(fn, q, tile_scales, out, rows, cols));
+  // Units of whole rows, about kChunkElements each.
+  const int64_t rows_per_unit = std::max<int64_t>(1, kChunkElements / cols);
+  const int64_t units = (rows + rows_per_unit - 1) / rows_per_unit;
+#pragma omp parallel for schedule(static)
+  for (int64_t u = 0; u < units; ++u) {
+    const int64_t r_begin = u * rows_per_unit, r_end = std::min(r_begin + rows_per_unit, rows);
+    fp8_block_unit(q, tile_scales, cols, r_begin, r_end, out);
+  }
+  return MQ_OK;
+}
+
 }  // namespace
 
 extern "C" mq_status mq_cpu_dequantize_fp8(const uint8_t* q, int64_t rows, int64_t cols,
@@ -157,17 +189,12 @@ extern "C" mq_status mq_cpu_dequantize_nvfp4(const uint8_t* packed, const uint8_
 
 extern "C" mq_status mq_cpu_dequantize_fp8_block(const uint8_t* q, const float* tile_scales,
                                                  int64_t rows, int64_t cols, float* out) {
-  const char* fn = "mq_cpu_dequantize_fp8_block";
-  MQ_KRETURN_IF_ERROR(check_dequantize_fp8_block_args(fn, q, tile_scales, out, rows, cols));
-  // Units of whole rows, about kChunkElements each.
-  const int64_t rows_per_unit = std::max<int64_t>(1, kChunkElements / cols);
-  const int64_t units = (rows + rows_per_unit - 1) / rows_per_unit;
-#pragma omp parallel for schedule(static)
-  for (int64_t u = 0; u < units; ++u) {
-    const int64_t r_begin = u * rows_per_unit, r_end = std::min(r_begin + rows_per_unit, rows);
-    fp8_block_unit(q, tile_scales, cols, r_begin, r_end, out);
-  }
-  return MQ_OK;
+  return fp8_block_dequantize("mq_cpu_dequantize_fp8_block", q, tile_scales, rows, cols, out);
+}
+
+extern "C" mq_status mq_cpu_dequantize_fp8_block_bf16(const uint8_t* q, const float* tile_scales,
+                                                      int64_t rows, int64_t cols, uint16_t* out) {
+  return fp8_block_dequantize("mq_cpu_dequantize_fp8_block_bf16", q, tile_scales, rows, cols, out);
 }
 
 extern "C" mq_status mq_cpu_dequantize_int4(const int32_t* qweight, const uint16_t* scales,

@@ -103,13 +103,34 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// Sixteen dequantized values stored at p: as floats (64 bytes), or rounded to bf16 (32 bytes).
+__device__ __forceinline__ void st_16(float* p, const float* f) {
+#pragma unroll
+  for (int k = 0; k < 16; k += 4) st_float4(p + k, f[k], f[k + 1], f[k + 2], f[k + 3]);
+}
+__device__ __forceinline__ void st_16(uint16_t* p, const float* f) {
+  uint32_t w[8];
+#pragma unroll
+  for (int k = 0; k < 8; ++k)
+    w[k] = num::float_to_bf16(f[2 * k]) |
+           (static_cast<uint32_t>(num::float_to_bf16(f[2 * k + 1])) << 16);
+  st_vec(p, make_uint4(w[0], w[1], w[2], w[3]));
+  st_vec(p + 8, make_uint4(w[4], w[5], w[6], w[7]));
+}
+__device__ __forceinline__ void st_1(float* p, float f) {
+  *p = f;
+}
+__device__ __forceinline__ void st_1(uint16_t* p, float f) {
+  *p = num::float_to_bf16(f);
+}
+
 // fp8 128x128 blocks: groups of 16 codes of one row (vector path: cols % 16 == 0, so a group
-// never spans tiles); element-wise otherwise.
-template <bool kVec>
+// never spans tiles); element-wise otherwise. Out: float, or bf16 bits (an FP8 block source).
+template <bool kVec, typename Out>
 __global__ void __launch_bounds__(kThreads)
     dequantize_fp8_block_kernel(const uint8_t* __restrict__ q,
                                 const float* __restrict__ tile_scales, int64_t rows, int64_t cols,
-                                float* __restrict__ out) {
+                                Out* __restrict__ out) {
   constexpr int kTile = num::kFp8Tile;
   const int64_t tile_cols = (cols + kTile - 1) / kTile;
   const int64_t n = rows * cols;
@@ -127,13 +148,12 @@ __global__ void __launch_bounds__(kThreads)
         f[k] =
             num::e4m3_to_float(static_cast<uint8_t>(vec_word(v, k / 4) >> (8 * (k % 4)))) * scale;
       }
-#pragma unroll
-      for (int k = 0; k < 16; k += 4) st_float4(out + i0 + k, f[k], f[k + 1], f[k + 2], f[k + 3]);
+      st_16(out + i0, f);
     } else {
       const int64_t end = min(n, i0 + 16);
       for (int64_t i = i0; i < end; ++i) {
         const int64_t r = i / cols, c = i - r * cols;
-        out[i] = num::e4m3_to_float(q[i]) * tile_scales[(r / kTile) * tile_cols + c / kTile];
+        st_1(out + i, num::e4m3_to_float(q[i]) * tile_scales[(r / kTile) * tile_cols + c / kTile]);
       }
     }
   }
@@ -190,6 +210,23 @@ using moequant::kernels::check_dequantize_int4_args;
 using moequant::kernels::check_dequantize_nvfp4_args;
 namespace num = moequant::num;
 
+namespace {
+
+template <typename Out>
+mq_status fp8_block_dequantize(const char* fn, const uint8_t* q, const float* tile_scales,
+                               int64_t rows, int64_t cols, Out* out, mq_stream_t stream) {
+  MQ_KRETURN_IF_ERROR(check_dequantize_fp8_block_args(fn, q, tile_scales, out, rows, cols));
+  cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
+  const int64_t work = (rows * cols + 15) / 16;
+  const bool vec = cols % 16 == 0 && aligned_to(q, 16) && aligned_to(out, 16);
+  return vec ? launch(dequantize_fp8_block_kernel<true, Out>, fn, work, s, q, tile_scales, rows,
+                      cols, out)
+             : launch(dequantize_fp8_block_kernel<false, Out>, fn, work, s, q, tile_scales, rows,
+                      cols, out);
+}
+
+}  // namespace
+
 extern "C" mq_status mq_cuda_dequantize_fp8(const uint8_t* q, int64_t rows, int64_t cols,
                                             const float* scales, int32_t per_row, float* out,
                                             mq_stream_t stream) {
@@ -224,15 +261,15 @@ extern "C" mq_status mq_cuda_dequantize_nvfp4(const uint8_t* packed, const uint8
 extern "C" mq_status mq_cuda_dequantize_fp8_block(const uint8_t* q, const float* tile_scales,
                                                   int64_t rows, int64_t cols, float* out,
                                                   mq_stream_t stream) {
-  const char* fn = "mq_cuda_dequantize_fp8_block";
-  MQ_KRETURN_IF_ERROR(check_dequantize_fp8_block_args(fn, q, tile_scales, out, rows, cols));
-  cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
-  const int64_t work = (rows * cols + 15) / 16;
-  const bool vec = cols % 16 == 0 && aligned_to(q, 16) && aligned_to(out, 16);
-  return vec ? launch(dequantize_fp8_block_kernel<true>, fn, work, s, q, tile_scales, rows, cols,
-                      out)
-             : launch(dequantize_fp8_block_kernel<false>, fn, work, s, q, tile_scales, rows, cols,
-                      out);
+  return fp8_block_dequantize("mq_cuda_dequantize_fp8_block", q, tile_scales, rows, cols, out,
+                              stream);
+}
+
+extern "C" mq_status mq_cuda_dequantize_fp8_block_bf16(const uint8_t* q, const float* tile_scales,
+                                                       int64_t rows, int64_t cols, uint16_t* out,
+                                                       mq_stream_t stream) {
+  return fp8_block_dequantize("mq_cuda_dequantize_fp8_block_bf16", q, tile_scales, rows, cols, out,
+                              stream);
 }
 
 extern "C" mq_status mq_cuda_dequantize_int4(const int32_t* qweight, const uint16_t* scales,

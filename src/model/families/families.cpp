@@ -10,15 +10,33 @@ namespace moequant {
 namespace {
 const std::vector<const ModelFamily*>& all_families() {
   static const std::vector<const ModelFamily*> all = {&qwen3_moe_family(), &qwen2_moe_family(),
-                                                      &mixtral_family()};
+                                                      &mixtral_family(), &deepseek_v3_family(),
+                                                      &glm4_moe_family()};
   return all;
 }
 }  // namespace
 
-std::vector<int> ModelFamily::moe_layers(const nlohmann::json&, int num_layers) const {
+int64_t ModelFamily::num_experts(const nlohmann::json& c, const std::string& file) const {
+  return config_int(c, {"num_experts", "num_local_experts"}, file, 1, kMaxExperts);
+}
+
+std::vector<int> ModelFamily::moe_layers(const nlohmann::json&, int num_layers,
+                                         const std::string&) const {
   std::vector<int> all(num_layers);
   for (int l = 0; l < num_layers; ++l) all[l] = l;
   return all;
+}
+
+int ModelFamily::extra_layers(const nlohmann::json&, const std::string&) const {
+  return 0;
+}
+
+std::string ModelFamily::moe_block(int layer) const {
+  return layer_prefix(layer) + "mlp";
+}
+
+std::string ModelFamily::expert_proj(ExpertProj p) const {
+  return swiglu_proj_name(p);
 }
 
 std::string ModelFamily::shared_expert(int) const {
@@ -52,38 +70,75 @@ std::string swiglu_proj_name(ExpertProj p) {
   return p == ExpertProj::kGate ? "gate_proj" : p == ExpertProj::kUp ? "up_proj" : "down_proj";
 }
 
-int64_t config_int(const nlohmann::json& c, const std::vector<const char*>& keys,
-                   const std::string& file) {
-  for (const char* k : keys) {
-    if (!c.contains(k) || c[k].is_null()) continue;
-    MQ_CHECK(c[k].is_number_integer() && c[k].get<int64_t>() > 0, file, ": '", k,
-             "' must be a positive integer");
-    return c[k].get<int64_t>();
-  }
-  std::vector<std::string> names;
-  for (const char* k : keys) names.push_back(std::string("'") + k + "'");
-  MQ_THROW(file, ": missing ", join(names, " or "));
-}
-
-bool config_bool(const nlohmann::json& c, const char* key, bool fallback) {
-  if (!c.contains(key) || c[key].is_null()) return fallback;
-  return c[key].is_boolean() ? c[key].get<bool>() : fallback;
-}
-
-std::vector<int> sparse_step_layers(const nlohmann::json& c, int num_layers) {
+std::vector<int> sparse_step_layers(const nlohmann::json& c, int num_layers,
+                                    const std::string& file) {
   std::vector<int> dense_only;
-  if (c.contains("mlp_only_layers") && c["mlp_only_layers"].is_array())
-    for (const auto& v : c["mlp_only_layers"])
-      if (v.is_number_integer()) dense_only.push_back(v.get<int>());
-  int step = 1;
-  if (c.contains("decoder_sparse_step") && c["decoder_sparse_step"].is_number_integer())
-    step = std::max(1, c["decoder_sparse_step"].get<int>());
+  if (config_has(c, "mlp_only_layers")) {
+    MQ_CHECK(c["mlp_only_layers"].is_array(), file, ": 'mlp_only_layers' must be a list");
+    for (const auto& v : c["mlp_only_layers"]) {
+      MQ_CHECK(v.is_number_integer(), file, ": 'mlp_only_layers' holds ", v.dump(),
+               ", expected layer indices");
+      dense_only.push_back(v.get<int>());
+    }
+  }
+  const int64_t step = config_int_or(c, {"decoder_sparse_step"}, file, 1, 1, kMaxLayers);
   std::vector<int> out;
   for (int l = 0; l < num_layers; ++l) {
     const bool dense = std::find(dense_only.begin(), dense_only.end(), l) != dense_only.end();
     if (!dense && (l + 1) % step == 0) out.push_back(l);
   }
   return out;
+}
+
+std::vector<int> first_k_dense_layers(const nlohmann::json& c, int num_layers,
+                                      const std::string& file) {
+  const int64_t k = config_int_or(c, {"first_k_dense_replace"}, file, 0, 0, kMaxLayers);
+  const int64_t freq = config_int_or(c, {"moe_layer_freq"}, file, 1, 1, kMaxLayers);
+  std::vector<int> out;
+  for (int l = 0; l < num_layers; ++l)
+    if (l >= k && l % freq == 0) out.push_back(l);
+  return out;
+}
+
+void configure_grouped_router(DecoderConfig& d, const nlohmann::json& c, const std::string& file) {
+  d.router = RouterKind::kSigmoidGroupedTopK;
+  d.router_bias = true;
+  d.n_group = static_cast<int>(config_int_or(c, {"n_group"}, file, 1, 1, kMaxExperts));
+  d.topk_group = static_cast<int>(config_int_or(c, {"topk_group"}, file, 1, 1, d.n_group));
+  d.routed_scaling = config_number(c, "routed_scaling_factor", file, 1.0);
+  d.normalize_topk = config_bool(c, "norm_topk_prob", file, true);
+  if (config_has(c, "scoring_func"))
+    MQ_CHECK(c["scoring_func"] == "sigmoid", file, ": scoring_func ", c["scoring_func"].dump(),
+             " is not read (sigmoid only)");
+  if (config_has(c, "topk_method"))
+    MQ_CHECK(c["topk_method"] == "noaux_tc", file, ": topk_method ", c["topk_method"].dump(),
+             " is not read (noaux_tc only)");
+}
+
+nlohmann::json synthetic_base_config(const ModelShape& s, const std::string& model_type,
+                                     const std::string& architecture) {
+  return {{"architectures", {architecture}},
+          {"model_type", model_type},
+          {"hidden_size", s.hidden},
+          {"num_hidden_layers", s.layers},
+          {"num_attention_heads", s.heads},
+          {"num_key_value_heads", s.kv_heads},
+          {"head_dim", s.head_dim_or_default()},
+          {"vocab_size", s.vocab},
+          {"num_experts_per_tok", s.top_k},
+          {"hidden_act", "silu"},
+          {"rms_norm_eps", 1e-6},
+          {"rope_parameters", {{"rope_theta", 1e4}, {"rope_type", "default"}}},
+          {"max_position_embeddings", 4096},
+          {"tie_word_embeddings", false},
+          {"attention_bias", false},
+          {"dtype", "bfloat16"}};
+}
+
+int synthetic_groups(const ModelShape& s) {
+  for (int g : {8, 4, 2})
+    if (s.experts % g == 0 && s.experts / g >= std::max(2, s.top_k)) return g;
+  return 1;
 }
 
 }  // namespace moequant

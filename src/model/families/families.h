@@ -1,10 +1,13 @@
-// The registry of model families (each one file beside this) and the config.json readers they
-// share.
+// The registry of model families (each one file beside this) and what several of them share:
+// names, the config.json rules for which layers are MoE, and the common part of a synthetic
+// config.json.
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "moequant/model/config_values.h"
+#include "moequant/model/decoder_config.h"
 #include "moequant/model/model_family.h"
 
 namespace moequant {
@@ -12,17 +15,29 @@ namespace moequant {
 const ModelFamily& qwen3_moe_family();
 const ModelFamily& qwen2_moe_family();
 const ModelFamily& mixtral_family();
+const ModelFamily& deepseek_v3_family();
+const ModelFamily& glm4_moe_family();
 
 // "model.layers.{L}.".
 std::string layer_prefix(int layer);
 // gate_proj / up_proj / down_proj.
 std::string swiglu_proj_name(ExpertProj p);
-// The first of `keys` present: a positive integer, or an error naming `file` and the key.
-int64_t config_int(const nlohmann::json& c, const std::vector<const char*>& keys,
-                   const std::string& file);
-bool config_bool(const nlohmann::json& c, const char* key, bool fallback);
 // Qwen's rule: layer l is MoE unless listed in mlp_only_layers, and when (l + 1) is a multiple
 // of decoder_sparse_step (default 1).
-std::vector<int> sparse_step_layers(const nlohmann::json& c, int num_layers);
+std::vector<int> sparse_step_layers(const nlohmann::json& c, int num_layers,
+                                    const std::string& file);
+// DeepSeek's rule (GLM's too): the first first_k_dense_replace layers are dense, then every
+// moe_layer_freq-th layer (default 1) is MoE.
+std::vector<int> first_k_dense_layers(const nlohmann::json& c, int num_layers,
+                                      const std::string& file);
+// The sigmoid, group-limited router of DeepSeek and GLM (n_group, topk_group,
+// routed_scaling_factor, norm_topk_prob, e_score_correction_bias).
+void configure_grouped_router(DecoderConfig& d, const nlohmann::json& c, const std::string& file);
+
+// The keys every synthetic config.json has (sizes, heads, vocabulary, norms, RoPE, dtype).
+nlohmann::json synthetic_base_config(const ModelShape& s, const std::string& model_type,
+                                     const std::string& architecture);
+// The number of experts per group of a synthetic grouped router: groups of >= top_k experts.
+int synthetic_groups(const ModelShape& s);
 
 }  // namespace moequant

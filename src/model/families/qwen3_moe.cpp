@@ -8,7 +8,16 @@ namespace {
 class Qwen3Moe : public QwenMoeLayout {
  public:
   std::vector<std::string> model_types() const override { return {"qwen3_moe"}; }
-  bool qk_norm() const override { return true; }
+  void configure(DecoderConfig& d, const nlohmann::json& c,
+                 const std::string& file) const override {
+    QwenMoeLayout::configure(d, c, file);
+    d.qk_norm = true;
+  }
+  nlohmann::json synthetic_config(const ModelShape& s) const override {
+    nlohmann::json c = qwen_config(s, "qwen3_moe", "Qwen3MoeForCausalLM");
+    c["norm_topk_prob"] = true;
+    return c;
+  }
 };
 
 }  // namespace

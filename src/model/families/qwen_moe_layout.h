@@ -1,6 +1,7 @@
 // What Qwen2-MoE and Qwen3-MoE share: routed experts at model.layers.{L}.mlp.experts.{E}.
-// {gate,up,down}_proj of moe_intermediate_size, router mlp.gate, the mlp_only_layers /
-// decoder_sparse_step rule for dense layers, norm_topk_prob from config.json.
+// {gate,up,down}_proj of moe_intermediate_size, router mlp.gate (softmax top-k, renormalized when
+// norm_topk_prob), the mlp_only_layers / decoder_sparse_step rule for dense layers, whose MLP is
+// intermediate_size wide.
 #pragma once
 
 #include "families.h"
@@ -10,16 +11,30 @@ namespace moequant {
 class QwenMoeLayout : public ModelFamily {
  public:
   int64_t expert_intermediate(const nlohmann::json& c, const std::string& file) const override {
-    return config_int(c, {"moe_intermediate_size"}, file);
+    return config_int(c, {"moe_intermediate_size"}, file, 1, kMaxWidth);
   }
-  std::vector<int> moe_layers(const nlohmann::json& c, int num_layers) const override {
-    return sparse_step_layers(c, num_layers);
+  std::vector<int> moe_layers(const nlohmann::json& c, int num_layers,
+                              const std::string& file) const override {
+    return sparse_step_layers(c, num_layers, file);
   }
-  bool normalize_topk(const nlohmann::json& c) const override {
-    return config_bool(c, "norm_topk_prob", false);
+  void configure(DecoderConfig& d, const nlohmann::json& c,
+                 const std::string& file) const override {
+    d.normalize_topk = config_bool(c, "norm_topk_prob", file, false);
+    d.dense_intermediate = config_int_or(c, {"intermediate_size"}, file, 0, 1, kMaxWidth);
   }
-  std::string moe_block(int layer) const override { return layer_prefix(layer) + "mlp"; }
-  std::string expert_proj(ExpertProj p) const override { return swiglu_proj_name(p); }
+
+ protected:
+  // The config.json keys of a synthetic Qwen-MoE (the caller adds its family's own).
+  static nlohmann::json qwen_config(const ModelShape& s, const std::string& type,
+                                    const std::string& architecture) {
+    nlohmann::json c = synthetic_base_config(s, type, architecture);
+    c["num_experts"] = s.experts;
+    c["moe_intermediate_size"] = s.intermediate;
+    c["intermediate_size"] = s.dense_intermediate_or_default();
+    c["decoder_sparse_step"] = 1;
+    c["mlp_only_layers"] = s.dense_layers;
+    return c;
+  }
 };
 
 }  // namespace moequant

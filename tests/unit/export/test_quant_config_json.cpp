@@ -26,7 +26,8 @@ ModelConfig qwen3() {
                              {"num_experts", 4},
                              {"hidden_size", 64},
                              {"moe_intermediate_size", 32},
-                             {"quantization_config", {{"quant_method", "stale"}}}},
+                             {"quantization_config",  // a DeepSeek-style fp8 source's: not to leak
+                              {{"quant_method", "fp8"}, {"weight_block_size", {128, 128}}}}},
                             "", "c");
 }
 

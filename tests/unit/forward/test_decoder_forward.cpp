@@ -49,6 +49,13 @@ TEST(DecoderForward, Qwen2MoeWithSharedExpertEqualsTransformers) {
   expect_transformers_logits("qwen2_moe");
 }
 
+TEST(DecoderForward, DeepseekV3WithLatentAttentionAndGroupedRouterEqualsTransformers) {
+  expect_transformers_logits("deepseek_v3");
+}
+TEST(DecoderForward, Glm4MoeWithPartialRotaryEqualsTransformers) {
+  expect_transformers_logits("glm4_moe");
+}
+
 TEST(DecoderForward, TokenOutsideTheVocabularyIsAnError) {
   const std::string dir = kFixtures + "/qwen3moe";
   const ModelConfig config = read_model_config(dir);
