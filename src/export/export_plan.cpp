@@ -79,11 +79,11 @@ void assign_passthrough_producers(const ModelConfig& config, const parallel::Par
     PlannedTensor& t = *tp;
     const TensorPlace place = config.place_of(t.name);
     int layer;
-    if (place.kind == TensorPlace::kLayer)
+    if (place.kind == TensorPlace::kLayer && place.layer < config.num_layers)
       layer = place.layer;
     else if (place.kind == TensorPlace::kBeforeLayers)
       layer = static_cast<int>(ps.stage_layers(0).begin);
-    else
+    else  // after the layers, or an extra (MTP) layer past them: the last stage
       layer = static_cast<int>(ps.stage_layers(last_stage).begin);
     int best = -1;
     for (int r : ps.dense_holders(layer))
@@ -137,6 +137,7 @@ std::vector<PlannedModule> linear_modules(const ModelConfig& config,
   std::set<std::string> seen;
   std::map<int, std::set<bool>> layer_states;
   std::map<int, size_t> last_of_layer;  // index in `out` of a layer's last expert module
+  std::vector<std::string> mtp_experts;
   const std::string weight = ".weight";
   for (const PlannedTensor& t : tensors) {
     std::string module;
@@ -153,6 +154,11 @@ std::vector<PlannedModule> linear_modules(const ModelConfig& config,
     if (!seen.insert(module).second) continue;
     if (t.source != TensorSource::kPassthrough) last_of_layer[t.layer] = out.size();
     out.push_back({module, quantized});
+    // An extra (MTP) layer's experts are carried over unquantized: their fused MoE module too.
+    if (t.source == TensorSource::kPassthrough && t.layer >= config.num_layers &&
+        starts_with(module, config.experts_prefix(t.layer) + ".") &&
+        seen.insert(config.experts_prefix(t.layer)).second)
+      mtp_experts.push_back(config.experts_prefix(t.layer));
   }
   std::vector<PlannedModule> with_layers;
   std::map<size_t, int> layer_after;
@@ -165,6 +171,7 @@ std::vector<PlannedModule> linear_modules(const ModelConfig& config,
     if (states.size() == 1)
       with_layers.push_back({config.experts_prefix(it->second), *states.begin()});
   }
+  for (const std::string& m : mtp_experts) with_layers.push_back({m, false});
   for (const std::string& m : ModelConfig::implicit_linear_modules())
     if (seen.insert(m).second) with_layers.push_back({m, false});
   return with_layers;
@@ -205,9 +212,33 @@ std::vector<StoredTensorSpec> planned_outputs(QuantFormat format, int64_t rows, 
   return out;
 }
 
+std::vector<std::string> check_engine_shape_rules(const ModelConfig& config, QuantFormat format,
+                                                  bool allow_partial_blocks) {
+  const FormatDescriptor& f = format_descriptor(format);
+  const int64_t multiple = f.moe_intermediate_multiple, I = config.intermediate;
+  if (multiple == 0) return {};
+  if (I % multiple == 0) {
+    // Served with tensor parallelism, each rank's share must be a multiple too.
+    int64_t tp = 1;
+    while (I % (2 * tp * multiple) == 0) tp *= 2;
+    return {str_cat(f.name, ": vLLM and SGLang serve these experts (intermediate size ", I,
+                    ") with tensor parallel sizes up to ", tp, " (", I,
+                    " / TP must stay a multiple of ", multiple, ")")};
+  }
+  const std::string rule =
+      str_cat(f.name, ": the expert intermediate size ", I, " is not a multiple of ", multiple,
+              ", which vLLM's and SGLang's fused MoE require (vLLM Fp8MoEMethod.create_weights; "
+              "docs/formats.md, \"Engine shape rules\")");
+  MQ_CHECK(allow_partial_blocks, rule,
+           ": pass --allow-partial-blocks to write it for transformers and TensorRT-LLM anyway");
+  return {rule + ": written anyway (--allow-partial-blocks); vLLM and SGLang will not load it"};
+}
+
 ExportPlan make_export_plan(const ModelConfig& config, const parallel::ParallelState& ps,
                             const std::vector<PassthroughTensor>& passthrough,
                             const PlanOptions& options) {
+  std::vector<std::string> notes =
+      check_engine_shape_rules(config, options.scheme.format, options.allow_partial_blocks);
   std::vector<std::pair<OrderKey, PlannedTensor>> keyed;
   for (const PassthroughTensor& p : passthrough) {
     PlannedTensor t;
@@ -216,10 +247,12 @@ ExportPlan make_export_plan(const ModelConfig& config, const parallel::ParallelS
     t.shape = p.shape;
     t.source = TensorSource::kPassthrough;
     const TensorPlace place = config.place_of(p.name);
-    int layer_rank = config.num_layers;  // final norm, lm_head: after the layers
+    // Final norm, lm_head: after the layers (the extra MTP layers included).
+    int layer_rank = config.num_layers + config.extra_layers;
     if (place.kind == TensorPlace::kLayer) {
-      MQ_CHECK(place.layer < config.num_layers, "tensor '", p.name, "' names layer ", place.layer,
-               " but config.json has ", config.num_layers, " layers");
+      MQ_CHECK(config.holds_layer(place.layer), "tensor '", p.name, "' names layer ", place.layer,
+               " but config.json has ", config.num_layers, " layers",
+               config.extra_layers ? str_cat(" and ", config.extra_layers, " MTP layer(s)") : "");
       t.layer = layer_rank = place.layer;
     } else if (place.kind == TensorPlace::kBeforeLayers) {
       layer_rank = -1;
@@ -263,6 +296,7 @@ ExportPlan make_export_plan(const ModelConfig& config, const parallel::ParallelS
 
   ExportPlan plan;
   plan.scheme = options.scheme;
+  plan.notes = std::move(notes);
   for (auto& kt : keyed) {
     kt.second.nbytes = bytes_of(kt.second.dtype, kt.second.shape);
     plan.total_bytes += kt.second.nbytes;

@@ -15,7 +15,7 @@ std::vector<std::string> ExportSource::side_files() const {
   return {};
 }
 
-const uint8_t* ExportSource::passthrough_bytes(const std::string& name) const {
+at::Tensor ExportSource::passthrough_data(const std::string& name) const {
   MQ_THROW("this export source holds no passthrough tensor '", name, "'");
 }
 

@@ -215,6 +215,7 @@ ExportSummary export_checkpoint(const ModelConfig& config, const parallel::Paral
     PlanOptions po;
     po.scheme = choose_scheme(format, options.activations_calibrated);
     po.exclude = options.exclude;
+    po.allow_partial_blocks = options.allow_partial_blocks;
     po.max_shard_bytes = options.max_shard_bytes;
     po.expert_dtype = source.expert_dtype();
     plan = make_export_plan(config, ps, source.passthrough_tensors(), po);
@@ -265,6 +266,7 @@ ExportSummary export_checkpoint(const ModelConfig& config, const parallel::Paral
   });
 
   fill_sizes(config, plan, summary);
+  summary.notes = plan.notes;
   if (!fallbacks.empty())
     summary.warnings.push_back(
         str_cat(fallbacks.size(),

@@ -296,7 +296,11 @@ class RankProducer {
 
   void produce_passthrough(size_t index, ThreadStats& st) {
     const PlannedTensor& t = plan_.tensors[index];
-    write(t, source_.passthrough_bytes(t.source_name), st);
+    const at::Tensor data = source_.passthrough_data(t.source_name);
+    MQ_CHECK(static_cast<uint64_t>(data.nbytes()) == t.nbytes && data.is_contiguous(),
+             "internal: passthrough '", t.name, "' holds ", data.nbytes(), " bytes, planned ",
+             t.nbytes);
+    write(t, data.data_ptr(), st);
     source_.release_passthrough(t.source_name);
   }
 

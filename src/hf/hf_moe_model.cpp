@@ -9,6 +9,8 @@
 #include "moequant/common/error.h"
 #include "moequant/common/strings.h"
 #include "moequant/core/tensor_bridge.h"
+#include "moequant/export/checkpoint_completeness.h"
+#include "moequant/forward/checkpoint_tensor.h"
 
 namespace moequant {
 
@@ -16,6 +18,12 @@ HfMoeModel::HfMoeModel(ModelConfig config, const parallel::ParallelState& ps,
                        const HfLoadOptions& options)
     : config_(std::move(config)), ps_(ps), options_(options) {
   checkpoint_ = std::make_unique<io::CheckpointFolder>(io::CheckpointFolder::open(config_.dir));
+  // Everything the config implies, before anything is read (a missing lm_head would otherwise
+  // export "fine" and load wrong).
+  const std::vector<std::string> problems =
+      checkpoint_problems(*checkpoint_, config_, ConfigOf::kSource);
+  MQ_CHECK(problems.empty(), problems.front(),
+           problems.size() > 1 ? str_cat(" (and ", problems.size() - 1, " more problem(s))") : "");
   check_expert_tensors();
   layers_ = register_module("layers", std::make_shared<torch::nn::Module>());
   const parallel::IndexRange experts = ps_.local_experts();
@@ -46,6 +54,7 @@ bool HfMoeModel::fused_on_disk(int layer) const {
 
 void HfMoeModel::check_expert_tensors() {
   const int64_t I = config_.intermediate, H = config_.hidden;
+  const bool fp8_source = config_.source.format == SourceFormat::kFp8Block;
   bool dtype_set = false;
   auto check = [&](const std::string& name, const std::vector<int64_t>& shape) {
     MQ_CHECK(checkpoint_->has(name), config_.dir, ": expert tensor '", name,
@@ -53,10 +62,16 @@ void HfMoeModel::check_expert_tensors() {
     const io::TensorInfo& info = checkpoint_->info(name);
     MQ_CHECK(info.shape == shape, config_.dir, ": tensor '", name, "' has shape ",
              shape_string(info.shape), ", expected ", shape_string(shape), " from config.json");
-    weight_scalar_type(info.dtype, name);  // BF16, F16 or F32
-    if (!dtype_set) expert_dtype_ = info.dtype;
+    // BF16, F16 or F32; an FP8 block source's F8_E4M3 weights are read as the bf16 they encode.
+    const DType dtype = info.dtype == DType::kF8E4M3 && fp8_source ? DType::kBF16 : info.dtype;
+    if (info.dtype == DType::kF8E4M3 && fp8_source)
+      MQ_CHECK(checkpoint_->has(fp8_block_scale_name(name)), config_.dir, ": expert tensor '", name,
+               "' is F8_E4M3 but its block scales '", fp8_block_scale_name(name), "' are missing");
+    else
+      weight_scalar_type(info.dtype, name);
+    if (!dtype_set) expert_dtype_ = dtype;
     dtype_set = true;
-    MQ_CHECK(info.dtype == expert_dtype_, name, ": dtype ", dtype_name(info.dtype),
+    MQ_CHECK(dtype == expert_dtype_, name, ": dtype ", dtype_name(info.dtype),
              " differs from the other expert weights (", dtype_name(expert_dtype_), ")");
   };
   for (int layer : config_.moe_layers) {
@@ -103,6 +118,10 @@ at::Tensor HfMoeModel::view(const std::string& name, int64_t matrix, int64_t row
                             int64_t row_begin, int64_t row_end, int64_t col_begin,
                             int64_t col_end) const {
   const io::TensorInfo& info = checkpoint_->info(name);
+  if (info.dtype == DType::kF8E4M3)  // an FP8 block source: the whole weight as bf16, then a slice
+    return checkpoint_tensor(*checkpoint_, name)
+        .narrow(0, row_begin, row_end - row_begin)
+        .narrow(1, col_begin, col_end - col_begin);
   const int64_t elem = dtype_size(info.dtype);
   const uint8_t* p =
       checkpoint_->data(name) + ((matrix * rows + row_begin) * cols + col_begin) * elem;
@@ -140,9 +159,14 @@ ExpertShard HfMoeModel::expert_shard(int layer, int expert, bool fc1) const {
 std::vector<std::string> HfMoeModel::unit_tensors(int layer, int expert, bool fc1) const {
   // A fused 3-D tensor serves every expert of the layer: its pages are left to the kernel.
   if (fused_on_disk(layer)) return {};
-  if (!fc1) return {config_.expert_weight_name(layer, expert, ExpertProj::kDown)};
-  return {config_.expert_weight_name(layer, expert, ExpertProj::kGate),
-          config_.expert_weight_name(layer, expert, ExpertProj::kUp)};
+  std::vector<std::string> out;
+  for (ExpertProj p : fc1 ? std::vector<ExpertProj>{ExpertProj::kGate, ExpertProj::kUp}
+                          : std::vector<ExpertProj>{ExpertProj::kDown}) {
+    out.push_back(config_.expert_weight_name(layer, expert, p));
+    if (checkpoint_->has(fp8_block_scale_name(out.back())))
+      out.push_back(fp8_block_scale_name(out.back()));
+  }
+  return out;
 }
 
 void HfMoeModel::prefetch_expert(int layer, int expert, bool fc1) const {
@@ -172,7 +196,13 @@ std::vector<PassthroughTensor> HfMoeModel::passthrough_tensors() const {
   for (const std::string& name : checkpoint_->names()) {
     if (config_.is_routed_expert_tensor(name)) continue;  // produced by the experts
     const io::TensorInfo& info = checkpoint_->info(name);
-    out.push_back({name, info.dtype, info.shape});
+    // An FP8 block source's weights are written as the bf16 they encode; their scales are not.
+    const std::string suffix = "_scale_inv";
+    if (ends_with(name, suffix) &&
+        is_fp8_block_weight(*checkpoint_, name.substr(0, name.size() - suffix.size())))
+      continue;
+    out.push_back(
+        {name, is_fp8_block_weight(*checkpoint_, name) ? DType::kBF16 : info.dtype, info.shape});
   }
   return out;
 }
@@ -194,8 +224,12 @@ std::vector<std::string> HfMoeModel::side_files() const {
   return out;
 }
 
-const uint8_t* HfMoeModel::passthrough_bytes(const std::string& name) const {
-  return checkpoint_->data(name);
+at::Tensor HfMoeModel::passthrough_data(const std::string& name) const {
+  const io::TensorInfo& info = checkpoint_->info(name);
+  if (info.dtype == DType::kF8E4M3) return checkpoint_tensor(*checkpoint_, name);
+  // The bytes as they are, whatever the dtype (no float view needed to copy them).
+  return at::from_blob(const_cast<uint8_t*>(checkpoint_->data(name)),
+                       {static_cast<int64_t>(info.nbytes())}, at::TensorOptions().dtype(at::kByte));
 }
 
 void HfMoeModel::release_passthrough(const std::string& name) const {

@@ -103,7 +103,9 @@ bool ModelConfig::is_routed_expert_tensor(const std::string& name, int* layer_ou
 }
 
 bool ModelConfig::is_embedding(const std::string& name) {
-  return name == "model.embed_tokens.weight";
+  // The model's, or an MTP layer's own ("model.layers.61.embed_tokens.weight").
+  return name == "model.embed_tokens.weight" ||
+         (starts_with(name, "model.layers.") && ends_with(name, ".embed_tokens.weight"));
 }
 
 ModelConfig parse_model_config(nlohmann::json raw, const std::string& dir, const std::string& file,

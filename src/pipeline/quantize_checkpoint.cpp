@@ -30,6 +30,7 @@ void check_early(const QuantizeOptions& o, const ModelConfig& config, int rank) 
   if (rank == 0) check_output_dir(o.out_dir, o.overwrite);
   const int64_t H = config.hidden, I = config.intermediate;
   const int layer = config.moe_layers.at(0);
+  check_engine_shape_rules(config, o.format, o.allow_partial_blocks);
   const FormatDescriptor& f = format_descriptor(o.format);
   f.stored_tensors(I, H, DType::kBF16, config.expert_weight_name(layer, 0, ExpertProj::kGate));
   f.stored_tensors(H, I, DType::kBF16, config.expert_weight_name(layer, 0, ExpertProj::kDown));
@@ -46,6 +47,7 @@ ExportOptions export_options(const QuantizeOptions& o) {
   e.overwrite = o.overwrite;
   e.durable = o.durable;
   e.exclude = o.exclude;
+  e.allow_partial_blocks = o.allow_partial_blocks;
   e.max_shard_bytes = o.max_shard_bytes;
   e.device = o.device;
   e.threads = o.threads;

@@ -16,6 +16,7 @@ struct QuantizeArgs {
   int tp = 0, ep = 0, etp = 0, pp = 0;  // 0: not given
   std::vector<std::string> exclude;
   bool overwrite = false;
+  bool allow_partial_blocks = false;
   std::string expert_amax = "shared";
   std::string device = "cpu";
   std::string max_shard_size = "2GB";
@@ -56,6 +57,8 @@ struct GenerateArgs {
   int64_t hidden = 64, intermediate = 32, head_dim = 0, vocab = 256;
   std::vector<int> dense_layers;
   bool fused = false;
+  std::string source_dtype = "bf16";
+  int64_t dense_intermediate = 0;
   uint64_t seed = 0;
 };
 CLI::App* add_generate_command(CLI::App& app, GenerateArgs& args);

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "commands.h"
+#include "moequant/model/model_family.h"
 #include "synthetic_model.h"
 
 namespace moequant::tool {
@@ -11,10 +12,11 @@ CLI::App* add_generate_command(CLI::App& app, GenerateArgs& a) {
   CLI::App* c = app.add_subcommand(
       "generate",
       "Write a complete synthetic Hugging Face MoE checkpoint (every tensor of the family's "
-      "model, random bf16 weights, seeded): for tests, benchmarks and trying the tool");
+      "model, random bf16 weights, seeded; optionally an FP8 block source as DeepSeek releases "
+      "it): for tests, benchmarks and trying the tool");
   c->add_option("--out", a.out, "Output folder (must not exist)")->required();
   c->add_option("--model-type", a.model_type, "Model family")
-      ->check(CLI::IsMember({"qwen3_moe", "qwen2_moe", "mixtral"}))
+      ->check(CLI::IsMember(supported_model_types()))
       ->capture_default_str();
   c->add_option("--layers", a.layers, "Decoder layers")
       ->check(CLI::PositiveNumber)
@@ -43,13 +45,22 @@ CLI::App* add_generate_command(CLI::App& app, GenerateArgs& a) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   c->add_option("--dense-layers", a.dense_layers,
-                "Layers with a dense MLP instead of experts (Qwen's mlp_only_layers), e.g. 0,3")
+                "Layers with a dense MLP instead of experts (Qwen's mlp_only_layers, any; "
+                "DeepSeek's and GLM's first_k_dense_replace, the first ones), e.g. 0,3")
       ->delimiter(',');
   c->add_option("--shards", a.shards, "Safetensors files (>1 writes an index)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   c->add_flag("--fused", a.fused,
               "Store experts fused as 3-D gate_up_proj [E, 2I, H] and down_proj [E, H, I]");
+  c->add_option("--source-dtype", a.source_dtype,
+                "bf16, or fp8: every decoder linear as F8_E4M3 128x128 blocks with its "
+                "weight_scale_inv, as DeepSeek-V3/R1 and Kimi-K2 are released")
+      ->check(CLI::IsMember({"bf16", "fp8"}))
+      ->capture_default_str();
+  c->add_option("--dense-intermediate", a.dense_intermediate,
+                "Width of the dense MLP layers and shared experts (default: 4 x intermediate)")
+      ->check(CLI::PositiveNumber);
   c->add_option("--seed", a.seed, "Random seed")->capture_default_str();
   return c;
 }
@@ -69,13 +80,16 @@ int run_generate(const GenerateArgs& a) {
   spec.vocab = a.vocab;
   spec.dense_layers = a.dense_layers;
   spec.fused_experts = a.fused;
+  spec.fp8_source = a.source_dtype == "fp8";
+  spec.dense_intermediate = a.dense_intermediate;
   spec.seed = a.seed;
   write_synthetic_model(a.out, spec);
   std::printf(
-      "wrote %s: %s, %d layers, %d experts, hidden %lld, expert intermediate %lld%s, %d "
+      "wrote %s: %s, %d layers, %d experts, hidden %lld, expert intermediate %lld%s%s, %d "
       "shard(s)\n",
       a.out.c_str(), a.model_type.c_str(), a.layers, a.experts, static_cast<long long>(a.hidden),
-      static_cast<long long>(a.intermediate), a.fused ? " (fused experts)" : "", a.shards);
+      static_cast<long long>(a.intermediate), a.fused ? " (fused experts)" : "",
+      a.source_dtype == "fp8" ? ", fp8 block source" : "", a.shards);
   return 0;
 }
 

@@ -13,7 +13,9 @@
 #include "commands.h"
 #include "exported_folder.h"
 #include "moequant/common/error.h"
+#include "moequant/export/checkpoint_completeness.h"
 #include "moequant/io/checkpoint_folder.h"
+#include "moequant/model/model_config.h"
 
 namespace moequant::tool {
 
@@ -135,7 +137,8 @@ struct Inspection {
   uint64_t bytes = 0;
   std::vector<WeightRow> rows;
   std::vector<std::string> warnings;
-  FolderEngineCheck engine;  // how serving engines read it, module by module
+  FolderEngineCheck engine;             // how serving engines read it, module by module
+  std::vector<std::string> incomplete;  // tensors its config implies that it lacks
 };
 
 Inspection inspect_folder(const std::string& dir) {
@@ -193,6 +196,15 @@ Inspection inspect_folder(const std::string& dir) {
                                   " but no quantized weight was found"));
   in.engine = check_folder_engine_view(dir);
   for (const std::string& p : in.engine.problems) in.warnings.push_back("engine view: " + p);
+  // Every tensor its config implies (a folder of a family moequant does not read is not checked).
+  std::optional<ModelConfig> model;
+  try {
+    model = parse_model_config(config, dir, dir + "/config.json", ConfigOf::kExport);
+  } catch (const Error& e) {
+    in.warnings.push_back(str_cat("not checked for completeness: ", e.what()));
+  }
+  if (model) in.incomplete = checkpoint_problems(ckpt, *model, ConfigOf::kExport);
+  for (const std::string& p : in.incomplete) in.warnings.push_back("incomplete: " + p);
   return in;
 }
 
@@ -371,8 +383,8 @@ int run_inspect(const InspectArgs& a) {
     print_table(in);
     print_summary(in, t);
   }
-  // A folder engines would misread fails, as verify does.
-  return in.engine.problems.empty() ? 0 : 1;
+  // A folder engines would misread, or that lacks a tensor, fails, as verify does.
+  return in.engine.problems.empty() && in.incomplete.empty() ? 0 : 1;
 }
 
 }  // namespace moequant::tool

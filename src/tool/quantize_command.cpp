@@ -42,6 +42,9 @@ CLI::App* add_quantize_command(CLI::App& app, QuantizeArgs& a) {
                 "model.layers.3.mlp.experts.5.gate_proj); all experts of a layer or none (int4: "
                 "any); repeatable");
   c->add_flag("--overwrite", a.overwrite, "Replace an existing output folder");
+  c->add_flag("--allow-partial-blocks", a.allow_partial_blocks,
+              "fp8_block: write experts whose intermediate size is not a multiple of 128 "
+              "(transformers and TensorRT-LLM load them; vLLM's and SGLang's fused MoE do not)");
   c->add_flag("--fsync", a.fsync,
               "fsync every output file before publishing the folder (survives a power loss; a "
               "killed job never leaves a complete-looking folder either way)");
@@ -193,6 +196,7 @@ void write_report_json(const std::string& path, const QuantizeReport& r) {
 void print_summary(const QuantizeReport& r, const QuantizeOptions& o) {
   const ExportSummary& s = r.exported;
   for (const std::string& warning : s.warnings) std::printf("warning: %s\n", warning.c_str());
+  for (const std::string& note : s.notes) std::printf("note: %s\n", note.c_str());
   std::printf("\nwrote %s: %s, %zu tensors in %zu file(s), %s (source %s)\n", o.out_dir.c_str(),
               s.scheme.names().description.c_str(), s.tensors, s.files,
               fmt_bytes(static_cast<double>(s.bytes)).c_str(),
@@ -224,6 +228,7 @@ int run_quantize(const QuantizeArgs& a) {
   o.tp = a.tp, o.ep = a.ep, o.etp = a.etp, o.pp = a.pp;
   o.per_expert_amax = a.expert_amax == "per-expert";
   o.exclude = a.exclude;
+  o.allow_partial_blocks = a.allow_partial_blocks;
   o.device = a.device;
   o.max_shard_bytes = parse_size(a.max_shard_size, "--max-shard-size");
   o.threads = a.threads;

@@ -11,156 +11,167 @@
 #include <map>
 
 #include "moequant/common/error.h"
+#include "moequant/core/quantize.h"
 #include "moequant/export/output_folder.h"
 #include "moequant/io/checkpoint_folder.h"
 #include "moequant/io/safetensors.h"
+#include "moequant/model/decoder_config.h"
+#include "moequant/model/model_tensors.h"
 
 namespace moequant {
 
 namespace {
 
-// A tensor to write: its name and shape up front (the shard headers need them), its values made
-// only when written, so that a large model is generated with one tensor in memory.
+// A tensor to write: its name, dtype and shape up front (the shard headers need them), its bytes
+// made only when written, so that a large model is generated with one tensor in memory.
 struct PlannedWeight {
   std::string name;
+  DType dtype;
   std::vector<int64_t> shape;
-  std::function<at::Tensor()> make;  // bf16, contiguous
+  std::function<at::Tensor()> make;  // contiguous, of `dtype`'s storage type
 };
 
-int64_t head_dim_of(const SyntheticModelSpec& s) {
-  return s.head_dim > 0 ? s.head_dim : s.hidden / s.heads;
+// Seeded values of a weight: uniform with the spread of a unit-variance normal, scaled by
+// gain / sqrt(in) (activations stay of order one through the layers). at::rand, not randn: a
+// DeepSeek-sized checkpoint is gigabytes of values.
+at::Tensor linear_values(const std::vector<int64_t>& shape, double gain) {
+  const double in = static_cast<double>(shape.back());
+  return ((at::rand(shape) * 2 - 1) * (std::sqrt(3.0) * gain / std::sqrt(in))).to(at::kBFloat16);
 }
 
-int64_t dense_intermediate_of(const SyntheticModelSpec& s) {
-  return s.dense_intermediate > 0 ? s.dense_intermediate : 4 * s.intermediate;
+at::Tensor vector_values(int64_t n, double mean, double spread, at::ScalarType type) {
+  return ((at::rand({n}) * 2 - 1) * spread + mean).to(type);
 }
 
-bool is_dense(const SyntheticModelSpec& s, int layer) {
-  return std::find(s.dense_layers.begin(), s.dense_layers.end(), layer) != s.dense_layers.end();
+class Planner {
+ public:
+  Planner(const ModelConfig& c, const SyntheticModelSpec& s) : c_(c), s_(s) {}
+
+  // A linear weight, written as FP8 blocks (+ its weight_scale_inv) in an FP8 source.
+  void linear(const std::string& name, const std::vector<int64_t>& shape, double gain = 1.0,
+              bool fp8_allowed = true) {
+    if (!(s_.fp8_source && fp8_allowed)) {
+      w_.push_back({name, DType::kBF16, shape, [=] { return linear_values(shape, gain); }});
+      return;
+    }
+    // Quantized once for both tensors (the codes first, the scales right after).
+    auto stored = std::make_shared<std::vector<StoredTensor>>();
+    auto quantize = [=] {
+      if (stored->empty())
+        *stored = quantize_weight(linear_values(shape, gain), QuantFormat::kFP8Block, {}, name);
+    };
+    const std::vector<int64_t> tiles = {(shape[0] + 127) / 128, (shape[1] + 127) / 128};
+    w_.push_back({name, DType::kF8E4M3, shape, [=] {
+                    quantize();
+                    return find_stored(*stored, "weight", name).data;
+                  }});
+    w_.push_back({name + "_scale_inv", DType::kF32, tiles, [=] {
+                    quantize();
+                    const at::Tensor t = find_stored(*stored, "weight_scale_inv", name).data;
+                    stored->clear();
+                    return t;
+                  }});
+  }
+  void vector(const std::string& name, int64_t n, double mean, double spread,
+              DType dtype = DType::kBF16) {
+    const at::ScalarType type = dtype == DType::kF32 ? at::kFloat : at::kBFloat16;
+    w_.push_back({name, dtype, {n}, [=] { return vector_values(n, mean, spread, type); }});
+  }
+
+  void tensors(const TensorSet& set) {
+    for (const ModelTensor& t : set.all()) {
+      if (t.use == TensorUse::kRouterBias) {
+        vector(t.name, t.shape[0], 0.0, 0.1, DType::kF32);
+      } else if (t.linear) {
+        // The router, the heads and MTP's projection stay bf16 in DeepSeek's release.
+        const bool fp8 = t.use != TensorUse::kRouter && t.use != TensorUse::kLmHead &&
+                         t.use != TensorUse::kMtpHead && t.use != TensorUse::kMtpEhProj &&
+                         t.use != TensorUse::kSharedExpertGate;
+        linear(t.name, t.shape, 1.0, fp8);
+      } else if (t.use == TensorUse::kEmbed || t.use == TensorUse::kMtpEmbed) {
+        linear(t.name, t.shape, 0.02 * std::sqrt(static_cast<double>(t.shape[1])), false);
+      } else if (t.use == TensorUse::kQBias || t.use == TensorUse::kKBias ||
+                 t.use == TensorUse::kVBias) {
+        vector(t.name, t.shape[0], 0.0, 0.1);
+      } else {  // norms
+        vector(t.name, t.shape[0], 1.0, 0.1);
+      }
+    }
+  }
+
+  void experts(int layer) {
+    const int64_t H = c_.hidden, I = c_.intermediate, E = c_.num_experts;
+    if (s_.fused_experts && layer < c_.num_layers) {
+      w_.push_back({c_.fused_gate_up_name(layer), DType::kBF16, {E, 2 * I, H}, [=] {
+                      return linear_values({E, 2 * I, H}, 1.0);
+                    }});
+      w_.push_back({c_.fused_down_name(layer), DType::kBF16, {E, H, I}, [=] {
+                      return linear_values({E, H, I}, 1.0);
+                    }});
+      return;
+    }
+    for (int e = 0; e < E; ++e) {
+      // A heavier tail in some experts makes shared and per-expert amax differ.
+      const double gain = 0.5 * (1.0 + (e % 3));
+      linear(c_.expert_weight_name(layer, e, ExpertProj::kGate), {I, H}, gain);
+      linear(c_.expert_weight_name(layer, e, ExpertProj::kUp), {I, H}, gain);
+      linear(c_.expert_weight_name(layer, e, ExpertProj::kDown), {H, I}, gain);
+    }
+  }
+
+  std::vector<PlannedWeight> take() { return std::move(w_); }
+
+ private:
+  const ModelConfig& c_;
+  const SyntheticModelSpec& s_;
+  std::vector<PlannedWeight> w_;
+};
+
+// Every tensor of the model, in the order transformers writes them (embedding, layers, head).
+std::vector<PlannedWeight> plan_weights(const ModelConfig& c, const DecoderConfig& d,
+                                        const SyntheticModelSpec& s) {
+  Planner p(c, s);
+  const TensorSet ends = end_tensors(c, d);
+  TensorSet embed;
+  embed.add(TensorUse::kEmbed, ends.get(TensorUse::kEmbed).name, ends.get(TensorUse::kEmbed).shape);
+  p.tensors(embed);
+  for (int l = 0; l < c.num_layers + c.extra_layers; ++l) {
+    const TensorSet layer = layer_tensors(c, d, l);
+    p.tensors(layer);
+    if (layer.find(TensorUse::kRouter)) p.experts(l);
+  }
+  TensorSet tail;
+  for (const ModelTensor& t : ends.all())
+    if (t.use != TensorUse::kEmbed) tail.add(t.use, t.name, t.shape, t.linear);
+  p.tensors(tail);
+  return p.take();
 }
 
 nlohmann::json make_config(const SyntheticModelSpec& s) {
-  const bool mixtral = s.model_type == "mixtral";
-  const char* arch = mixtral                       ? "MixtralForCausalLM"
-                     : s.model_type == "qwen2_moe" ? "Qwen2MoeForCausalLM"
-                                                   : "Qwen3MoeForCausalLM";
-  nlohmann::json c = {
-      {"architectures", {arch}},
-      {"model_type", s.model_type},
-      {"hidden_size", s.hidden},
-      {"num_hidden_layers", s.layers},
-      {"num_attention_heads", s.heads},
-      {"num_key_value_heads", s.kv_heads},
-      {"head_dim", head_dim_of(s)},
-      {"vocab_size", s.vocab},
-      {"num_experts_per_tok", s.top_k},
-      {"hidden_act", "silu"},
-      {"rms_norm_eps", 1e-6},
-      {"rope_parameters", {{"rope_theta", mixtral ? 1e6 : 1e4}, {"rope_type", "default"}}},
-      {"max_position_embeddings", 4096},
-      {"tie_word_embeddings", false},
-      {"attention_bias", false},
-      {"dtype", "bfloat16"}};
-  if (mixtral) {
-    c["num_local_experts"] = s.experts;
-    c["intermediate_size"] = s.intermediate;
-  } else {
-    c["num_experts"] = s.experts;
-    c["moe_intermediate_size"] = s.intermediate;
-    c["intermediate_size"] = dense_intermediate_of(s);
-    c["decoder_sparse_step"] = 1;
-    c["mlp_only_layers"] = s.dense_layers;
-    c["norm_topk_prob"] = s.model_type == "qwen3_moe";
-  }
-  if (s.model_type == "qwen2_moe") {
-    c["shared_expert_intermediate_size"] = dense_intermediate_of(s);
-    c["qkv_bias"] = true;
-  }
+  ModelShape shape;
+  shape.layers = s.layers;
+  shape.experts = s.experts;
+  shape.top_k = s.top_k;
+  shape.hidden = s.hidden;
+  shape.intermediate = s.intermediate;
+  shape.dense_intermediate = s.dense_intermediate;
+  shape.heads = s.heads;
+  shape.kv_heads = s.kv_heads;
+  shape.head_dim = s.head_dim;
+  shape.vocab = s.vocab;
+  shape.dense_layers = s.dense_layers;
+  nlohmann::json c = family_for_model_type(s.model_type, "synthetic model").synthetic_config(shape);
+  if (s.fp8_source)  // DeepSeek-V3's release config
+    c["quantization_config"] = {{"quant_method", "fp8"},
+                                {"fmt", "e4m3"},
+                                {"activation_scheme", "dynamic"},
+                                {"weight_block_size", {128, 128}}};
   return c;
-}
-
-std::vector<PlannedWeight> plan_weights(const SyntheticModelSpec& s) {
-  const bool mixtral = s.model_type == "mixtral", qwen3 = s.model_type == "qwen3_moe",
-             qwen2 = s.model_type == "qwen2_moe";
-  const int64_t H = s.hidden, I = s.intermediate, E = s.experts, D = head_dim_of(s);
-  const int64_t q_out = s.heads * D, kv_out = s.kv_heads * D, dense_i = dense_intermediate_of(s);
-  std::vector<PlannedWeight> w;
-  // Linear weights scaled by 1/sqrt(in) keep activations of order one through the layers.
-  auto linear = [&](const std::string& name, int64_t out, int64_t in, double gain = 1.0) {
-    w.push_back({name, {out, in}, [=] {
-                   return (at::randn({out, in}) * (gain / std::sqrt(static_cast<double>(in))))
-                       .to(at::kBFloat16)
-                       .contiguous();
-                 }});
-  };
-  auto vector = [&](const std::string& name, int64_t n, double mean, double spread) {
-    w.push_back({name, {n}, [=] {
-                   return (at::randn({n}) * spread + mean).to(at::kBFloat16).contiguous();
-                 }});
-  };
-  linear("model.embed_tokens.weight", s.vocab, H, 0.02 * std::sqrt(static_cast<double>(H)));
-  for (int l = 0; l < s.layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    vector(p + "input_layernorm.weight", H, 1.0, 0.1);
-    vector(p + "post_attention_layernorm.weight", H, 1.0, 0.1);
-    linear(p + "self_attn.q_proj.weight", q_out, H);
-    linear(p + "self_attn.k_proj.weight", kv_out, H);
-    linear(p + "self_attn.v_proj.weight", kv_out, H);
-    if (qwen2) {
-      vector(p + "self_attn.q_proj.bias", q_out, 0.0, 0.1);
-      vector(p + "self_attn.k_proj.bias", kv_out, 0.0, 0.1);
-      vector(p + "self_attn.v_proj.bias", kv_out, 0.0, 0.1);
-    }
-    linear(p + "self_attn.o_proj.weight", H, q_out);
-    if (qwen3) {
-      vector(p + "self_attn.q_norm.weight", D, 1.0, 0.1);
-      vector(p + "self_attn.k_norm.weight", D, 1.0, 0.1);
-    }
-    if (!mixtral && is_dense(s, l)) {
-      linear(p + "mlp.gate_proj.weight", dense_i, H);
-      linear(p + "mlp.up_proj.weight", dense_i, H);
-      linear(p + "mlp.down_proj.weight", H, dense_i);
-      continue;
-    }
-    const std::string moe = p + (mixtral ? "block_sparse_moe." : "mlp.");
-    linear(moe + "gate.weight", E, H);
-    const std::string gate = mixtral ? "w1" : "gate_proj", up = mixtral ? "w3" : "up_proj",
-                      down = mixtral ? "w2" : "down_proj";
-    if (s.fused_experts) {
-      w.push_back({moe + "experts.gate_up_proj", {E, 2 * I, H}, [=] {
-                     return (at::randn({E, 2 * I, H}) * 0.05).to(at::kBFloat16).contiguous();
-                   }});
-      w.push_back({moe + "experts.down_proj", {E, H, I}, [=] {
-                     return (at::randn({E, H, I}) * 0.05).to(at::kBFloat16).contiguous();
-                   }});
-    } else {
-      for (int e = 0; e < E; ++e) {
-        const std::string x = moe + "experts." + std::to_string(e) + ".";
-        // A heavier tail in some experts makes shared and per-expert amax differ.
-        const double gain = 0.5 * (1.0 + (e % 3));
-        linear(x + gate + ".weight", I, H, gain);
-        linear(x + up + ".weight", I, H, gain);
-        linear(x + down + ".weight", H, I, gain);
-      }
-    }
-    if (qwen2) {
-      linear(moe + "shared_expert.gate_proj.weight", dense_i, H);
-      linear(moe + "shared_expert.up_proj.weight", dense_i, H);
-      linear(moe + "shared_expert.down_proj.weight", H, dense_i);
-      linear(moe + "shared_expert_gate.weight", 1, H);
-    }
-  }
-  vector("model.norm.weight", H, 1.0, 0.1);
-  linear("lm_head.weight", s.vocab, H);
-  return w;
 }
 
 }  // namespace
 
 void write_synthetic_model(const std::string& dir, const SyntheticModelSpec& s) {
-  MQ_CHECK(s.model_type == "qwen3_moe" || s.model_type == "qwen2_moe" || s.model_type == "mixtral",
-           "synthetic model: unknown model type '", s.model_type,
-           "' (expected qwen3_moe, qwen2_moe or mixtral)");
   MQ_CHECK(s.layers > 0 && s.experts > 0 && s.hidden > 0 && s.intermediate > 0 && s.shards > 0 &&
                s.heads > 0 && s.kv_heads > 0 && s.vocab > 0 && s.top_k > 0,
            "synthetic model: sizes must be positive");
@@ -171,37 +182,47 @@ void write_synthetic_model(const std::string& dir, const SyntheticModelSpec& s) 
   MQ_CHECK(s.head_dim > 0 || s.hidden % s.heads == 0, "synthetic model: hidden ", s.hidden,
            " is not a multiple of ", s.heads, " heads (give a head dim)");
   for (int l : s.dense_layers)
-    MQ_CHECK(l >= 0 && l < s.layers && s.model_type != "mixtral", "synthetic model: dense layer ",
-             l, " is not a layer of this ", s.model_type, " model");
+    MQ_CHECK(l >= 0 && l < s.layers, "synthetic model: dense layer ", l,
+             " is not a layer of the model");
+  MQ_CHECK(!(s.fused_experts && s.fp8_source),
+           "synthetic model: an FP8 block source stores its "
+           "experts per expert (DeepSeek's release layout), not fused");
   MQ_CHECK(!std::filesystem::exists(dir), "synthetic model: '", dir, "' already exists");
+  const nlohmann::json config_json = make_config(s);
+  const ModelConfig config = parse_model_config(config_json, dir, "synthetic config.json");
+  const DecoderConfig d = decoder_config(config);
   std::filesystem::create_directories(dir);
   at::manual_seed(s.seed);
-  const std::vector<PlannedWeight> weights = plan_weights(s);
+  const std::vector<PlannedWeight> weights = plan_weights(config, d, s);
 
+  // Shard k holds weights [cut[k], cut[k+1]); an FP8 weight and its scales stay in one shard.
+  std::vector<size_t> cut = {0};
   const size_t per_shard = (weights.size() + s.shards - 1) / s.shards;
+  for (size_t i = 1; i < weights.size() && static_cast<int>(cut.size()) < s.shards; ++i)
+    if (i - cut.back() >= per_shard && weights[i].name != weights[i - 1].name + "_scale_inv")
+      cut.push_back(i);
+  while (static_cast<int>(cut.size()) <= s.shards) cut.push_back(weights.size());
   std::map<std::string, std::string> weight_map;
   uint64_t total = 0;
   for (int k = 0; k < s.shards; ++k) {
     char buf[64];
     std::snprintf(buf, sizeof(buf), "model-%05d-of-%05d.safetensors", k + 1, s.shards);
     const std::string file = s.shards == 1 ? "model.safetensors" : buf;
-    const size_t begin = std::min(weights.size(), k * per_shard),
-                 end = std::min(weights.size(), begin + per_shard);
+    const size_t begin = cut[k], end = cut[k + 1];
     std::vector<io::TensorSpec> specs;
     for (size_t i = begin; i < end; ++i)
-      specs.push_back({weights[i].name, DType::kBF16, weights[i].shape});
+      specs.push_back({weights[i].name, weights[i].dtype, weights[i].shape});
     io::SafetensorsWriter writer(dir + "/" + file, specs, {{"format", "pt"}});
     for (size_t i = begin; i < end; ++i) {
-      const at::Tensor t = weights[i].make();
-      const uint64_t n = static_cast<uint64_t>(t.numel()) * 2;
-      writer.write(weights[i].name, t.data_ptr(), n);
+      const at::Tensor t = weights[i].make().contiguous();
+      writer.write(weights[i].name, t.data_ptr(), t.nbytes());
       weight_map[weights[i].name] = file;
-      total += n;
+      total += t.nbytes();
     }
     writer.finish();
   }
   if (s.shards > 1) io::write_index(dir + "/model.safetensors.index.json", total, weight_map);
-  write_text_file(dir + "/config.json", make_config(s).dump(2) + "\n");
+  write_text_file(dir + "/config.json", config_json.dump(2) + "\n");
 }
 
 }  // namespace moequant

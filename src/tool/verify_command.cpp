@@ -18,11 +18,14 @@
 #include "moequant/common/error.h"
 #include "moequant/core/quantize.h"
 #include "moequant/core/tensor_bridge.h"
+#include "moequant/export/checkpoint_completeness.h"
 #include "moequant/export/engine_view.h"
 #include "moequant/export/export_plan.h"
 #include "moequant/export/scale_checks.h"
+#include "moequant/forward/checkpoint_tensor.h"
 #include "moequant/io/checkpoint_folder.h"
 #include "moequant/model/model_config.h"
+#include "moequant/model/source_quantization.h"
 
 namespace moequant::tool {
 
@@ -69,12 +72,14 @@ struct WeightCheck {
   bool ok = true;
 };
 
-// One source expert weight: a whole tensor, or one expert's slice of a fused 3-D tensor.
+// One source expert weight: a whole tensor, or one expert's slice of a fused 3-D tensor, as the
+// exporter reads it (an FP8 block source's weight: the bf16 it encodes).
 struct SourceWeight {
   std::string label;  // the source tensor name, with "[e]" / "[e, rows a:b]" for fused slices
   DType dtype = DType::kBF16;
-  const uint8_t* bytes = nullptr;
+  at::Tensor data;  // contiguous, of `dtype`
   int64_t rows = 0, cols = 0;
+  const uint8_t* bytes() const { return static_cast<const uint8_t*>(data.data_ptr()); }
   uint64_t nbytes() const { return static_cast<uint64_t>(rows * cols * dtype_size(dtype)); }
 };
 
@@ -101,6 +106,11 @@ class Verifier {
     check_config();
     engine_ = check_folder_engine_view(args_.quantized);
     for (const std::string& p : engine_.problems) problem("engine view: ", p);
+    // Every tensor the config implies, in the source and in the export.
+    for (const std::string& p : checkpoint_problems(src_, config_, ConfigOf::kSource))
+      problem("source: ", p);
+    for (const std::string& p : checkpoint_problems(q_, config_, ConfigOf::kExport))
+      problem("quantized folder: ", p);
     for (int layer : config_.moe_layers) check_layer(layer);
     check_passthrough();
     for (const std::string& name : q_.names())
@@ -333,8 +343,9 @@ class Verifier {
         return false;
       }
       w.label = name;
-      w.dtype = info.dtype;
-      w.bytes = src_.data(name);
+      if (is_fp8_block_weight(src_, name)) expert_sources_.insert(fp8_block_scale_name(name));
+      w.data = checkpoint_tensor(src_, name).contiguous();
+      w.dtype = checkpoint_dtype(w.data);
       return true;
     }
     const std::string name =
@@ -357,7 +368,9 @@ class Verifier {
     w.label =
         str_cat(name, "[", e, down ? "]" : (p == ExpertProj::kUp ? ", up rows]" : ", gate rows]"));
     w.dtype = info.dtype;
-    w.bytes = src_.data(name) + (e * per_expert + row_offset * H) * dtype_size(info.dtype);
+    w.data = tensor_from_bytes(
+        src_.data(name) + (e * per_expert + row_offset * H) * dtype_size(info.dtype), info.dtype,
+        {w.rows, w.cols});
     return true;
   }
 
@@ -388,8 +401,7 @@ class Verifier {
         return;
       }
       const at::Tensor deq = dequantize_weight(stored, f, src.rows, src.cols, base + ".weight");
-      const at::Tensor ref =
-          tensor_from_bytes(src.bytes, src.dtype, {src.rows, src.cols}).to(at::kDouble);
+      const at::Tensor ref = src.data.to(at::kDouble);
       const at::Tensor diff = deq.to(at::kDouble) - ref;
       w.max_abs = diff.abs().max().item<double>();
       const double ref_norm = ref.norm().item<double>(), diff_norm = diff.norm().item<double>();
@@ -484,7 +496,7 @@ class Verifier {
     w.shape = {src.rows, src.cols};
     const io::TensorInfo& info = q_.info(name);
     const bool same = info.dtype == src.dtype && info.shape == w.shape &&
-                      std::memcmp(q_.data(name), src.bytes, src.nbytes()) == 0;
+                      std::memcmp(q_.data(name), src.bytes(), src.nbytes()) == 0;
     if (same) {
       if (format_ != QuantFormat::kNone) ++excluded_identical_;
     } else {
@@ -525,21 +537,31 @@ class Verifier {
   void check_passthrough() {
     for (const std::string& name : src_.names()) {
       if (expert_sources_.count(name)) continue;
+      // An FP8 block source's weight is written as the bf16 it encodes, its scales not at all.
+      const std::string scale_suffix = "_scale_inv";
+      if (ends_with(name, scale_suffix) &&
+          is_fp8_block_weight(src_, name.substr(0, name.size() - scale_suffix.size())))
+        continue;
       ++passthrough_checked_;
       accounted_.insert(name);
       if (!q_.has(name)) {
         problem("tensor '", name, "' is missing from the quantized folder");
         continue;
       }
+      const bool fp8 = is_fp8_block_weight(src_, name);
+      const at::Tensor dequantized = fp8 ? checkpoint_tensor(src_, name) : at::Tensor();
       const io::TensorInfo &s = src_.info(name), &q = q_.info(name);
-      if (s.dtype != q.dtype || s.shape != q.shape) {
+      const DType expected = fp8 ? DType::kBF16 : s.dtype;
+      if (expected != q.dtype || s.shape != q.shape) {
         problem("passthrough tensor '", name, "' is ", dtype_name(q.dtype), " ",
-                shape_string(q.shape), ", the source's is ", dtype_name(s.dtype), " ",
-                shape_string(s.shape));
+                shape_string(q.shape), ", expected ", dtype_name(expected), " ",
+                shape_string(s.shape), fp8 ? " (the bf16 of the source's FP8 blocks)" : "");
         continue;
       }
-      const uint8_t *a = src_.data(name), *b = q_.data(name);
-      const uint64_t n = s.nbytes();
+      const uint8_t* a =
+          fp8 ? static_cast<const uint8_t*>(dequantized.data_ptr()) : src_.data(name);
+      const uint8_t* b = q_.data(name);
+      const uint64_t n = q.nbytes();
       if (std::memcmp(a, b, n) != 0) {
         uint64_t first = 0;
         while (a[first] == b[first]) ++first;

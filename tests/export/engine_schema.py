@@ -87,13 +87,20 @@ def output_modules(out):
     return [(m, bool(EXPERT_RE.match(m))) for m in sorted(names)]
 
 
+def routed_expert(module, cfg):
+    """A routed expert of a decoder layer (the experts of MTP layers past num_hidden_layers are
+    carried over unquantized)."""
+    m = EXPERT_RE.match(module)
+    return bool(m) and int(re.search(r"layers\.(\d+)\.", module).group(1)) < cfg["num_hidden_layers"]
+
+
 def source_modules(src):
     """(name, is_routed_expert) for every linear module an engine builds from the source."""
     cfg = src.config
     out, seen = [], set()
     family_projs = ("w1", "w3", "w2") if cfg["model_type"] == "mixtral" else (
         "gate_proj", "up_proj", "down_proj")
-    n_experts = cfg.get("num_experts") or cfg.get("num_local_experts")
+    n_experts = cfg.get("num_experts") or cfg.get("num_local_experts") or cfg.get("n_routed_experts")
     for name in sorted(src.tensors):
         if name.endswith(".experts.gate_up_proj") or name.endswith(".experts.down_proj"):
             prefix = name.rsplit(".", 1)[0]  # a fused 3-D tensor: every expert of the layer
@@ -107,12 +114,12 @@ def source_modules(src):
             continue
         if not name.endswith(".weight") or len(src.shape(name)) != 2:
             continue
-        if name == "model.embed_tokens.weight":
+        if name.endswith("embed_tokens.weight"):  # the model's, or an MTP layer's own
             continue
         m = name[: -len(".weight")]
         if m not in seen:
             seen.add(m)
-            out.append((m, bool(EXPERT_RE.match(m))))
+            out.append((m, routed_expert(m, cfg)))
     if "lm_head" not in seen:
         out.append(("lm_head", False))
     return out

@@ -390,14 +390,17 @@ class SourceModel:
     def __init__(self, folder):
         cfg = folder.config
         mt = cfg.get("model_type")
-        if mt in ("qwen3_moe", "qwen2_moe"):
-            self.naming = "qwen"
+        if mt in ("qwen3_moe", "qwen2_moe", "deepseek_v3", "kimi_k2", "glm4_moe"):
+            self.naming = "qwen"  # mlp.experts.{E}.{gate,up,down}_proj
         elif mt == "mixtral":
             self.naming = "mixtral"
         else:
             raise InputError("source config.json: unsupported model_type %r" % (mt,))
         self.model_type = mt
-        ne = cfg.get("num_experts", cfg.get("num_local_experts"))
+        ne = cfg.get("num_experts", cfg.get("num_local_experts", cfg.get("n_routed_experts")))
+        # Layers past num_hidden_layers (DeepSeek's and GLM's MTP layers) are carried over as they
+        # are, their experts included.
+        decoder_layers = cfg.get("num_hidden_layers", 0)
         if not isinstance(ne, int) or ne <= 0:
             raise InputError("source config.json: no num_experts / num_local_experts")
         self.num_experts = ne
@@ -411,6 +414,9 @@ class SourceModel:
         self.out_names = out_names
         for name, ref in folder.tensors.items():
             m = per_expert_re.match(name)
+            if m and int(m.group(2)) >= decoder_layers:
+                self.passthrough.append(name)
+                continue
             if m:
                 prefix, layer, e, p = m.group(1), int(m.group(2)), int(m.group(3)), m.group(4)
                 kind = QWEN_PROJ[p] if self.naming == "qwen" else MIXTRAL_PROJ[p]
@@ -426,7 +432,7 @@ class SourceModel:
                 self._add_fused(layer, prefix, which, ref)
                 continue
             m = EXPERTS_PREFIX.match(name)
-            if m:
+            if m and int(m.group(2)) < decoder_layers:
                 raise InputError("source: unrecognized routed-expert tensor '%s'" % name)
             self.passthrough.append(name)
         for layer, experts in self.layers.items():

@@ -185,8 +185,12 @@ def test_builtin_model(ctx):
 def roundtrip(ctx, model, fmt):
     src = ctx.fixture(model)
     out = ctx.path("q")
-    proc = ctx.ok("quantize", "--model", src, "--format", fmt, "--out", out, "--no-table")
+    partial = ["--allow-partial-blocks"] if fmt == "fp8_block" else []
+    proc = ctx.ok("quantize", "--model", src, "--format", fmt, "--out", out, "--no-table", *partial)
     check("wrote " in proc.stdout, "no summary line")
+    if fmt == "fp8_block":
+        check("vLLM and SGLang will not load it" in proc.stdout,
+              "no note that vLLM/SGLang refuse partial fp8 blocks")
     check(os.path.isfile(os.path.join(out, "model.safetensors.index.json")), "no index written")
     proc = ctx.ok("verify", "--source", src, "--quantized", out)
     check("verify: PASSED" in proc.stdout, "verify did not report PASSED")
@@ -355,6 +359,20 @@ def test_progress_speaks_in_sizes_and_layers(ctx):
     check(calibrating and calibrating[-1] == "calibrating: 100% 2/2 layers",
           f"calibration progress not in layers: {calibrating}")
     check(not any("\r" in l for l in lines), "progress redrawn with \\r while not a terminal")
+
+
+def test_fp8_block_with_partial_blocks_is_refused_unless_asked(ctx):
+    """vLLM's and SGLang's fused MoE refuse fp8 blocks over an intermediate size that is not a
+    multiple of 128 (the fixture's is 32): refused up front, naming the rule and the flag."""
+    out = ctx.path("out")
+    proc = ctx.run("quantize", "--model", ctx.fixture("qwen3moe"), "--format", "fp8_block",
+                   "--out", out)
+    expect_error(proc, "fp8_block", "intermediate size 32 is not a multiple of 128",
+                 "--allow-partial-blocks")
+    expect_no_output(out)
+    proc = ctx.ok("quantize", "--model", ctx.fixture("qwen3moe"), "--format", "fp8_block",
+                  "--out", out, "--allow-partial-blocks", "--no-table")
+    check("vLLM and SGLang will not load it" in proc.stdout, "no note of the engines that refuse it")
 
 
 def test_missing_model_folder(ctx):

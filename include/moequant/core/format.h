@@ -57,6 +57,9 @@ struct FormatDescriptor {
   int bits = 16;                // bits per weight code
   int group_size = 0;           // elements per scale along `in` (nvfp4 16, int4 128), or 0
   std::vector<int> block_size;  // fp8_block's [128, 128] tiles, else empty
+  // vLLM's and SGLang's fused MoE kernels take the format only when an expert's intermediate size
+  // (per serving TP rank) is a multiple of this (fp8_block: 128; 0: no such rule).
+  int64_t moe_intermediate_multiple = 0;
   // Scalar scales that gate and up of one expert must store with equal bytes: engines fuse the
   // two into one gate_up weight and keep a single value.
   std::vector<std::string> gate_up_shared_scalars;

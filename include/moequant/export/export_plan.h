@@ -82,7 +82,8 @@ struct ExportPlan {
   std::vector<PlannedFile> files;
   std::vector<PlannedUnit> units;  // expert units in plan order
   std::vector<PlannedModule> modules;
-  uint64_t total_bytes = 0;  // tensor bytes (what the index's total_size counts)
+  uint64_t total_bytes = 0;        // tensor bytes (what the index's total_size counts)
+  std::vector<std::string> notes;  // check_engine_shape_rules' notes, for the summary
   // Names of the linear modules left unquantized, in model order: the exclusion lists.
   std::vector<std::string> unquantized_modules() const;
 };
@@ -95,9 +96,17 @@ bool is_excluded(const std::string& module, const std::vector<std::string>& excl
 QuantFormat expert_format(const ModelConfig& config, int layer, int expert, ExpertProj proj,
                           QuantFormat format, const std::vector<std::string>& exclude);
 
+// The engines' shape rules for `format` on this model (docs/formats.md, "Engine shape rules"):
+// fp8_block's fused MoE needs the expert intermediate size to be a multiple of 128 in vLLM and
+// SGLang. A model that breaks one is refused, naming the rule and the engines, unless
+// `allow_partial_blocks`; the returned notes say what the engines take (or will not load).
+std::vector<std::string> check_engine_shape_rules(const ModelConfig& config, QuantFormat format,
+                                                  bool allow_partial_blocks);
+
 struct PlanOptions {
   CheckpointScheme scheme{QuantFormat::kFP8, false};
-  std::vector<std::string> exclude;  // expert projections left unquantized
+  bool allow_partial_blocks = false;  // write what check_engine_shape_rules refuses
+  std::vector<std::string> exclude;   // expert projections left unquantized
   uint64_t max_shard_bytes =
       2000000000;  // "2GB": several files, so parallel writers rarely share one
   DType expert_dtype = DType::kBF16;

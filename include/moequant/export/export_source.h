@@ -16,7 +16,8 @@
 
 namespace moequant {
 
-// A tensor copied unchanged from the source checkpoint.
+// A tensor of the source written as it is (not quantized), in the dtype and shape given: the
+// source's own, or the bf16 a source's FP8 block weight encodes.
 struct PassthroughTensor {
   std::string name;
   DType dtype;
@@ -57,14 +58,15 @@ class ExportSource {
   // as input_quantizer() when experts share one): the fallback of an expert that saw none.
   virtual std::shared_ptr<TensorQuantizer> shared_input_quantizer(int layer, bool fc1) const = 0;
 
-  // The tensors copied unchanged, the same list on every rank (none by default), their bytes
-  // (valid while the source lives; thread-safe) and a hint that they were written.
+  // The tensors written unquantized, the same list on every rank (none by default), their data
+  // (a contiguous CPU tensor of the listed dtype and shape: a view of the source where it can be;
+  // thread-safe) and a hint that they were written.
   virtual std::vector<PassthroughTensor> passthrough_tensors() const;
   // Other files the output folder must carry for a loader (tokenizer.json,
   // tokenizer_config.json, generation_config.json, chat templates, ...): paths copied as they are.
   // None by default.
   virtual std::vector<std::string> side_files() const;
-  virtual const uint8_t* passthrough_bytes(const std::string& name) const;
+  virtual at::Tensor passthrough_data(const std::string& name) const;
   virtual void release_passthrough(const std::string& name) const;
 };
 

@@ -30,7 +30,8 @@ struct ExportOptions {
   // FP8 / NVFP4 with input_scale) are written; false gives the weight-only ones
   // (choose_scheme).
   bool activations_calibrated = false;
-  std::vector<std::string> exclude;  // expert projections (module names) left unquantized
+  std::vector<std::string> exclude;   // expert projections (module names) left unquantized
+  bool allow_partial_blocks = false;  // write what the engines' shape rules refuse (export_plan.h)
   uint64_t max_shard_bytes =
       2000000000;              // "2GB": several files, so parallel writers rarely share one
   std::string device = "cpu";  // where assembled weights are quantized ("cpu", "cuda")
@@ -63,6 +64,7 @@ struct ExportSummary {
   uint64_t quantized_params = 0;       // elements of quantized expert weights
   uint64_t quantized_bytes = 0;        // bytes they are stored in (data + scales)
   std::vector<std::string> warnings;   // identical on every rank
+  std::vector<std::string> notes;      // what the engines take of it (export_plan.h)
   std::vector<ExportRankStats> ranks;  // every rank's, indexed by rank
 };
 

@@ -73,7 +73,7 @@ class HfMoeModel : public torch::nn::Module, public ExportSource {
   // Every regular file of the folder but the weights, their index and the configs the exporter
   // writes itself: the tokenizer's files, generation_config.json, chat templates, ...
   std::vector<std::string> side_files() const override;
-  const uint8_t* passthrough_bytes(const std::string& name) const override;
+  at::Tensor passthrough_data(const std::string& name) const override;
   void release_passthrough(const std::string& name) const override;
 
  private:

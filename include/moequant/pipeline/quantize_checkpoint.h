@@ -32,9 +32,10 @@ struct QuantizeOptions {
   QuantFormat format = QuantFormat::kFP8;
   // Layout; 0 = not given. With no size given the world is pure expert parallelism (EP = world).
   int tp = 0, ep = 0, etp = 0, pp = 0;
-  bool per_expert_amax = false;      // one amax per expert instead of one per grouped linear
-  std::vector<std::string> exclude;  // expert projections left unquantized (glob or re:)
-  std::string device = "cpu";        // where weights are quantized: "cpu" or "cuda"
+  bool per_expert_amax = false;       // one amax per expert instead of one per grouped linear
+  std::vector<std::string> exclude;   // expert projections left unquantized (glob or re:)
+  bool allow_partial_blocks = false;  // fp8_block whose blocks vLLM/SGLang's MoE cannot take
+  std::string device = "cpu";         // where weights are quantized: "cpu" or "cuda"
   uint64_t max_shard_bytes =
       2000000000;   // "2GB": several files, so parallel writers rarely share one
   int threads = 0;  // producer threads per rank (0: the rank's share of its node's cores)

@@ -49,6 +49,7 @@ const FormatDescriptor& fp8_block_format() {
     f.name = "fp8_block";
     f.bits = 8;
     f.block_size = {num::kFp8Tile, num::kFp8Tile};
+    f.moe_intermediate_multiple = num::kFp8Tile;
     f.weights_only = {"fp8", "",
                       "fp8 128x128 blocks, dynamic activations (transformers quant_method fp8)"};
     f.layout = layout;
