@@ -4,10 +4,11 @@
 
 #include <algorithm>
 #include <cctype>
-#include <fstream>
 
 #include "families/families.h"
 #include "moequant/common/error.h"
+#include "moequant/common/limited_json.h"
+#include "moequant/common/regular_file.h"
 
 namespace moequant {
 
@@ -108,7 +109,8 @@ bool ModelConfig::is_embedding(const std::string& name) {
   return name == "model.embed_tokens.weight";
 }
 
-ModelConfig parse_model_config(nlohmann::json raw, const std::string& dir, const std::string& file) {
+ModelConfig parse_model_config(nlohmann::json raw, const std::string& dir,
+                               const std::string& file) {
   ModelConfig c;
   c.dir = dir;
   c.raw = std::move(raw);
@@ -130,15 +132,8 @@ ModelConfig parse_model_config(nlohmann::json raw, const std::string& dir, const
 ModelConfig read_model_config(const std::string& dir) {
   MQ_CHECK(is_dir(dir), "model folder '", dir, "' does not exist or is not a folder");
   const std::string file = dir + "/config.json";
-  std::ifstream in(file);
-  MQ_CHECK(in.good(), "model folder '", dir, "' has no config.json");
-  nlohmann::json raw;
-  try {
-    raw = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    MQ_THROW(file, ": malformed JSON: ", e.what());
-  }
-  return parse_model_config(std::move(raw), dir, file);
+  MQ_CHECK(path_exists(file), "model folder '", dir, "' has no config.json");
+  return parse_model_config(read_json_file(file, kMaxConfigFileBytes), dir, file);
 }
 
 }  // namespace moequant

@@ -3,12 +3,12 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
-#include <fstream>
-
+#include "exported_experts.h"
 #include "moequant/common/error.h"
+#include "moequant/common/limited_json.h"
+#include "moequant/common/regular_file.h"
 #include "moequant/core/quantize.h"
 #include "moequant/export/engine_view.h"
-#include "exported_experts.h"
 #include "moequant/forward/decoder_forward.h"
 
 namespace moequant {
@@ -24,13 +24,9 @@ struct Model {
 };
 
 EngineView view_of(const std::string& dir) {
-  std::ifstream in(dir + "/config.json");
-  MQ_CHECK(in.good(), "'", dir, "' has no config.json");
-  try {
-    return engine_view_of(nlohmann::json::parse(in), dir + "/config.json");
-  } catch (const nlohmann::json::exception& e) {
-    MQ_THROW(dir, "/config.json: malformed JSON: ", e.what());
-  }
+  const std::string file = dir + "/config.json";
+  MQ_CHECK(path_exists(file), "'", dir, "' has no config.json");
+  return engine_view_of(read_json_file(file, kMaxConfigFileBytes), file);
 }
 
 // The experts of one layer as a model runs them: the source's weights, or the dequantized export

@@ -7,13 +7,14 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include "moequant/common/dtype.h"
 #include "moequant/common/error.h"
 #include "moequant/common/format.h"
+#include "moequant/common/limited_json.h"
+#include "moequant/common/regular_file.h"
 #include "moequant/common/strings.h"
 #include "moequant/export/engine_view.h"
 #include "moequant/kernels/numerics.h"
@@ -26,14 +27,8 @@ inline nlohmann::json read_folder_config(const std::string& dir, const std::stri
   MQ_CHECK(std::filesystem::is_directory(dir, ec), what, " '", dir,
            "' does not exist or is not a folder");
   const std::string file = dir + "/config.json";
-  std::ifstream in(file);
-  MQ_CHECK(in.good(), what, " '", dir, "' has no config.json");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    MQ_THROW(file, ": malformed JSON: ", e.what());
-  }
+  MQ_CHECK(path_exists(file), what, " '", dir, "' has no config.json");
+  const nlohmann::json j = read_json_file(file, kMaxConfigFileBytes);
   MQ_CHECK(j.is_object(), file, ": expected a JSON object");
   return j;
 }

@@ -51,10 +51,11 @@ class Ctx:
         shutil.copytree(self.fixture(name), out)
         return out
 
-    def run(self, *args, launcher=None):
+    def run(self, *args, launcher=None, timeout=300, env=None, preexec_fn=None):
         cmd = (launcher or []) + [self.bin] + [str(a) for a in args]
         print("$ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=self.tmp)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=self.tmp,
+                              env=env, preexec_fn=preexec_fn)
         if proc.stdout:
             print(proc.stdout.rstrip())
         if proc.stderr:
@@ -260,7 +261,7 @@ def test_calib_data_bad_input(ctx):
         ([good, {"input_ids": [1, 2, 3, 4, 5, 6, 7, 999]}], ("ids.jsonl:2", "token id 999",
                                                            "vocabulary of 256")),
         ([good, {"input_ids": [1, 2, 3]}], ("ids.jsonl:2", "3 token ids", "--calib-seq-len 8")),
-        ([good, "{not json"], ("ids.jsonl:2", "malformed JSON")),
+        ([good, "{not json"], ("ids.jsonl:2", "not valid JSON")),
         ([{"text": "hello"}], ("ids.jsonl", "tokenizer.json", "does not exist")),
         ([{"tokens": [1, 2]}], ("ids.jsonl:1", "text")),
         ([], ("no calibration samples",)),
@@ -607,6 +608,72 @@ def test_mpirun_two_ranks(ctx):
     ctx.ok("quantize", "-q", "--model", src, "--format", "nvfp4", "--out", out,
            launcher=ctx.mpiexec + ["-np", "2"])
     ctx.ok("verify", "--quiet", "--source", src, "--quantized", out)
+
+
+# ---- (e) nothing lost, nothing hung (issue #25) --------------------------------------------
+
+
+def nested(depth):
+    return "[" * depth + "]" * depth
+
+
+def test_deeply_nested_json_is_refused(ctx):
+    # An unknown field nested 100000 deep: legal JSON, refused by the depth limit of every JSON
+    # the tool reads, in one line naming the file.
+    model = ctx.copy_fixture("qwen3moe")
+    path = os.path.join(model, "config.json")
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(text.rstrip().rstrip("}") + ', "unknown_field": ' + nested(100000) + "}\n")
+    proc = ctx.run("quantize", "--model", model, "--out", ctx.path("out"), timeout=60)
+    expect_error(proc, "config.json", "nested deeper than 64")
+    expect_no_output(ctx.path("out"))
+    expect_error(ctx.run("inspect", model, timeout=60), "config.json", "nested deeper")
+    # A calibration line and a tokenizer.json.
+    model = ctx.copy_fixture("qwen3moe", "m2")
+    data = write_jsonl(ctx.path("ids.jsonl"), ['{"input_ids": ' + nested(100000) + "}"])
+    quantize_bad(ctx, model, "ids.jsonl:1", "nested deeper", extra=("--calib-data", data))
+    with open(os.path.join(model, "tokenizer.json"), "w") as f:
+        f.write('{"model": ' + nested(100000) + "}")
+    text = write_jsonl(ctx.path("text.jsonl"), [{"text": "hello"}])
+    quantize_bad(ctx, model, "tokenizer.json", "nested deeper", extra=("--calib-data", text))
+    # The shard index and an export's hf_quant_config.json.
+    model = ctx.copy_fixture("mixtral", "m3")
+    with open(os.path.join(model, "model.safetensors.index.json"), "w") as f:
+        f.write('{"weight_map": {}, "metadata": ' + nested(100000) + "}")
+    quantize_bad(ctx, model, "model.safetensors.index.json", "nested deeper")
+    src, out, _ = quantized_copy(ctx, "mixtral", "nvfp4")
+    with open(os.path.join(out, "hf_quant_config.json"), "w") as f:
+        f.write('{"quantization": ' + nested(100000) + "}")
+    expect_error(ctx.run("inspect", out, timeout=60), "hf_quant_config.json", "nested deeper")
+
+
+def test_fifo_inputs_are_refused_not_waited_on(ctx):
+    # A FIFO where a file is read would block the tool forever: refused by name instead, and a
+    # calibration file is opened once (a FIFO cannot be read twice).
+    model = ctx.copy_fixture("qwen3moe")
+    os.remove(os.path.join(model, "config.json"))
+    os.mkfifo(os.path.join(model, "config.json"))
+    quantize_bad(ctx, model, "config.json", "not a regular file (a FIFO)")
+    expect_error(ctx.run("inspect", model, timeout=60), "config.json", "not a regular file")
+    model = ctx.copy_fixture("qwen3moe", "m2")
+    fifo = ctx.path("calib.jsonl")
+    os.mkfifo(fifo)
+    quantize_bad(ctx, model, "calib.jsonl", "not a regular file (a FIFO)",
+                 extra=("--calib-data", fifo))
+    os.mkfifo(os.path.join(model, "tokenizer.json"))
+    text = write_jsonl(ctx.path("text.jsonl"), [{"text": "hello"}])
+    quantize_bad(ctx, model, "tokenizer.json", "not a regular file (a FIFO)",
+                 extra=("--calib-data", text))
+    src, out, _ = quantized_copy(ctx, "mixtral", "fp8")
+    for name in ("config.json",):
+        os.remove(os.path.join(out, name))
+        os.mkfifo(os.path.join(out, name))
+    expect_error(ctx.run("verify", "--source", src, "--quantized", out, timeout=60),
+                 "config.json", "not a regular file")
+    expect_error(ctx.run("eval", "--source", src, "--quantized", out, "--data", "random",
+                         "--seq-len", "8", timeout=60), "config.json", "not a regular file")
 
 
 def main():
