@@ -222,6 +222,7 @@ ExportSummary export_checkpoint(const ModelConfig& config, const parallel::Paral
   parallel::agree_on_error(world, error);
 
   // 4. Rank 0 writes the index and the configs last and publishes the folder.
+  std::vector<std::string> copied;
   parallel::agreed_step(world, [&] {
     if (world.rank() != 0) return;
     try {
@@ -234,6 +235,7 @@ ExportSummary export_checkpoint(const ModelConfig& config, const parallel::Paral
         const std::filesystem::path from(file);
         std::filesystem::copy_file(from, std::filesystem::path(dir) / from.filename(), ec);
         MQ_CHECK(!ec, "cannot copy '", file, "' into the output folder: ", ec.message());
+        copied.push_back(from.filename().string());
       }
       write_text_file(dir + "/config.json", configs.config.dump(2) + "\n");
       if (configs.hf_quant)
@@ -246,6 +248,7 @@ ExportSummary export_checkpoint(const ModelConfig& config, const parallel::Paral
   });
 
   fill_sizes(config, plan, summary);
+  summary.side_files = split_lines(world.all_gather_bytes(join(copied, "\n"))[0]);
   if (!fallbacks.empty())
     summary.warnings.push_back(
         str_cat(fallbacks.size(),

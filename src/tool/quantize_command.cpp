@@ -193,6 +193,8 @@ void write_report_json(const std::string& path, const QuantizeReport& r) {
 void print_summary(const QuantizeReport& r, const QuantizeOptions& o) {
   const ExportSummary& s = r.exported;
   for (const std::string& warning : s.warnings) std::printf("warning: %s\n", warning.c_str());
+  if (!s.side_files.empty())
+    std::printf("copied from the model folder: %s\n", join(s.side_files).c_str());
   std::printf("\nwrote %s: %s, %zu tensors in %zu file(s), %s (source %s)\n", o.out_dir.c_str(),
               scheme_description(s.scheme), s.tensors, s.files,
               fmt_bytes(static_cast<double>(s.bytes)).c_str(),

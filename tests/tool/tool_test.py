@@ -676,6 +676,35 @@ def test_fifo_inputs_are_refused_not_waited_on(ctx):
                          "--seq-len", "8", timeout=60), "config.json", "not a regular file")
 
 
+def test_side_files_are_chosen_not_copied_blindly(ctx):
+    model = ctx.copy_fixture("qwen3moe")
+    wanted = ["tokenizer.json", "tokenizer_config.json", "generation_config.json",
+              "chat_template.jinja", "README.md", "LICENSE", "modeling_custom.py"]
+    for name in wanted:
+        with open(os.path.join(model, name), "w") as f:
+            f.write("{}\n" if name.endswith(".json") else "content\n")
+    for name in ("pytorch_model.bin", "consolidated.00.pt", "notes.txt", "model.gguf"):
+        with open(os.path.join(model, name), "wb") as f:
+            f.write(b"\0" * 4096)  # weights of other formats, unrelated files
+    os.symlink("/etc/passwd", os.path.join(model, "tokenizer.model"))    # leaves the folder
+    os.symlink("/etc/hostname", os.path.join(model, "LICENSE.txt"))      # leaves the folder
+    os.symlink("README.md", os.path.join(model, "README"))               # stays inside: fine
+    os.mkfifo(os.path.join(model, "special_tokens_map.json"))            # not a regular file
+    out = ctx.path("q")
+    proc = ctx.run("quantize", "--no-table", "--model", model, "--out", out, timeout=60)
+    check(proc.returncode == 0, f"quantize failed: {proc.stderr}")
+    expected = sorted(wanted + ["README"])
+    copied = sorted(f for f in os.listdir(out) if f not in (
+        "config.json", "model.safetensors.index.json", "hf_quant_config.json")
+        and not f.endswith(".safetensors"))
+    check(copied == expected, f"side files copied: {copied}, expected {expected}")
+    line = [l for l in proc.stdout.splitlines() if l.startswith("copied from the model folder")]
+    check(line and all(n in line[0] for n in expected),
+          f"the summary does not list the copied files: {line}")
+    check(not os.path.islink(os.path.join(out, "README")), "a link was copied as a link")
+    ctx.ok("verify", "-q", "--source", model, "--quantized", out)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", required=True)

@@ -59,11 +59,12 @@ struct ExportSummary {
   CheckpointScheme scheme = CheckpointScheme::kUnquantized;
   size_t tensors = 0;  // in the checkpoint
   size_t files = 0;
-  uint64_t bytes = 0;                  // tensor bytes in the checkpoint
-  uint64_t quantized_params = 0;       // elements of quantized expert weights
-  uint64_t quantized_bytes = 0;        // bytes they are stored in (data + scales)
-  std::vector<std::string> warnings;   // identical on every rank
-  std::vector<ExportRankStats> ranks;  // every rank's, indexed by rank
+  uint64_t bytes = 0;                   // tensor bytes in the checkpoint
+  uint64_t quantized_params = 0;        // elements of quantized expert weights
+  uint64_t quantized_bytes = 0;         // bytes they are stored in (data + scales)
+  std::vector<std::string> side_files;  // copied from the source folder (tokenizer, ...), by name
+  std::vector<std::string> warnings;    // identical on every rank
+  std::vector<ExportRankStats> ranks;   // every rank's, indexed by rank
 };
 
 // Exports the checkpoint. Collective over `world` (every rank calls it, with its own source).
