@@ -6,12 +6,41 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
 
 #include "moequant/common/error.h"
+#include "moequant/common/interrupt_cleanup.h"
+#include "moequant/io/output_lock.h"
 
 namespace fs = std::filesystem;
 
 namespace moequant {
+
+namespace {
+
+// What rank 0 holds on an output between prepare and publish/discard: its lock, and the partial
+// folder's removal on interruption.
+struct OutputHold {
+  io::OutputLock lock;
+  std::unique_ptr<RemoveOnInterrupt> partial;
+};
+std::mutex holds_mutex;
+std::map<std::string, std::unique_ptr<OutputHold>>& holds() {
+  static auto* m = new std::map<std::string, std::unique_ptr<OutputHold>>;
+  return *m;
+}
+void release_hold(const std::string& out_dir) {
+  std::unique_ptr<OutputHold> hold;  // destroyed outside the mutex
+  std::lock_guard<std::mutex> lock(holds_mutex);
+  auto it = holds().find(out_dir);
+  if (it == holds().end()) return;
+  hold = std::move(it->second);
+  holds().erase(it);
+}
+
+}  // namespace
 
 std::string partial_dir_for(const std::string& out_dir) {
   std::string base = out_dir;
@@ -37,35 +66,60 @@ void check_output_dir(const std::string& out_dir, bool overwrite) {
            "': parent folder '", parent.string(), "' is not writable");
 }
 
-void prepare_partial_dir(const std::string& out_dir, bool overwrite) {
+std::string prepare_partial_dir(const std::string& out_dir, bool overwrite) {
   check_output_dir(out_dir, overwrite);
+  // Locked before anything is deleted: a rival run fails here, naming this one.
+  auto hold = std::make_unique<OutputHold>(OutputHold{io::OutputLock::acquire(out_dir), nullptr});
   std::error_code ec;
   const std::string partial = partial_dir_for(out_dir);
+  const std::string& earlier = hold->lock.stale_owner();
+  std::string note;
+  if (fs::exists(fs::symlink_status(partial, ec))) {
+    note = str_cat("removed the stale partial folder '", partial,
+                   "' of an earlier run that did not finish (",
+                   earlier.empty() ? std::string("owner unknown") : earlier, ")");
+  } else if (!earlier.empty()) {
+    note = str_cat("an earlier run into '", out_dir, "' did not finish (", earlier,
+                   "): took over its lock");
+  }
   fs::remove_all(partial, ec);
   MQ_CHECK(!ec, "cannot remove stale '", partial, "': ", ec.message());
+  hold->partial = std::make_unique<RemoveOnInterrupt>(partial, "the partial folder");
   fs::create_directories(partial, ec);
   MQ_CHECK(!ec, "cannot create '", partial, "': ", ec.message());
+  set_interrupted_activity(str_cat("exporting into '", out_dir, "'"));
+  std::lock_guard<std::mutex> lock(holds_mutex);
+  holds()[out_dir] = std::move(hold);
+  return note;
 }
 
 void publish_partial_dir(const std::string& out_dir, bool overwrite) {
   const std::string partial = partial_dir_for(out_dir);
-  std::error_code ec;
-  std::string old;
-  if (fs::exists(out_dir, ec)) {
-    MQ_CHECK(overwrite, "output folder '", out_dir, "' appeared while exporting");
-    old = partial_dir_for(out_dir) + "-old";
-    fs::remove_all(old, ec);
-    fs::rename(out_dir, old, ec);
-    MQ_CHECK(!ec, "cannot move the old '", out_dir, "' aside: ", ec.message());
-  }
-  fs::rename(partial, out_dir, ec);
-  MQ_CHECK(!ec, "cannot rename '", partial, "' to '", out_dir, "': ", ec.message());
-  if (!old.empty()) fs::remove_all(old, ec);
+  // An interruption now waits for the renames: it finds the folder published, or still partial.
+  run_uninterrupted([&] {
+    std::error_code ec;
+    std::string old;
+    if (fs::exists(out_dir, ec)) {
+      MQ_CHECK(overwrite, "output folder '", out_dir, "' appeared while exporting");
+      old = partial_dir_for(out_dir) + "-old";
+      fs::remove_all(old, ec);
+      fs::rename(out_dir, old, ec);
+      MQ_CHECK(!ec, "cannot move the old '", out_dir, "' aside: ", ec.message());
+    }
+    fs::rename(partial, out_dir, ec);
+    MQ_CHECK(!ec, "cannot rename '", partial, "' to '", out_dir, "': ", ec.message());
+    release_hold(out_dir);
+    if (!old.empty()) fs::remove_all(old, ec);
+  });
 }
 
 void discard_partial_dir(const std::string& out_dir) noexcept {
   std::error_code ec;
   fs::remove_all(partial_dir_for(out_dir), ec);
+  try {
+    release_hold(out_dir);
+  } catch (...) {
+  }
 }
 
 void write_text_file(const std::string& path, const std::string& text) {

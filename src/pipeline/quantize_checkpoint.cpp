@@ -1,17 +1,21 @@
 #include "moequant/pipeline/quantize_checkpoint.h"
 
 #include <chrono>
+#include <optional>
 #include <set>
 
 #include "moequant/calib/calibrate.h"
 #include "moequant/calib/calibration_data.h"
 #include "moequant/calib/quantizer_sync.h"
 #include "moequant/common/error.h"
+#include "moequant/common/interrupt_cleanup.h"
 #include "moequant/common/strings.h"
+#include "moequant/common/test_pause.h"
 #include "moequant/export/export_plan.h"
 #include "moequant/export/output_folder.h"
-#include "moequant/model/decoder_config.h"
 #include "moequant/hf/hf_moe_model.h"
+#include "moequant/io/output_lock.h"
+#include "moequant/model/decoder_config.h"
 #include "moequant/parallel/error_agreement.h"
 #include "moequant/parallel/process_groups.h"
 
@@ -25,12 +29,18 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// What fails at export fails now, before minutes of loading: the output folder (rank 0) and the
-// format's shape rules (nvfp4 in % 16, int4 in % 8 and out % 8).
-void check_early(const QuantizeOptions& o, const ModelConfig& config, int rank) {
+// What fails at export fails now, before minutes of loading: the output folder (rank 0:
+// producible, and locked for this run) and the format's shape rules (nvfp4 in % 16, int4
+// in % 8 and out % 8).
+void check_early(const QuantizeOptions& o, const ModelConfig& config, int rank,
+                 std::optional<io::OutputLock>& lock) {
   MQ_CHECK(!o.model_dir.empty(), "no model folder given");
   MQ_CHECK(!o.out_dir.empty(), "no output folder given");
-  if (rank == 0) check_output_dir(o.out_dir, o.overwrite);
+  if (rank == 0) {
+    check_output_dir(o.out_dir, o.overwrite);
+    lock.emplace(io::OutputLock::acquire(o.out_dir));  // held until the run returns
+    pause_for_test("output-locked");
+  }
   const int64_t H = config.hidden, I = config.intermediate;
   const int layer = config.moe_layers.at(0);
   quantized_outputs(o.format, I, H, DType::kBF16, false,
@@ -117,9 +127,11 @@ QuantizeReport quantize_checkpoint(const QuantizeOptions& o,
   // Load: config.json, the layout, this rank's shards (headers only). Agreed step by step, so a
   // bad input fails every rank alike with one message.
   std::unique_ptr<parallel::ParallelState> ps;
+  std::optional<io::OutputLock> lock;  // rank 0: this run owns the output folder
+  set_interrupted_activity(str_cat("quantizing '", o.model_dir, "' into '", o.out_dir, "'"));
   parallel::agreed_step(world0, [&] {
     report.config = read_model_config(o.model_dir);
-    check_early(o, report.config, world0.rank());
+    check_early(o, report.config, world0.rank(), lock);
     parallel::ModelDims dims{report.config.num_layers, report.config.num_experts,
                              report.config.intermediate};
     ps = std::make_unique<parallel::ParallelState>(world0.size(), world0.rank(),

@@ -4,9 +4,13 @@
 
 #include "commands.h"
 #include "moequant/common/error.h"
+#include "moequant/common/interrupt_cleanup.h"
 
 int main(int argc, char** argv) {
   using namespace moequant::tool;
+  // First, before any thread exists: SIGTERM / SIGINT remove what the run half-made and exit
+  // with 128 + the signal (common/interrupt_cleanup.h).
+  moequant::install_interrupt_cleanup("moequant");
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // keep stdout lines in order with stderr progress
   CLI::App app{
       "moequant: quantize Mixture-of-Experts checkpoints (fp8, nvfp4, fp8_block, int4) and export "

@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "moequant/common/error.h"
+#include "moequant/common/interrupt_cleanup.h"
 #include "moequant/common/strings.h"
 #include "moequant/export/output_folder.h"
 #include "moequant/parallel/error_agreement.h"
@@ -116,13 +117,27 @@ std::string fmt_bytes(double b) {
   return buf;
 }
 
+// The temporary folder of the built-in model (rank 0): removed when the run ends, or when it is
+// interrupted. With no --out the demonstration's output lives in it too.
+struct BuiltinFolder {
+  std::string root;
+  std::unique_ptr<RemoveOnInterrupt> on_interrupt;
+  ~BuiltinFolder() {
+    std::error_code ec;
+    if (!root.empty()) std::filesystem::remove_all(root, ec);
+  }
+};
+
 // Rank 0 makes the built-in model in a fresh temporary folder; every rank learns its path.
-std::string builtin_model_dir(parallel::Communicator& world, bool quiet) {
+std::string builtin_model_dir(parallel::Communicator& world, bool quiet, BuiltinFolder& folder) {
   std::string dir;
   parallel::agreed_step(world, [&] {
     if (world.rank() != 0) return;
     char tmpl[] = "/tmp/moequant-builtin-XXXXXX";
     MQ_CHECK(::mkdtemp(tmpl) != nullptr, "cannot create a temporary folder in /tmp");
+    folder.root = tmpl;
+    folder.on_interrupt =
+        std::make_unique<RemoveOnInterrupt>(folder.root, "the built-in model's temporary folder");
     dir = std::string(tmpl) + "/qwen3moe-tiny";
     SyntheticModelSpec spec;
     spec.layers = 4;
@@ -134,7 +149,7 @@ std::string builtin_model_dir(parallel::Communicator& world, bool quiet) {
     if (!quiet)
       std::printf(
           "No --model given: using a built-in Qwen3-MoE-shaped model (4 layers, 16 experts, "
-          "hidden 256, expert intermediate 128) written to %s\n",
+          "hidden 256, expert intermediate 128) written to %s (removed at exit)\n",
           dir.c_str());
   });
   return world.all_gather_bytes(dir)[0];
@@ -241,10 +256,12 @@ int run_quantize(const QuantizeArgs& a) {
   // that died in a transfer) ends the whole job, so that no rank waits for it.
   return parallel::run_or_abort_job([&]() -> int {
     const int rank = world->rank();
+    BuiltinFolder builtin;  // removed when this returns
     try {
-      // Every rank sees its arguments alike: no collective needed to agree on this one.
+      // Every rank sees its arguments alike: no collective needed to agree on these.
       if (!o.model_dir.empty() && o.out_dir.empty())
         throw AgreedError("--out is required with --model");
+      const bool demo_output = o.model_dir.empty() && o.out_dir.empty();
       if (o.model_dir.empty()) {
         // The whole path on the built-in model: calibrated on seeded random tokens.
         if (o.calib_data.empty()) {
@@ -252,7 +269,7 @@ int run_quantize(const QuantizeArgs& a) {
           if (o.calib_samples == 0) o.calib_samples = 16;
           o.calib_seq_len = std::min<int64_t>(o.calib_seq_len, 64);
         }
-        o.model_dir = builtin_model_dir(*world, a.quiet);
+        o.model_dir = builtin_model_dir(*world, a.quiet, builtin);
         if (o.out_dir.empty()) {
           o.out_dir =
               std::filesystem::path(o.model_dir).parent_path().string() + "/quantized-" + a.format;
@@ -294,6 +311,11 @@ int run_quantize(const QuantizeArgs& a) {
           r.sync.entries, static_cast<unsigned long long>(r.sync.total_collectives()));
       if (!a.no_table) print_quantizer_table(r.quantizers);
       print_summary(r, o);
+      if (demo_output)
+        std::printf(
+            "(a demonstration: %s is removed with the built-in model at exit; pass --out DIR to "
+            "keep the output)\n",
+            o.out_dir.c_str());
       return 0;
     } catch (const AgreedError& e) {
       if (rank == 0) std::fprintf(stderr, "moequant: error: %s\n", e.what());

@@ -14,9 +14,12 @@ import os
 import shlex
 import shutil
 import struct
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 FORMATS = ["none", "fp8", "nvfp4", "fp8_block", "int4"]
 
@@ -67,6 +70,54 @@ class Ctx:
         proc = self.run(*args, launcher=launcher)
         check(proc.returncode == 0, f"expected success, got exit code {proc.returncode}")
         return proc
+
+    def start(self, *args, launcher=None, env=None):
+        """Starts the tool without waiting; finish(p) collects it like run()."""
+        cmd = (launcher or []) + [self.bin] + [str(a) for a in args]
+        print("$ " + " ".join(shlex.quote(c) for c in cmd) + " &", flush=True)
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=self.tmp, env=env)
+
+
+def finish(proc, timeout=120):
+    out, err = proc.communicate(timeout=timeout)
+    proc.stdout_text, proc.stderr_text = out, err
+    if out:
+        print(out.rstrip())
+    if err:
+        print("[stderr]\n" + err.rstrip())
+    print(f"[exit {proc.returncode}]", flush=True)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+# ---- deterministic pauses (common/test_pause.h) ------------------------------------------------
+
+def pause_env(point, folder):
+    """The environment that makes the tool wait at `point` until folder/release exists."""
+    os.makedirs(folder, exist_ok=True)
+    env = dict(os.environ)
+    env["MOEQUANT_TEST_PAUSE"] = f"{point}:{folder}"
+    return env
+
+
+def wait_for_pause(folder, point, count=1, procs=(), timeout=60):
+    """Waits until `count` processes reached `point`; returns their pids."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        reached = [int(f.rsplit(".", 1)[1]) for f in os.listdir(folder)
+                   if f.startswith(point + ".")]
+        if len(reached) >= count:
+            return reached
+        for p in procs:
+            check(p.poll() is None or len(reached) >= count,
+                  f"the run ended (exit {p.returncode}) before reaching '{point}'")
+        time.sleep(0.01)
+    raise Failure(f"no run reached '{point}' within {timeout} s")
+
+
+def release(folder):
+    with open(os.path.join(folder, "release"), "w"):
+        pass
 
 
 # ---- assertions on failures ---------------------------------------------------------------
@@ -172,12 +223,26 @@ def test_builtin_model(ctx):
     check("wrote " in proc.stdout and "bits per parameter" in proc.stdout,
           "the summary is missing")
     check("weight_quantizer" in proc.stdout, "the quantizer table is missing")
-    # The built-in model lives in a fresh /tmp/moequant-builtin-* folder: clean it up.
-    for line in proc.stdout.splitlines():
-        if "written to " in line:
-            folder = os.path.dirname(line.split("written to ", 1)[1].strip())
-            if os.path.basename(folder).startswith("moequant-builtin-"):
-                shutil.rmtree(folder, ignore_errors=True)
+    # The built-in model lives in a fresh /tmp/moequant-builtin-* folder, removed at exit with
+    # the demonstration's output; with --out the output stays and the model still goes.
+    def builtin_folder(stdout):
+        line = [l for l in stdout.splitlines() if "written to " in l]
+        check(len(line) == 1, "the built-in model's folder is not named")
+        folder = os.path.dirname(line[0].split("written to ", 1)[1].split(" (")[0].strip())
+        check(os.path.basename(folder).startswith("moequant-builtin-"), f"odd folder {folder}")
+        return folder
+
+    folder = builtin_folder(proc.stdout)
+    leftover = os.path.exists(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    check(not leftover, f"the built-in run left {folder} behind")
+    out = ctx.path("kept")
+    proc = ctx.ok("quantize", "--format", "fp8", "--out", out, "--no-table")
+    folder = builtin_folder(proc.stdout)
+    leftover = os.path.exists(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    check(not leftover, f"the built-in run with --out left {folder} behind")
+    check(os.path.isfile(os.path.join(out, "config.json")), "the output given by --out is gone")
 
 
 # ---- (b) round trips over the fixtures --------------------------------------------------------
@@ -611,6 +676,110 @@ def test_mpirun_two_ranks(ctx):
 
 
 # ---- (e) nothing lost, nothing hung (issue #25) --------------------------------------------
+
+
+def test_concurrent_runs_on_one_out_are_locked(ctx):
+    # Two runs started together into one --out, 10 rounds over two fixtures and formats. The
+    # first to lock the output waits (a test pause) until the other has ended: the other must
+    # fail at once naming the owner's host and pid, and the owner's published folder must
+    # verify against its own source.
+    out = ctx.path("shared-out")
+    sources = [("qwen3moe", "fp8"), ("mixtral", "nvfp4")]
+    for round_no in range(10):
+        pause = ctx.path(f"pause-{round_no}")
+        env = pause_env("output-locked", pause)
+        procs = []
+        for model, fmt in (sources if round_no % 2 == 0 else sources[::-1]):
+            procs.append((ctx.start("quantize", "-q", "--overwrite", "--model", ctx.fixture(model),
+                                    "--format", fmt, "--out", out, env=env), model))
+        deadline = time.time() + 60
+        while not os.listdir(pause) and time.time() < deadline:
+            if all(p.poll() is not None for p, _ in procs):  # both ended: neither waited
+                codes = [finish(p).returncode for p, _ in procs]
+                raise Failure(f"round {round_no}: two runs into one --out both ended without "
+                              f"one holding the lock (exit codes {codes})")
+            time.sleep(0.01)
+        holder = wait_for_pause(pause, "output-locked")
+        check(len(holder) == 1, f"round {round_no}: {len(holder)} runs hold the lock at once")
+        winner = [(p, m) for p, m in procs if p.pid == holder[0]]
+        loser = [(p, m) for p, m in procs if p.pid != holder[0]]
+        check(len(winner) == 1 and len(loser) == 1, "the lock holder is not one of the two runs")
+        lost = finish(loser[0][0], timeout=60)  # must end while the other still holds the lock
+        error = expect_error(lost, "is being written by another moequant run",
+                             f"host {socket.gethostname()}", f"pid {holder[0]}")
+        check(winner[0][0].poll() is None, "the lock holder ended before it was released")
+        release(pause)
+        won = finish(winner[0][0])
+        check(won.returncode == 0, f"round {round_no}: the lock holder failed: {won.stderr}")
+        ctx.ok("verify", "-q", "--source", ctx.fixture(winner[0][1]), "--quantized", out)
+        check(not os.path.exists(out + ".moequant-lock"), "the lock file was left behind")
+        check(not os.path.exists(out + ".moequant-partial"), "a partial folder was left behind")
+        print(f"round {round_no}: {winner[0][1]} won, {loser[0][1]} refused: {error}")
+
+
+def test_killed_run_is_reported_by_the_next(ctx):
+    # A run killed mid-export (SIGKILL: no cleanup possible) leaves its partial folder and its
+    # lock file; the next run into the same --out reports both, naming the killed run.
+    out = ctx.path("out")
+    pause = ctx.path("pause")
+    victim = ctx.start("quantize", "-q", "--model", ctx.fixture("qwen3moe"), "--out", out,
+                       env=pause_env("export-files-created", pause))
+    wait_for_pause(pause, "export-files-created", procs=[victim])
+    victim.kill()
+    victim.wait()
+    check(os.path.isdir(out + ".moequant-partial") and os.path.isfile(out + ".moequant-lock"),
+          "the killed run left no partial folder and lock to find")
+    proc = ctx.ok("quantize", "--no-table", "--model", ctx.fixture("mixtral"), "--out", out)
+    lines = [l for l in proc.stdout.splitlines() if "stale partial folder" in l]
+    check(len(lines) == 1, f"the stale partial folder was not reported: {proc.stdout}")
+    for needle in (f"host {socket.gethostname()}", f"pid {victim.pid}", "did not finish"):
+        check(needle in lines[0], f"the report does not name {needle!r}: {lines[0]}")
+    ctx.ok("verify", "-q", "--source", ctx.fixture("mixtral"), "--quantized", out)
+    check(not os.path.exists(out + ".moequant-lock"), "the lock file was left behind")
+
+
+def interrupt_mid_export(ctx, sig, launcher=None, ranks=1):
+    model = ctx.path("gen")
+    if not os.path.isdir(model):
+        ctx.ok("generate", "--out", model, "--layers", "4", "--experts", "16", "--hidden", "128",
+               "--intermediate", "64")
+    out = ctx.path(f"out-{sig}")
+    pause = ctx.path(f"pause-{sig}")
+    env = pause_env("export-files-created", pause)
+    launch = list(launcher or [])
+    if launcher:
+        launch += ["-x", "MOEQUANT_TEST_PAUSE", "-np", str(ranks)]
+    proc = ctx.start("quantize", "-q", "--model", model, "--format", "nvfp4", "--out", out,
+                     launcher=launch, env=env)
+    wait_for_pause(pause, "export-files-created", count=ranks, procs=[proc])
+    partial = out + ".moequant-partial"
+    shards = [f for f in os.listdir(partial) if f.endswith(".safetensors")]
+    check(shards, "the export had not created its files yet")
+    proc.send_signal(sig)  # alone: the run; under mpirun: mpirun, which passes it on to every rank
+    done = finish(proc, timeout=60)
+    name = signal.Signals(sig).name
+    lines = [l for l in done.stderr.splitlines() if f"interrupted by {name}" in l]
+    check(len(lines) == ranks, f"expected {ranks} 'interrupted by {name}' line(s): {done.stderr}")
+    check(any(f"removed the partial folder '{partial}'" in l for l in lines),
+          f"no rank says it removed the partial folder: {lines}")
+    if not launcher:
+        check(done.returncode == 128 + sig,
+              f"exit code {done.returncode}, expected 128 + {name} = {128 + sig}")
+    else:
+        check(done.returncode != 0, "mpirun returned 0 after its ranks were interrupted")
+    check(not os.path.exists(partial), "the interrupted run left its partial folder")
+    check(not os.path.exists(out + ".moequant-lock"), "the interrupted run left its lock")
+    check(not os.path.exists(out), "an interrupted run published its output")
+
+
+def test_sigterm_and_sigint_mid_export_clean_up(ctx):
+    interrupt_mid_export(ctx, signal.SIGTERM)
+    interrupt_mid_export(ctx, signal.SIGINT)
+
+
+def test_sigterm_mid_export_mpi(ctx):
+    check(ctx.mpiexec, "no mpiexec given")
+    interrupt_mid_export(ctx, signal.SIGTERM, launcher=ctx.mpiexec, ranks=2)
 
 
 def nested(depth):

@@ -92,5 +92,24 @@ TEST(OutputFolder, WriteTextFileLeavesNoTemporaryBehind) {
             std::string::npos);
 }
 
+TEST(OutputFolder, AStalePartialFolderIsReportedAndReplaced) {
+  TempDir t;
+  const std::string out = (t.path / "out").string();
+  fs::create_directories(partial_dir_for(out));
+  std::ofstream(partial_dir_for(out) + "/model-00001-of-00002.safetensors") << "old";
+  const std::string note = prepare_partial_dir(out, false);
+  EXPECT_NE(note.find("removed the stale partial folder '" + partial_dir_for(out) +
+                      "' of an earlier run that did not finish"),
+            std::string::npos)
+      << note;
+  EXPECT_TRUE(fs::is_empty(partial_dir_for(out)));
+  EXPECT_TRUE(fs::exists(out + ".moequant-lock"));  // held until publish or discard
+  discard_partial_dir(out);
+  EXPECT_FALSE(fs::exists(out + ".moequant-lock"));
+  EXPECT_EQ(prepare_partial_dir(out, false), "");  // nothing left this time
+  publish_partial_dir(out, false);
+  EXPECT_FALSE(fs::exists(out + ".moequant-lock"));
+}
+
 }  // namespace
 }  // namespace moequant

@@ -1,0 +1,45 @@
+// What happens when a run is interrupted: SIGTERM (a scheduler's time limit; mpirun passes it to
+// every rank), SIGINT (Ctrl-C) or SIGHUP. What the run has half-made (the partial output folder,
+// its lock, a temporary model) is removed, one line says what was interrupted, and the process
+// exits with 128 + the signal number.
+//
+// The signals are blocked in every thread and taken by one watcher thread with sigwait(), so the
+// cleanup runs as ordinary code on that thread, never inside a signal handler. A library used by
+// a host program installs nothing: the registrations below are then inert bookkeeping.
+#pragma once
+
+#include <functional>
+#include <string>
+
+namespace moequant {
+
+// Blocks SIGTERM, SIGINT and SIGHUP and starts the watcher thread. Call first in main(), before
+// any other thread exists (threads inherit the mask: a thread started earlier could take the
+// signal and die of it). `program` starts the message ("moequant").
+void install_interrupt_cleanup(const std::string& program);
+
+// While alive, `path` is removed if the process is interrupted; `what` names it in the message
+// ("the partial folder"). A folder is first renamed aside, so that no other thread of the run
+// can add to it while it is removed.
+class RemoveOnInterrupt {
+ public:
+  RemoveOnInterrupt(std::string path, std::string what);
+  ~RemoveOnInterrupt();
+  RemoveOnInterrupt(const RemoveOnInterrupt&) = delete;
+  RemoveOnInterrupt& operator=(const RemoveOnInterrupt&) = delete;
+
+  // Forgets the path now (it was published, or removed by the run itself).
+  void release();
+
+ private:
+  long id_;
+};
+
+// Runs `step` with the cleanup held off: a signal that arrives meanwhile is handled when `step`
+// returns. For a rename that publishes a folder, which the cleanup must not race.
+void run_uninterrupted(const std::function<void()>& step);
+
+// What the process is doing, for the message ("exporting into '/out'").
+void set_interrupted_activity(const std::string& activity);
+
+}  // namespace moequant
