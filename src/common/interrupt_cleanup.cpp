@@ -4,6 +4,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "moequant/common/error.h"
+#include "moequant/common/mapped_files.h"
 #include "moequant/common/strings.h"
 
 namespace moequant {
@@ -37,12 +40,28 @@ Registry& registry() {
   return *r;
 }
 
+// A bus error (a mapped input file cut while a copy reads it) is reported through this signal:
+// the faulting thread cannot go on, and a signal handler may do next to nothing, so it hands the
+// fault to the watcher thread and waits there for the process to end.
+int fault_signal() {
+  return SIGRTMIN + 3;
+}
+std::atomic<void*> fault_address{nullptr};
+
+void on_bus_error(int, siginfo_t* info, void*) {
+  void* expected = nullptr;
+  fault_address.compare_exchange_strong(expected, info->si_addr);  // the first fault is named
+  ::kill(::getpid(), fault_signal());
+  for (;;) ::pause();  // returning would fault again; the watcher ends the process
+}
+
 sigset_t watched_signals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGHUP);
+  sigaddset(&set, fault_signal());
   return set;
 }
 
@@ -80,22 +99,43 @@ std::string remove_path(const std::string& path, const std::string& what) {
 
 [[noreturn]] void clean_up_and_exit(int sig) {
   Registry& r = registry();
-  std::lock_guard<std::recursive_mutex> lock(r.mutex);  // waits for an uninterrupted step
+  // A bus error may strike inside an uninterrupted step: do not wait for it then.
+  std::unique_lock<std::recursive_mutex> lock(r.mutex, std::defer_lock);
+  if (sig == fault_signal())
+    lock.try_lock();
+  else
+    lock.lock();  // waits for an uninterrupted step
   std::vector<std::string> done;
   // Newest first: a folder registered after its lock is removed before the lock is released.
   for (auto it = r.paths.rbegin(); it != r.paths.rend(); ++it) {
     const std::string said = remove_path(it->second.first, it->second.second);
     if (!said.empty()) done.push_back(said);
   }
-  const std::string cleaned = done.empty() ? std::string("nothing to clean up") : join(done, ", ");
-  const char* name = sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "SIGHUP";
-  const std::string line =
-      str_cat(r.program, ": ", rank_label(), "interrupted by ", name,
-              r.activity.empty() ? std::string() : " while " + r.activity, "; ", cleaned, "\n");
+  const std::string cleaned =
+      done.empty() ? std::string("nothing to clean up") : join(done, ", ");
+  std::string line;
+  int code = 128 + sig;
+  if (sig == fault_signal()) {
+    const void* address = fault_address.load();
+    const std::string file = describe_mapped_address(address);
+    line = file.empty()
+               ? str_cat(r.program, ": ", rank_label(), "bus error at address ", address, "; ",
+                         cleaned, "\n")
+               : str_cat(r.program, ": ", rank_label(), "error: ", file,
+                         " could not be read (bus error): the file shrank or vanished while it was "
+                         "being read; the checkpoint must not change during a run; ",
+                         cleaned, "\n");
+    code = file.empty() ? 128 + SIGBUS : 1;
+  } else {
+    const char* name = sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "SIGHUP";
+    line = str_cat(r.program, ": ", rank_label(), "interrupted by ", name,
+                   r.activity.empty() ? std::string() : " while " + r.activity, "; ", cleaned,
+                   "\n");
+  }
   std::fflush(stdout);
   const ssize_t ignored = ::write(2, line.data(), line.size());
   (void)ignored;
-  std::_Exit(128 + sig);  // no atexit handlers, no destructors racing the other threads
+  std::_Exit(code);  // no atexit handlers, no destructors racing the other threads
 }
 
 }  // namespace
@@ -111,6 +151,15 @@ void install_interrupt_cleanup(const std::string& program) {
       if (sigwait(&set, &sig) == 0) clean_up_and_exit(sig);
     }
   }).detach();
+  install_bus_error_report();
+}
+
+void install_bus_error_report() {
+  struct sigaction sa {};
+  sa.sa_sigaction = on_bus_error;
+  sa.sa_flags = SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);
+  MQ_CHECK(::sigaction(SIGBUS, &sa, nullptr) == 0, "cannot handle SIGBUS: ", std::strerror(errno));
 }
 
 RemoveOnInterrupt::RemoveOnInterrupt(std::string path, std::string what) {

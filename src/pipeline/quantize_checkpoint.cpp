@@ -149,6 +149,7 @@ QuantizeReport quantize_checkpoint(const QuantizeOptions& o,
   });
   report.bytes_read = model->checkpoint_bytes();
   report.load_s = seconds_since(start);
+  pause_for_test("checkpoint-opened");  // the shards are mapped, no weight read yet
 
   // Calibrate: every expert weight this rank holds, one batched amax pass per layer; with data,
   // the forward over the calibration tokens, which observes the weights in the same pass.

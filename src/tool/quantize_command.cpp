@@ -250,6 +250,7 @@ int run_quantize(const QuantizeArgs& a) {
   o.calib_batch = a.calib_batch;
   o.calib_seed = a.calib_seed;
   std::unique_ptr<parallel::Communicator> world = make_tool_world(a.device == "cuda", a.timeout_s);
+  install_bus_error_report();  // again: MPI_Init installs its own SIGBUS handler
   const bool chatty = world->rank() == 0 && !a.quiet;
 
   // Errors the ranks agreed on are printed once and end the run normally; any other one (a peer

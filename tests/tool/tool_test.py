@@ -874,6 +874,22 @@ def test_side_files_are_chosen_not_copied_blindly(ctx):
     ctx.ok("verify", "-q", "--source", model, "--quantized", out)
 
 
+def test_source_shard_shrinking_mid_run_is_named(ctx):
+    # The shard is cut after the run mapped it and before it read the weights (a test pause):
+    # a named error and no output, not SIGBUS.
+    model = ctx.copy_fixture("qwen3moe")
+    shard = os.path.join(model, "model.safetensors")
+    out = ctx.path("out")
+    pause = ctx.path("pause")
+    proc = ctx.start("quantize", "--model", model, "--out", out,
+                     env=pause_env("checkpoint-opened", pause))
+    wait_for_pause(pause, "checkpoint-opened", procs=[proc])
+    os.truncate(shard, os.path.getsize(shard) // 2)
+    release(pause)
+    expect_error(finish(proc, timeout=60), shard, "changed size while it was being read")
+    expect_no_output(out)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", required=True)

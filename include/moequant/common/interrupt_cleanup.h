@@ -1,7 +1,8 @@
 // What happens when a run is interrupted: SIGTERM (a scheduler's time limit; mpirun passes it to
 // every rank), SIGINT (Ctrl-C) or SIGHUP. What the run has half-made (the partial output folder,
 // its lock, a temporary model) is removed, one line says what was interrupted, and the process
-// exits with 128 + the signal number.
+// exits with 128 + the signal number. A bus error from a mapped input file that shrank is
+// reported the same way, naming the file.
 //
 // The signals are blocked in every thread and taken by one watcher thread with sigwait(), so the
 // cleanup runs as ordinary code on that thread, never inside a signal handler. A library used by
@@ -17,6 +18,12 @@ namespace moequant {
 // any other thread exists (threads inherit the mask: a thread started earlier could take the
 // signal and die of it). `program` starts the message ("moequant").
 void install_interrupt_cleanup(const std::string& program);
+
+// Also part of install_interrupt_cleanup: a SIGBUS (a mapped input file cut while it is read;
+// mapped_files.h names the file) runs the same cleanup and ends the process with one error line
+// and exit code 1. Call it again after a library that installs its own SIGBUS handler started
+// (MPI_Init does).
+void install_bus_error_report();
 
 // While alive, `path` is removed if the process is interrupted; `what` names it in the message
 // ("the partial folder"). A folder is first renamed aside, so that no other thread of the run

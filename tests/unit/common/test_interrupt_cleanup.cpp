@@ -1,9 +1,11 @@
-// What an interrupted run does (issue #25, item 3): the registered leftovers removed by the
-// watcher thread, one line, exit 128 + signal; a publishing step not raced. Each case runs in a
-// forked child (a death test): the watcher blocks the signals of the whole process, which the test
-// runner must not inherit.
+// What an interrupted run does (issue #25, items 3 and 12): the registered leftovers removed by
+// the watcher thread, one line, exit 128 + signal; a publishing step not raced; a bus error in a
+// mapped file named. Each case runs in a forked child (a death test): the watcher blocks the
+// signals of the whole process, which the test runner must not inherit.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -13,6 +15,7 @@
 #include <thread>
 
 #include "moequant/common/interrupt_cleanup.h"
+#include "moequant/common/mapped_files.h"
 
 namespace fs = std::filesystem;
 
@@ -86,6 +89,40 @@ TEST_F(InterruptCleanup, AnUninterruptedStepFinishesFirst) {
       },
       ::testing::ExitedWithCode(128 + SIGTERM), "interrupted by SIGTERM");
   EXPECT_TRUE(fs::exists(done));
+}
+
+TEST_F(InterruptCleanup, ABusErrorInAMappedFileNamesTheFile) {
+  TempDir t;
+  const std::string shard = (t.path / "model-00001-of-00002.safetensors").string();
+  const fs::path partial = t.path / "out.moequant-partial";
+  fs::create_directories(partial);
+  std::ofstream(shard) << std::string(3 * 4096, 'x');
+  EXPECT_EXIT(
+      {
+        install_interrupt_cleanup("moequant");
+        RemoveOnInterrupt p(partial.string(), "the partial folder");
+        const int fd = ::open(shard.c_str(), O_RDONLY);
+        void* base = ::mmap(nullptr, 3 * 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+        remember_mapping(base, 3 * 4096, shard);
+        ::truncate(shard.c_str(), 4096);  // another job rewrites the checkpoint
+        volatile const char* bytes = static_cast<const char*>(base);
+        (void)bytes[2 * 4096 + 5];  // past the new end: SIGBUS
+        std::this_thread::sleep_for(std::chrono::seconds(30));
+      },
+      ::testing::ExitedWithCode(1),
+      "moequant: error: .*model-00001-of-00002.safetensors: byte 8197 of 12288 could not be read "
+      "\\(bus error\\): the file shrank or vanished while it was being read.*removed the partial "
+      "folder");
+  EXPECT_FALSE(fs::exists(partial));
+}
+
+TEST(MappedFiles, DescribeAddressesInsideRememberedMappings) {
+  static char region[100];
+  remember_mapping(region, sizeof(region), "/m/a.safetensors");
+  EXPECT_EQ(describe_mapped_address(region + 10), "/m/a.safetensors: byte 10 of 100");
+  EXPECT_EQ(describe_mapped_address(region + 100), "");
+  forget_mapping(region);
+  EXPECT_EQ(describe_mapped_address(region + 10), "");
 }
 
 }  // namespace
