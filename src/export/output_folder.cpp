@@ -3,6 +3,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -40,7 +43,56 @@ void release_hold(const std::string& out_dir) {
   holds().erase(it);
 }
 
+struct FileId {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  bool operator==(const FileId& o) const { return dev == o.dev && ino == o.ino; }
+};
+bool file_id(const fs::path& p, FileId* id) {
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0) return false;
+  *id = {st.st_dev, st.st_ino};
+  return true;
+}
+
+// True when `inner` is `outer` or lies below it: by real path, and by device and inode of each
+// existing folder on the way up from `inner` (a bind mount spells one folder two ways).
+fs::path real_path(const fs::path& p) {
+  std::error_code ec;
+  fs::path a = fs::absolute(p, ec);
+  if (ec) a = p;
+  fs::path r = fs::weakly_canonical(a, ec);  // symlinks of the existing part, ".." and "."
+  if (ec || r.empty()) r = a.lexically_normal();
+  while (!r.has_filename() && r.has_relative_path()) r = r.parent_path();  // a trailing '/'
+  return r;
+}
+
+bool is_same_or_inside(const fs::path& inner, const fs::path& outer) {
+  const fs::path in = real_path(inner), out = real_path(outer);
+  const auto m = std::mismatch(out.begin(), out.end(), in.begin(), in.end());
+  if (m.first == out.end()) return true;
+  FileId target;
+  if (!file_id(out, &target)) return false;
+  for (fs::path p = in; !p.empty(); p = p.parent_path()) {
+    FileId id;
+    if (file_id(p, &id) && id == target) return true;
+    if (p == p.root_path()) break;
+  }
+  return false;
+}
+
 }  // namespace
+
+void check_output_apart_from_source(const std::string& out_dir, const std::string& model_dir) {
+  for (const std::string& out : {out_dir, partial_dir_for(out_dir)}) {
+    const char* what = out == out_dir ? "--out" : "the partial output folder";
+    MQ_CHECK(!is_same_or_inside(model_dir, out), what, " '", out, "' is the model folder '",
+             model_dir, "' or a folder above it: writing the output would delete the source");
+    MQ_CHECK(!is_same_or_inside(out, model_dir), what, " '", out,
+             "' lies inside the model folder '", model_dir,
+             "': write the output beside the source, not into it");
+  }
+}
 
 std::string partial_dir_for(const std::string& out_dir) {
   std::string base = out_dir;

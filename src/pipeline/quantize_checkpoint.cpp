@@ -34,8 +34,6 @@ double seconds_since(Clock::time_point t0) {
 // in % 8 and out % 8).
 void check_early(const QuantizeOptions& o, const ModelConfig& config, int rank,
                  std::optional<io::OutputLock>& lock) {
-  MQ_CHECK(!o.model_dir.empty(), "no model folder given");
-  MQ_CHECK(!o.out_dir.empty(), "no output folder given");
   if (rank == 0) {
     check_output_dir(o.out_dir, o.overwrite);
     lock.emplace(io::OutputLock::acquire(o.out_dir));  // held until the run returns
@@ -130,6 +128,10 @@ QuantizeReport quantize_checkpoint(const QuantizeOptions& o,
   std::optional<io::OutputLock> lock;  // rank 0: this run owns the output folder
   set_interrupted_activity(str_cat("quantizing '", o.model_dir, "' into '", o.out_dir, "'"));
   parallel::agreed_step(world0, [&] {
+    MQ_CHECK(!o.model_dir.empty(), "no model folder given");
+    MQ_CHECK(!o.out_dir.empty(), "no output folder given");
+    // First of all: an output that would delete the source is refused before anything else.
+    if (world0.rank() == 0) check_output_apart_from_source(o.out_dir, o.model_dir);
     report.config = read_model_config(o.model_dir);
     check_early(o, report.config, world0.rank(), lock);
     parallel::ModelDims dims{report.config.num_layers, report.config.num_experts,

@@ -677,6 +677,20 @@ def test_mpirun_two_ranks(ctx):
 
 # ---- (e) nothing lost, nothing hung (issue #25) --------------------------------------------
 
+def expect_untouched(folder, before):
+    """`folder` holds exactly the files (and bytes) `before` recorded."""
+    check(snapshot(folder) == before, f"{folder} was modified")
+
+
+def snapshot(folder):
+    out = {}
+    for root, _, files in os.walk(folder):
+        for f in files:
+            path = os.path.join(root, f)
+            with open(path, "rb") as fh:
+                out[os.path.relpath(path, folder)] = fh.read()
+    return out
+
 
 def test_concurrent_runs_on_one_out_are_locked(ctx):
     # Two runs started together into one --out, 10 rounds over two fixtures and formats. The
@@ -738,6 +752,46 @@ def test_killed_run_is_reported_by_the_next(ctx):
     check(not os.path.exists(out + ".moequant-lock"), "the lock file was left behind")
 
 
+def test_out_that_would_delete_the_source_is_refused(ctx):
+    models = ctx.path("models")
+    model = ctx.copy_fixture("qwen3moe", os.path.join("models", "m"))
+    with open(os.path.join(models, "unrelated.txt"), "w") as f:
+        f.write("someone else's file\n")
+    os.symlink(model, ctx.path("alias"))
+    before = snapshot(models)
+    cases = [
+        (model, "is the model folder"),                                  # --out = --model
+        (models, "is the model folder"),                                 # a parent of it
+        (ctx.path("alias"), "is the model folder"),                      # a symlink to it
+        (os.path.join(models, "x", "..", "m"), "is the model folder"),   # spelled with ..
+        (os.path.join(ctx.path("alias"), ".."), "is the model folder"),  # .. through a link
+        (os.path.join(model, "q"), "inside the model folder"),           # inside it
+    ]
+    for out, needle in cases:
+        proc = ctx.run("quantize", "--model", model, "--format", "fp8", "--out", out,
+                       "--overwrite")
+        expect_error(proc, "--out", needle)
+        expect_untouched(models, before)
+    # Through a symlinked --model too.
+    proc = ctx.run("quantize", "--model", ctx.path("alias"), "--out", models, "--overwrite")
+    expect_error(proc, "is the model folder")
+    expect_untouched(models, before)
+    # A bind mount spells the same folders with other paths: device and inode tell (root only).
+    bound = ctx.path("bound")
+    os.makedirs(bound)
+    if subprocess.run(["mount", "--bind", models, bound]).returncode != 0:
+        print("cannot bind-mount here: the bind-mount half of this test is skipped")
+        return
+    try:
+        for out in (bound, os.path.join(bound, "m")):
+            proc = ctx.run("quantize", "--model", model, "--out", out, "--overwrite")
+            expect_error(proc, "--out", "is the model folder")
+            expect_untouched(models, before)
+    finally:
+        subprocess.run(["umount", bound])
+
+
+
 def interrupt_mid_export(ctx, sig, launcher=None, ranks=1):
     model = ctx.path("gen")
     if not os.path.isdir(model):
@@ -780,6 +834,35 @@ def test_sigterm_and_sigint_mid_export_clean_up(ctx):
 def test_sigterm_mid_export_mpi(ctx):
     check(ctx.mpiexec, "no mpiexec given")
     interrupt_mid_export(ctx, signal.SIGTERM, launcher=ctx.mpiexec, ranks=2)
+
+
+def test_side_files_are_chosen_not_copied_blindly(ctx):
+    model = ctx.copy_fixture("qwen3moe")
+    wanted = ["tokenizer.json", "tokenizer_config.json", "generation_config.json",
+              "chat_template.jinja", "README.md", "LICENSE", "modeling_custom.py"]
+    for name in wanted:
+        with open(os.path.join(model, name), "w") as f:
+            f.write("{}\n" if name.endswith(".json") else "content\n")
+    for name in ("pytorch_model.bin", "consolidated.00.pt", "notes.txt", "model.gguf"):
+        with open(os.path.join(model, name), "wb") as f:
+            f.write(b"\0" * 4096)  # weights of other formats, unrelated files
+    os.symlink("/etc/passwd", os.path.join(model, "tokenizer.model"))    # leaves the folder
+    os.symlink("/etc/hostname", os.path.join(model, "LICENSE.txt"))      # leaves the folder
+    os.symlink("README.md", os.path.join(model, "README"))               # stays inside: fine
+    os.mkfifo(os.path.join(model, "special_tokens_map.json"))            # not a regular file
+    out = ctx.path("q")
+    proc = ctx.run("quantize", "--no-table", "--model", model, "--out", out, timeout=60)
+    check(proc.returncode == 0, f"quantize failed: {proc.stderr}")
+    expected = sorted(wanted + ["README"])
+    copied = sorted(f for f in os.listdir(out) if f not in (
+        "config.json", "model.safetensors.index.json", "hf_quant_config.json")
+        and not f.endswith(".safetensors"))
+    check(copied == expected, f"side files copied: {copied}, expected {expected}")
+    line = [l for l in proc.stdout.splitlines() if l.startswith("copied from the model folder")]
+    check(line and all(n in line[0] for n in expected),
+          f"the summary does not list the copied files: {line}")
+    check(not os.path.islink(os.path.join(out, "README")), "a link was copied as a link")
+    ctx.ok("verify", "-q", "--source", model, "--quantized", out)
 
 
 def nested(depth):
@@ -843,35 +926,6 @@ def test_fifo_inputs_are_refused_not_waited_on(ctx):
                  "config.json", "not a regular file")
     expect_error(ctx.run("eval", "--source", src, "--quantized", out, "--data", "random",
                          "--seq-len", "8", timeout=60), "config.json", "not a regular file")
-
-
-def test_side_files_are_chosen_not_copied_blindly(ctx):
-    model = ctx.copy_fixture("qwen3moe")
-    wanted = ["tokenizer.json", "tokenizer_config.json", "generation_config.json",
-              "chat_template.jinja", "README.md", "LICENSE", "modeling_custom.py"]
-    for name in wanted:
-        with open(os.path.join(model, name), "w") as f:
-            f.write("{}\n" if name.endswith(".json") else "content\n")
-    for name in ("pytorch_model.bin", "consolidated.00.pt", "notes.txt", "model.gguf"):
-        with open(os.path.join(model, name), "wb") as f:
-            f.write(b"\0" * 4096)  # weights of other formats, unrelated files
-    os.symlink("/etc/passwd", os.path.join(model, "tokenizer.model"))    # leaves the folder
-    os.symlink("/etc/hostname", os.path.join(model, "LICENSE.txt"))      # leaves the folder
-    os.symlink("README.md", os.path.join(model, "README"))               # stays inside: fine
-    os.mkfifo(os.path.join(model, "special_tokens_map.json"))            # not a regular file
-    out = ctx.path("q")
-    proc = ctx.run("quantize", "--no-table", "--model", model, "--out", out, timeout=60)
-    check(proc.returncode == 0, f"quantize failed: {proc.stderr}")
-    expected = sorted(wanted + ["README"])
-    copied = sorted(f for f in os.listdir(out) if f not in (
-        "config.json", "model.safetensors.index.json", "hf_quant_config.json")
-        and not f.endswith(".safetensors"))
-    check(copied == expected, f"side files copied: {copied}, expected {expected}")
-    line = [l for l in proc.stdout.splitlines() if l.startswith("copied from the model folder")]
-    check(line and all(n in line[0] for n in expected),
-          f"the summary does not list the copied files: {line}")
-    check(not os.path.islink(os.path.join(out, "README")), "a link was copied as a link")
-    ctx.ok("verify", "-q", "--source", model, "--quantized", out)
 
 
 def test_source_shard_shrinking_mid_run_is_named(ctx):

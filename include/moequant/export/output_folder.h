@@ -14,6 +14,11 @@ std::string partial_dir_for(const std::string& out_dir);
 // is absent, or `overwrite`. Errors name the path. (Cheap: the tool runs it before loading.)
 void check_output_dir(const std::string& out_dir, bool overwrite);
 
+// Refuses an output that would delete or overwrite the source: out_dir (or its partial folder)
+// equal to model_dir, a parent of it, or inside it. Paths are compared as real paths (symlinks
+// and ".." resolved) and by device and inode, so no spelling slips past. Errors name both.
+void check_output_apart_from_source(const std::string& out_dir, const std::string& model_dir);
+
 // Rank 0, before any rank writes: checks that out_dir can be produced (its parent exists and is
 // writable; out_dir absent, or `overwrite`), takes the output lock (io/output_lock.h; the
 // caller's, when it holds it already) and keeps it until publish or discard, removes a stale

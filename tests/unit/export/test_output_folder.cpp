@@ -111,5 +111,40 @@ TEST(OutputFolder, AStalePartialFolderIsReportedAndReplaced) {
   EXPECT_FALSE(fs::exists(out + ".moequant-lock"));
 }
 
+TEST(OutputFolder, AnOutputThatWouldDeleteTheSourceIsRefusedHoweverSpelled) {
+  TempDir t;
+  const fs::path models = t.path / "models";
+  const fs::path model = models / "m";
+  fs::create_directories(model / "sub");
+  fs::create_directory_symlink(model, t.path / "alias");
+  auto refused = [&](const fs::path& out, const char* why) {
+    const std::string e = error_of([&] { check_output_apart_from_source(out.string(), model); });
+    EXPECT_NE(e.find(why), std::string::npos) << out << ": " << e;
+  };
+  refused(model, "is the model folder");
+  refused(model.string() + "/", "is the model folder");
+  refused(models, "is the model folder");
+  refused(t.path, "is the model folder");
+  refused(t.path / "alias", "is the model folder");
+  refused(models / "x" / ".." / "m", "is the model folder");
+  refused(t.path / "alias" / "..", "is the model folder");
+  refused(model / "q", "inside the model folder");
+  refused(t.path / "alias" / "sub" / "q", "inside the model folder");
+  refused(models / "m.moequant-partial" / "..", "is the model folder");
+  // The partial folder of --out must not be the model either.
+  const fs::path tricky = t.path / "tricky";
+  fs::create_directories(tricky.string() + ".moequant-partial");
+  EXPECT_NE(error_of([&] {
+              check_output_apart_from_source(tricky.string(),
+                                             tricky.string() + ".moequant-partial");
+            }).find("the partial output folder"),
+            std::string::npos);
+  // Beside the source is fine.
+  EXPECT_EQ(error_of([&] { check_output_apart_from_source((models / "q").string(), model); }),
+            "<no error>");
+  EXPECT_EQ(error_of([&] { check_output_apart_from_source((models / "m2").string(), model); }),
+            "<no error>");
+}
+
 }  // namespace
 }  // namespace moequant
