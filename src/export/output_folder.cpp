@@ -178,22 +178,27 @@ void write_text_file(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   MQ_CHECK(fd >= 0, "cannot write '", path, "': ", std::strerror(errno));
+  // Whatever fails, the .tmp goes and `path` stays as it was (a full disk leaves nothing).
+  auto fail = [&](const char* step, int err) {
+    ::unlink(tmp.c_str());
+    MQ_THROW("cannot ", step, " '", path, "': ", std::strerror(err));
+  };
   size_t done = 0;
   while (done < text.size()) {
     const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      const int err = errno;
+      const int err = n < 0 ? errno : ENOSPC;
       ::close(fd);
-      MQ_THROW("cannot write '", path, "': ", std::strerror(err));
+      fail("write", err);
     }
     done += static_cast<size_t>(n);
   }
-  const bool ok = ::fsync(fd) == 0;
-  ::close(fd);
-  MQ_CHECK(ok, "cannot sync '", path, "': ", std::strerror(errno));
-  MQ_CHECK(::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename '", tmp,
-           "': ", std::strerror(errno));
+  const int sync_err = ::fsync(fd) == 0 ? 0 : errno;
+  const int close_err = ::close(fd) == 0 ? 0 : errno;
+  if (sync_err != 0) fail("sync", sync_err);
+  if (close_err != 0) fail("write", close_err);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) fail("rename into place", errno);
 }
 
 }  // namespace moequant

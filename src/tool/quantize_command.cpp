@@ -3,6 +3,8 @@
 // library's.
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -171,6 +173,20 @@ void print_quantizer_table(const std::vector<QuantizerStat>& rows) {
   }
 }
 
+// --report-json is written after the output is published: whatever can be known about it is
+// checked before any work, so that a typo does not cost the run.
+void check_report_path(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path p = fs::absolute(path, ec);
+  MQ_CHECK(!fs::is_directory(p, ec), "--report-json '", path, "' is a folder");
+  const fs::path parent = p.parent_path();
+  MQ_CHECK(fs::is_directory(parent, ec), "--report-json '", path, "': folder '", parent.string(),
+           "' does not exist");
+  MQ_CHECK(::access(parent.c_str(), W_OK) == 0, "--report-json '", path, "': folder '",
+           parent.string(), "' is not writable");
+}
+
 void write_report_json(const std::string& path, const QuantizeReport& r) {
   nlohmann::json ranks = nlohmann::json::array();
   for (const ExportRankStats& st : r.exported.ranks)
@@ -262,6 +278,13 @@ int run_quantize(const QuantizeArgs& a) {
       // Every rank sees its arguments alike: no collective needed to agree on these.
       if (!o.model_dir.empty() && o.out_dir.empty())
         throw AgreedError("--out is required with --model");
+      if (!a.report_json.empty()) {
+        try {
+          check_report_path(a.report_json);
+        } catch (const Error& e) {
+          throw AgreedError(e.what());
+        }
+      }
       const bool demo_output = o.model_dir.empty() && o.out_dir.empty();
       if (o.model_dir.empty()) {
         // The whole path on the built-in model: calibrated on seeded random tokens.
@@ -284,8 +307,21 @@ int run_quantize(const QuantizeArgs& a) {
       const QuantizeReport r = quantize_checkpoint(o, std::move(world));
       calibrate.finish();
       exporting.finish();
-      if (rank == 0 && !a.report_json.empty()) write_report_json(a.report_json, r);
-      if (!chatty) return 0;
+      // The output is published: a report that cannot be written says so, and says that the
+      // output is complete.
+      int status = 0;
+      if (rank == 0 && !a.report_json.empty()) {
+        try {
+          write_report_json(a.report_json, r);
+        } catch (const std::exception& e) {
+          std::fprintf(stderr,
+                       "moequant: error: the output '%s' is complete, but the report could not "
+                       "be written: %s\n",
+                       o.out_dir.c_str(), e.what());
+          status = 1;
+        }
+      }
+      if (!chatty) return status;
       const ModelConfig& c = r.config;
       std::printf(
           "model %s (%s): %d layers, %zu MoE, %d experts, hidden %lld, expert intermediate %lld; "
@@ -317,7 +353,7 @@ int run_quantize(const QuantizeArgs& a) {
             "(a demonstration: %s is removed with the built-in model at exit; pass --out DIR to "
             "keep the output)\n",
             o.out_dir.c_str());
-      return 0;
+      return status;
     } catch (const AgreedError& e) {
       if (rank == 0) std::fprintf(stderr, "moequant: error: %s\n", e.what());
       return 1;

@@ -836,6 +836,39 @@ def test_sigterm_mid_export_mpi(ctx):
     interrupt_mid_export(ctx, signal.SIGTERM, launcher=ctx.mpiexec, ranks=2)
 
 
+def test_report_json_location_checked_first(ctx):
+    out = ctx.path("out")
+    proc = ctx.run("quantize", "--model", ctx.fixture("qwen3moe"), "--out", out,
+                   "--report-json", ctx.path("no-such-folder", "r.json"))
+    expect_error(proc, "--report-json", "no-such-folder", "does not exist")
+    expect_no_output(out)
+    check(not os.path.exists(out), "the run went ahead with an unwritable report path")
+    proc = ctx.run("quantize", "--model", ctx.fixture("qwen3moe"), "--out", out,
+                   "--report-json", ctx.tmp)
+    expect_error(proc, "--report-json", "is a folder")
+    check(not os.path.exists(out), "the run went ahead with a folder as report path")
+    # A full disk at the end: a 16 KB tmpfs, filled (needs mount rights: root, as the tests run).
+    full = ctx.path("full")
+    os.makedirs(full)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", full]).returncode != 0:
+        print("cannot mount a tmpfs here: the full-disk half of this test is skipped")
+        return
+    try:
+        with open(os.path.join(full, "filler"), "wb") as f:
+            try:
+                f.write(b"x" * (64 << 10))
+            except OSError:
+                pass
+        proc = ctx.run("quantize", "--model", ctx.fixture("qwen3moe"), "--out", out,
+                       "--report-json", os.path.join(full, "r.json"))
+        expect_error(proc, "the output", out, "is complete", "r.json")
+        ctx.ok("verify", "-q", "--source", ctx.fixture("qwen3moe"), "--quantized", out)
+        left = sorted(f for f in os.listdir(full) if f != "filler")
+        check(not left, f"the failed report write left {left} on the full disk")
+    finally:
+        subprocess.run(["umount", full])
+
+
 def test_side_files_are_chosen_not_copied_blindly(ctx):
     model = ctx.copy_fixture("qwen3moe")
     wanted = ["tokenizer.json", "tokenizer_config.json", "generation_config.json",

@@ -34,7 +34,8 @@ void publish_partial_dir(const std::string& out_dir, bool overwrite);
 // Best-effort removal of the partial folder after a failure; releases the lock.
 void discard_partial_dir(const std::string& out_dir) noexcept;
 
-// Writes a small text file atomically (write to .tmp, fsync, rename). Errors name the path.
+// Writes a small text file atomically (write to .tmp, fsync, rename). Errors name the path; on
+// failure the .tmp file is removed and `path` is left as it was.
 void write_text_file(const std::string& path, const std::string& text);
 
 }  // namespace moequant

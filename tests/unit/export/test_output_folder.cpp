@@ -92,6 +92,16 @@ TEST(OutputFolder, WriteTextFileLeavesNoTemporaryBehind) {
             std::string::npos);
 }
 
+TEST(OutputFolder, AFailedWriteRemovesItsTemporaryAndKeepsTheTarget) {
+  TempDir t;
+  const fs::path target = t.path / "r.json";
+  fs::create_directories(target / "in-the-way");  // the rename into place fails
+  EXPECT_NE(error_of([&] { write_text_file(target.string(), "{}\n"); }).find("r.json"),
+            std::string::npos);
+  EXPECT_FALSE(fs::exists(t.path / "r.json.tmp"));
+  EXPECT_TRUE(fs::is_directory(target / "in-the-way"));
+}
+
 TEST(OutputFolder, AStalePartialFolderIsReportedAndReplaced) {
   TempDir t;
   const std::string out = (t.path / "out").string();
