@@ -73,7 +73,13 @@ struct EvalArgs {
 CLI::App* add_eval_command(CLI::App& app, EvalArgs& args);
 int run_eval(const EvalArgs& args);
 
-// "5GB", "512MiB", "1000" -> bytes; throws moequant::Error naming the flag.
-uint64_t parse_size(const std::string& text, const std::string& flag);
+// "5GB", "512MiB", "1000" -> bytes, within [min_bytes, max_bytes]; throws moequant::Error
+// naming the flag ("0.5", "inf", "1e30GB" and units it does not know are refused).
+uint64_t parse_size(const std::string& text, const std::string& flag, uint64_t min_bytes,
+                    uint64_t max_bytes);
+
+// --max-shard-size: from 1 KB (below it every tensor is a file of its own anyway) to 1 PB.
+constexpr uint64_t kMinShardBytes = 1000;
+constexpr uint64_t kMaxShardBytes = 1000000000000000ull;
 
 }  // namespace moequant::tool

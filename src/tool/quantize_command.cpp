@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -90,7 +91,8 @@ CLI::App* add_quantize_command(CLI::App& app, QuantizeArgs& a) {
   return c;
 }
 
-uint64_t parse_size(const std::string& text, const std::string& flag) {
+uint64_t parse_size(const std::string& text, const std::string& flag, uint64_t min_bytes,
+                    uint64_t max_bytes) {
   size_t pos = 0;
   double value = 0;
   try {
@@ -103,9 +105,14 @@ uint64_t parse_size(const std::string& text, const std::string& flag) {
       {"", 1},     {"B", 1},        {"KB", 1e3},        {"MB", 1e6},
       {"GB", 1e9}, {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}};
   auto it = units.find(unit);
-  MQ_CHECK(it != units.end() && value > 0, flag, ": cannot read size '", text,
+  MQ_CHECK(it != units.end(), flag, ": cannot read size '", text,
            "' (expected e.g. 5GB, 200MB, 1000000)");
-  return static_cast<uint64_t>(value * it->second);
+  // In double until checked: "inf", "1e30GB" or "0.5" must not wrap or round to 0.
+  const double bytes = value * it->second;
+  MQ_CHECK(std::isfinite(bytes) && bytes >= static_cast<double>(min_bytes) &&
+               bytes <= static_cast<double>(max_bytes),
+           flag, " ", text, " is out of range: from ", min_bytes, " to ", max_bytes, " bytes");
+  return static_cast<uint64_t>(bytes);
 }
 
 namespace {
@@ -258,7 +265,8 @@ int run_quantize(const QuantizeArgs& a) {
   o.per_expert_amax = a.expert_amax == "per-expert";
   o.exclude = a.exclude;
   o.device = a.device;
-  o.max_shard_bytes = parse_size(a.max_shard_size, "--max-shard-size");
+  o.max_shard_bytes =
+      parse_size(a.max_shard_size, "--max-shard-size", kMinShardBytes, kMaxShardBytes);
   o.threads = a.threads;
   o.calib_data = a.calib_data;
   o.calib_samples = a.calib_samples;

@@ -1,6 +1,7 @@
 #include "synthetic_model.h"
 
 #include <ATen/ATen.h>
+#include <sys/statvfs.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -11,6 +12,8 @@
 #include <map>
 
 #include "moequant/common/error.h"
+#include "moequant/common/interrupt_cleanup.h"
+#include "moequant/common/machine_memory.h"
 #include "moequant/export/output_folder.h"
 #include "moequant/io/checkpoint_folder.h"
 #include "moequant/io/safetensors.h"
@@ -155,6 +158,37 @@ std::vector<PlannedWeight> plan_weights(const SyntheticModelSpec& s) {
   return w;
 }
 
+// The sizes the flags ask for must fit: the files on the disk, the largest tensor (generated in
+// float32, then converted) in memory, and at least one tensor per shard. In double: huge flags
+// must not wrap.
+void check_fits(const std::string& dir, const SyntheticModelSpec& s,
+                const std::vector<PlannedWeight>& weights) {
+  MQ_CHECK(static_cast<size_t>(s.shards) <= weights.size(), "generate: --shards ", s.shards,
+           " exceeds the ", weights.size(), " tensors of the model");
+  double total = 0, largest = 0;
+  for (const PlannedWeight& w : weights) {
+    double n = 2;  // bf16
+    for (int64_t d : w.shape) n *= static_cast<double>(d);
+    total += n;
+    largest = std::max(largest, n);
+  }
+  const std::string flags = "--layers, --experts, --hidden, --intermediate, --vocab, --heads";
+  const std::filesystem::path parent = std::filesystem::absolute(dir).parent_path();
+  struct statvfs fs {};
+  if (::statvfs(parent.c_str(), &fs) == 0) {
+    const double free_bytes = static_cast<double>(fs.f_bavail) * static_cast<double>(fs.f_frsize);
+    MQ_CHECK(total <= free_bytes, "generate: the model would take ", total, " bytes (", flags,
+             "), more than the ", free_bytes, " bytes free in '", parent.string(), "'");
+  }
+  const double memory = static_cast<double>(physical_memory_bytes());
+  MQ_CHECK(memory <= 0 || 3 * largest <= memory, "generate: its largest tensor would take ",
+           largest, " bytes (", flags, "), too large for this machine's ", memory,
+           " bytes of memory");
+}
+
+void write_weights(const std::string& dir, const SyntheticModelSpec& s,
+                   const std::vector<PlannedWeight>& weights);
+
 }  // namespace
 
 void write_synthetic_model(const std::string& dir, const SyntheticModelSpec& s) {
@@ -174,9 +208,25 @@ void write_synthetic_model(const std::string& dir, const SyntheticModelSpec& s) 
     MQ_CHECK(l >= 0 && l < s.layers && s.model_type != "mixtral", "synthetic model: dense layer ",
              l, " is not a layer of this ", s.model_type, " model");
   MQ_CHECK(!std::filesystem::exists(dir), "synthetic model: '", dir, "' already exists");
-  std::filesystem::create_directories(dir);
-  at::manual_seed(s.seed);
   const std::vector<PlannedWeight> weights = plan_weights(s);
+  check_fits(dir, s, weights);
+  std::filesystem::create_directories(dir);
+  // Half-written, the folder would look like a checkpoint: it goes on failure or interruption.
+  RemoveOnInterrupt on_interrupt(dir, "the half-written model folder");
+  try {
+    write_weights(dir, s, weights);
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+    throw;
+  }
+}
+
+namespace {
+
+void write_weights(const std::string& dir, const SyntheticModelSpec& s,
+                   const std::vector<PlannedWeight>& weights) {
+  at::manual_seed(s.seed);
 
   const size_t per_shard = (weights.size() + s.shards - 1) / s.shards;
   std::map<std::string, std::string> weight_map;
@@ -203,5 +253,7 @@ void write_synthetic_model(const std::string& dir, const SyntheticModelSpec& s) 
   if (s.shards > 1) io::write_index(dir + "/model.safetensors.index.json", total, weight_map);
   write_text_file(dir + "/config.json", make_config(s).dump(2) + "\n");
 }
+
+}  // namespace
 
 }  // namespace moequant

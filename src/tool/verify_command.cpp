@@ -21,8 +21,8 @@
 #include "moequant/export/engine_view.h"
 #include "moequant/export/export_plan.h"
 #include "moequant/export/scale_checks.h"
-#include "moequant/model/model_config.h"
 #include "moequant/io/checkpoint_folder.h"
+#include "moequant/model/model_config.h"
 
 namespace moequant::tool {
 
@@ -578,6 +578,9 @@ class Verifier {
 }  // namespace
 
 int run_verify(const VerifyArgs& a) {
+  // NaN would fail every weight, inf pass every one: neither is a tolerance.
+  MQ_CHECK(std::isfinite(a.tolerance) && a.tolerance >= 0, "--tolerance ", a.tolerance,
+           " is not a finite non-negative number");
   Verifier v(a);
   v.run();
   if (a.json) {

@@ -977,6 +977,33 @@ def test_source_shard_shrinking_mid_run_is_named(ctx):
     expect_no_output(out)
 
 
+def test_numeric_flags_are_range_checked(ctx):
+    src = ctx.fixture("qwen3moe")
+    out = ctx.path("out")
+    for size in ("0.5", "inf", "nan", "1e30GB", "0", "-5MB"):
+        proc = ctx.run("quantize", "--model", src, "--out", out, "--max-shard-size", size)
+        expect_error(proc, "--max-shard-size", size)
+        expect_no_output(out)
+        check(not os.path.exists(out), f"--max-shard-size {size} was accepted")
+    for timeout in ("1e300", "nan", "1e10"):
+        proc = ctx.run("quantize", "--model", src, "--out", out, "--timeout", timeout)
+        check(proc.returncode not in (0, -6, 134), f"--timeout {timeout}: exit {proc.returncode}")
+        check("--timeout" in proc.stderr, f"--timeout {timeout} is not named: {proc.stderr}")
+        check(not os.path.exists(out), f"--timeout {timeout} was accepted")
+    q = ctx.path("q")
+    ctx.ok("quantize", "-q", "--model", src, "--out", q)
+    for tolerance in ("nan", "inf", "-1"):
+        proc = ctx.run("verify", "--source", src, "--quantized", q, "--tolerance", tolerance)
+        check(proc.returncode != 0 and "--tolerance" in proc.stderr,
+              f"--tolerance {tolerance} was accepted: {proc.stderr}")
+    for flags in (("--hidden", "1000000000000"), ("--experts", "100000", "--hidden", "100000"),
+                  ("--vocab", "1000000000000"), ("--shards", "1000000")):
+        gen = ctx.path("gen")
+        proc = ctx.run("generate", "--out", gen, *flags, timeout=60)
+        expect_error(proc, flags[-2])
+        check(not os.path.exists(gen), f"generate {flags} left a folder")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", required=True)
