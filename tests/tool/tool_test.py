@@ -1004,6 +1004,31 @@ def test_numeric_flags_are_range_checked(ctx):
         check(not os.path.exists(gen), f"generate {flags} left a folder")
 
 
+def test_threads_capped_and_thread_failure_named(ctx):
+    # --threads beyond the work: capped (the report says how many ran).
+    src = ctx.fixture("qwen3moe")
+    report = ctx.path("r.json")
+    ctx.ok("quantize", "-q", "--model", src, "--out", ctx.path("q"), "--threads", "600",
+           "--report-json", report)
+    with open(report) as f:
+        threads = json.load(f)["ranks"][0]["threads"]
+    check(threads <= 117, f"{threads} producer threads for 117 tensors")
+    # Threads that cannot start (a 2 GB address space: 8 MB stacks): a named error, no output.
+    # One malloc arena, so that the threads that did start do not use up the address space
+    # with arenas of their own first (the tests run as root: RLIMIT_NPROC would not bind).
+    model = ctx.path("many")
+    ctx.ok("generate", "--out", model, "--layers", "2", "--experts", "512")
+    import resource
+    limit = 2 << 30
+    out = ctx.path("out")
+    env = dict(os.environ, MALLOC_ARENA_MAX="1")
+    proc = ctx.run("quantize", "--model", model, "--out", out, "--threads", "600", env=env,
+                   preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+    expect_error(proc, "cannot start producer thread", "--threads")
+    expect_no_output(out)
+    check(not os.path.exists(out + ".moequant-lock"), "the failed run left its lock")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", required=True)
