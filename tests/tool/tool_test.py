@@ -1029,6 +1029,26 @@ def test_threads_capped_and_thread_failure_named(ctx):
     check(not os.path.exists(out + ".moequant-lock"), "the failed run left its lock")
 
 
+def test_fewer_calib_samples_than_ranks_mpi(ctx):
+    check(ctx.mpiexec, "no mpiexec given")
+    src = ctx.fixture("qwen3moe")
+    # One sample, two data-parallel ranks: the rank without a sample takes part with nothing.
+    out = ctx.path("q1")
+    ctx.ok("quantize", "-q", "--model", src, "--out", out, "--calib-data", "random",
+           "--calib-samples", "1", "--calib-seq-len", "16", launcher=ctx.mpiexec + ["-np", "2"])
+    ctx.ok("verify", "-q", "--source", src, "--quantized", out)
+    # Three samples over two ranks, one per batch: every sample is seen (the bytes equal one
+    # rank's; a rank's second sample was dropped before).
+    one, two = ctx.path("one"), ctx.path("two")
+    args = ("--model", src, "--format", "fp8", "--calib-data", "random", "--calib-samples", "3",
+            "--calib-seq-len", "16", "--calib-batch", "1", "-q")
+    ctx.ok("quantize", *args, "--out", one)
+    ctx.ok("quantize", *args, "--out", two, launcher=ctx.mpiexec + ["-np", "2"])
+    shard = "model-00001-of-00001.safetensors"
+    with open(os.path.join(one, shard), "rb") as a, open(os.path.join(two, shard), "rb") as b:
+        check(a.read() == b.read(), "2 ranks calibrated on other samples than 1 rank")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", required=True)
