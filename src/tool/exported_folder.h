@@ -17,6 +17,7 @@
 #include "moequant/common/regular_file.h"
 #include "moequant/common/strings.h"
 #include "moequant/export/engine_view.h"
+#include "moequant/export/scale_checks.h"
 #include "moequant/kernels/numerics.h"
 
 namespace moequant::tool {
@@ -82,10 +83,10 @@ inline float element_as_float(const uint8_t* data, DType dtype, int64_t i) {
   }
 }
 
-// Min and max of a scale tensor, and whether every element is finite and non-zero.
+// Min and max of a scale tensor, and whether every element is valid (is_valid_scale).
 struct ScaleRange {
   float min = 0, max = 0;
-  bool valid = true;  // every element finite and non-zero
+  bool valid = true;  // every element finite and positive (is_valid_scale)
   int64_t first_bad = -1;
 };
 
@@ -94,7 +95,7 @@ inline ScaleRange scale_range(const uint8_t* data, DType dtype, int64_t numel) {
   bool seen = false;
   for (int64_t i = 0; i < numel; ++i) {
     const float v = element_as_float(data, dtype, i);
-    if (!num::is_finite_f(v) || v == 0.0f) {
+    if (!is_valid_scale(v)) {
       if (r.valid) r.first_bad = i;
       r.valid = false;
       continue;

@@ -439,9 +439,10 @@ class Verifier {
       if (is_scale(s.suffix)) {
         const ScaleRange r = scale_range(bytes, info.dtype, info.numel());
         if (!r.valid) {
-          problem("scale '", name, "' element ", r.first_bad, " is ",
-                  element_as_float(bytes, info.dtype, r.first_bad),
-                  ": zero or non-finite (serving engines would produce NaN)");
+          problem(
+              "scale '", name, "' element ", r.first_bad, " is ",
+              element_as_float(bytes, info.dtype, r.first_bad),
+              ": zero, negative or non-finite (serving engines would produce NaN or wrong values)");
           complete = false;
         }
       }

@@ -1049,6 +1049,29 @@ def test_fewer_calib_samples_than_ranks_mpi(ctx):
         check(a.read() == b.read(), "2 ranks calibrated on other samples than 1 rank")
 
 
+def test_eval_refuses_bad_scales(ctx):
+    src = ctx.fixture("qwen3moe")
+    good = ctx.path("good")
+    ctx.ok("quantize", "-q", "--model", src, "--format", "fp8", "--out", good,
+           "--calib-data", "random", "--calib-seq-len", "16")
+    shard = os.path.join(good, "model-00001-of-00001.safetensors")
+    cases = [("weight_scale", 0.0), ("weight_scale", float("nan")), ("weight_scale", -1.0),
+             ("weight_scale", float("inf")), ("input_scale", 0.0)]
+    for i, (suffix, value) in enumerate(cases):
+        bad = ctx.path(f"bad{i}")
+        shutil.copytree(good, bad)
+        name = f"model.layers.1.mlp.experts.3.down_proj.{suffix}"
+        path = os.path.join(bad, os.path.basename(shard))
+        tensors, meta = read_safetensors(path)
+        tensors[name][2][:] = struct.pack("<f", value)
+        write_safetensors(path, tensors, meta)
+        proc = ctx.run("eval", "--source", src, "--quantized", bad, "--data", "random",
+                       "--seq-len", "8", "--samples", "2")
+        expect_error(proc, name, "zero, negative or non-finite")
+        proc = ctx.run("verify", "-q", "--source", src, "--quantized", bad)
+        check(proc.returncode == 1 and name in proc.stderr, f"verify missed {suffix} {value}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", required=True)
