@@ -9,6 +9,7 @@
 #include "moequant/calib/calibrate.h"
 #include "moequant/common/error.h"
 #include "moequant/common/strings.h"
+#include "moequant/export/exclude_patterns.h"
 #include "moequant/io/safetensors.h"
 #include "moequant/kernels/numerics.h"
 
@@ -243,6 +244,7 @@ std::vector<OutputSpec> quantized_outputs(QuantFormat format, int64_t rows, int6
 ExportPlan make_export_plan(const ModelConfig& config, const parallel::ParallelState& ps,
                             const std::vector<PassthroughTensor>& passthrough,
                             const PlanOptions& options) {
+  check_exclude_patterns(config, options.exclude);
   std::vector<std::pair<OrderKey, PlannedTensor>> keyed;
   for (const PassthroughTensor& p : passthrough) {
     PlannedTensor t;

@@ -11,6 +11,7 @@
 #include "moequant/common/interrupt_cleanup.h"
 #include "moequant/common/strings.h"
 #include "moequant/common/test_pause.h"
+#include "moequant/export/exclude_patterns.h"
 #include "moequant/export/export_plan.h"
 #include "moequant/export/output_folder.h"
 #include "moequant/hf/hf_moe_model.h"
@@ -39,6 +40,7 @@ void check_early(const QuantizeOptions& o, const ModelConfig& config, int rank,
     lock.emplace(io::OutputLock::acquire(o.out_dir));  // held until the run returns
     pause_for_test("output-locked");
   }
+  check_exclude_patterns(config, o.exclude);
   const int64_t H = config.hidden, I = config.intermediate;
   const int layer = config.moe_layers.at(0);
   quantized_outputs(o.format, I, H, DType::kBF16, false,

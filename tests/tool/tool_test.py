@@ -1072,6 +1072,16 @@ def test_eval_refuses_bad_scales(ctx):
         check(proc.returncode == 1 and name in proc.stderr, f"verify missed {suffix} {value}")
 
 
+def test_exclude_matching_nothing_is_refused(ctx):
+    src = ctx.fixture("qwen3moe")
+    for pattern in ("model.layers.0.mlp.expert.*", "re:experts\\.[0-9]+\\.down_prj$"):
+        out = ctx.path("q")
+        proc = ctx.run("quantize", "--model", src, "--format", "int4", "--out", out,
+                       "--exclude", "model.layers.1.*", "--exclude", pattern)
+        expect_error(proc, "--exclude", pattern, "matches no expert projection", "closest")
+        check(not os.path.exists(out), "a run with a pattern matching nothing went ahead")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", required=True)
