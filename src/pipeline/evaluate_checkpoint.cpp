@@ -67,10 +67,26 @@ std::string label_of(const EngineView& v) {
 
 }  // namespace
 
+SequenceRequest eval_sequences(int64_t samples, int64_t seq_len, int64_t batch,
+                               size_t quantized_folders) {
+  SequenceRequest r;
+  r.samples = samples;
+  r.seq_len = seq_len;
+  r.batch = batch;
+  r.models = 1 + static_cast<int64_t>(quantized_folders);
+  r.logits = true;
+  r.samples_flag = "--samples";
+  r.seq_len_flag = "--seq-len";
+  r.batch_flag = "--batch";
+  return r;
+}
+
 EvalReport evaluate_checkpoints(const EvalOptions& o, const CalibrationData& data) {
   MQ_CHECK(!o.quantized.empty(), "no quantized folder to evaluate");
   MQ_CHECK(data.seq_len >= 2, "evaluation needs sequences of at least 2 tokens");
   const ModelConfig c = read_model_config(o.source);
+  check_sequence_limits(c, eval_sequences(static_cast<int64_t>(data.samples.size()), data.seq_len,
+                                          o.batch, o.quantized.size()));
   const DecoderConfig d = decoder_config(c);
   const at::Device dev(o.device);
   std::vector<Model> models;

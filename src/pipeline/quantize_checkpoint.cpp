@@ -7,6 +7,7 @@
 #include "moequant/calib/calibrate.h"
 #include "moequant/calib/calibration_data.h"
 #include "moequant/calib/quantizer_sync.h"
+#include "moequant/calib/sequence_limits.h"
 #include "moequant/common/error.h"
 #include "moequant/common/interrupt_cleanup.h"
 #include "moequant/common/strings.h"
@@ -30,11 +31,32 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+// The calibration sequences asked for, as check_sequence_limits sizes them (`samples` 0: the
+// lines of a file, not counted yet).
+int64_t calib_seq_len(const QuantizeOptions& o, const ModelConfig& config) {
+  return o.calib_seq_len > 0 ? o.calib_seq_len : default_seq_len(config);
+}
+
+SequenceRequest sequence_request(const QuantizeOptions& o, const ModelConfig& config,
+                                 int world_size, int64_t samples) {
+  SequenceRequest r;
+  r.samples = samples;
+  r.seq_len = calib_seq_len(o, config);
+  r.batch = o.calib_batch;
+  r.ranks = std::max(1, world_size / layout_of(o, world_size).pp);  // the ranks of a stage
+  return r;
+}
+
 // What fails at export fails now, before minutes of loading: the output folder (rank 0:
 // producible, and locked for this run) and the format's shape rules (nvfp4 in % 16, int4
 // in % 8 and out % 8).
-void check_early(const QuantizeOptions& o, const ModelConfig& config, int rank,
+void check_early(const QuantizeOptions& o, const ModelConfig& config, int rank, int world_size,
                  std::optional<io::OutputLock>& lock) {
+  if (!o.calib_data.empty()) {  // before the data is read or made: sizes that cannot fit
+    const int64_t samples =
+        o.calib_data == "random" ? (o.calib_samples > 0 ? o.calib_samples : 16) : o.calib_samples;
+    check_sequence_limits(config, sequence_request(o, config, world_size, samples));
+  }
   if (rank == 0) {
     check_output_dir(o.out_dir, o.overwrite);
     lock.emplace(io::OutputLock::acquire(o.out_dir));  // held until the run returns
@@ -49,9 +71,14 @@ void check_early(const QuantizeOptions& o, const ModelConfig& config, int rank,
                     config.expert_weight_name(layer, 0, ExpertProj::kDown));
 }
 
-CalibrationData calibration_data(const QuantizeOptions& o, const ModelConfig& config) {
-  return load_calibration_data(o.calib_data, o.model_dir, o.calib_samples, o.calib_seq_len,
-                               decoder_config(config).vocab, o.calib_seed);
+CalibrationData calibration_data(const QuantizeOptions& o, const ModelConfig& config,
+                                 int world_size) {
+  CalibrationData data =
+      load_calibration_data(o.calib_data, o.model_dir, o.calib_samples, calib_seq_len(o, config),
+                            decoder_config(config).vocab, o.calib_seed);
+  check_sequence_limits(
+      config, sequence_request(o, config, world_size, static_cast<int64_t>(data.samples.size())));
+  return data;
 }
 
 ExportOptions export_options(const QuantizeOptions& o) {
@@ -135,7 +162,7 @@ QuantizeReport quantize_checkpoint(const QuantizeOptions& o,
     // First of all: an output that would delete the source is refused before anything else.
     if (world0.rank() == 0) check_output_apart_from_source(o.out_dir, o.model_dir);
     report.config = read_model_config(o.model_dir);
-    check_early(o, report.config, world0.rank(), lock);
+    check_early(o, report.config, world0.rank(), world0.size(), lock);
     parallel::ModelDims dims{report.config.num_layers, report.config.num_experts,
                              report.config.intermediate};
     ps = std::make_unique<parallel::ParallelState>(world0.size(), world0.rank(),
@@ -168,7 +195,7 @@ QuantizeReport quantize_checkpoint(const QuantizeOptions& o,
     });
   } else {
     CalibrationData data;
-    parallel::agreed_step(world, [&] { data = calibration_data(o, report.config); });
+    parallel::agreed_step(world, [&] { data = calibration_data(o, report.config, world.size()); });
     DataCalibrationOptions dco;
     dco.batch = o.calib_batch;
     dco.device = o.device;

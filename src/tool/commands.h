@@ -22,7 +22,7 @@ struct QuantizeArgs {
   bool fsync = false;
   int threads = 0;         // 0: the rank's share of its node's cores
   std::string calib_data;  // "" (weights only), a .jsonl, or "random"
-  int64_t calib_samples = 0, calib_seq_len = 512, calib_batch = 8;
+  int64_t calib_samples = 0, calib_seq_len = 0, calib_batch = 8;  // seq_len 0: the default
   uint64_t calib_seed = 0;
   std::string report_json;  // write the run's report (timings, per-rank stats) here
   double timeout_s = 0;     // 0: the default (MOEQUANT_COLLECTIVE_TIMEOUT_S or 10 min)
@@ -65,7 +65,7 @@ struct EvalArgs {
   std::string source;
   std::vector<std::string> quantized;
   std::string data;
-  int64_t samples = 0, seq_len = 512, batch = 8;
+  int64_t samples = 0, seq_len = 0, batch = 8;  // seq_len 0: the default
   std::string device = "cpu";
   uint64_t seed = 0;
   bool quiet = false;

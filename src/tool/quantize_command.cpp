@@ -72,11 +72,12 @@ CLI::App* add_quantize_command(CLI::App& app, QuantizeArgs& a) {
   c->add_option("--calib-samples", a.calib_samples,
                 "Calibration sequences (default: every line of the file; random: 16)")
       ->check(CLI::PositiveNumber);
-  c->add_option("--calib-seq-len", a.calib_seq_len, "Tokens per calibration sequence")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+  c->add_option("--calib-seq-len", a.calib_seq_len,
+                "Tokens per calibration sequence (default: 512, or the model's "
+                "max_position_embeddings when smaller; at most that)")
+      ->check(CLI::PositiveNumber);
   c->add_option("--calib-batch", a.calib_batch, "Sequences per forward batch on a rank")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
       ->capture_default_str();
   c->add_option("--seed", a.calib_seed, "Seed of --calib-data random")->capture_default_str();
   c->add_option("--timeout", a.timeout_s,
@@ -299,7 +300,7 @@ int run_quantize(const QuantizeArgs& a) {
         if (o.calib_data.empty()) {
           o.calib_data = "random";
           if (o.calib_samples == 0) o.calib_samples = 16;
-          o.calib_seq_len = std::min<int64_t>(o.calib_seq_len, 64);
+          o.calib_seq_len = o.calib_seq_len > 0 ? std::min<int64_t>(o.calib_seq_len, 64) : 64;
         }
         o.model_dir = builtin_model_dir(*world, a.quiet, builtin);
         if (o.out_dir.empty()) {

@@ -791,7 +791,6 @@ def test_out_that_would_delete_the_source_is_refused(ctx):
         subprocess.run(["umount", bound])
 
 
-
 def interrupt_mid_export(ctx, sig, launcher=None, ranks=1):
     model = ctx.path("gen")
     if not os.path.isdir(model):
@@ -1080,6 +1079,26 @@ def test_exclude_matching_nothing_is_refused(ctx):
                        "--exclude", "model.layers.1.*", "--exclude", pattern)
         expect_error(proc, "--exclude", pattern, "matches no expert projection", "closest")
         check(not os.path.exists(out), "a run with a pattern matching nothing went ahead")
+
+
+def test_calibration_sizes_checked_against_config_and_memory(ctx):
+    src = ctx.fixture("qwen3moe")  # max_position_embeddings 128
+    quantize_bad(ctx, src, "--calib-seq-len 4096", "max_position_embeddings 128",
+                 extra=("--calib-data", "random", "--calib-seq-len", "4096"))
+    quantize_bad(ctx, src, "--calib-samples 1000000000000", "memory",
+                 extra=("--calib-data", "random", "--calib-samples", "1000000000000",
+                        "--calib-seq-len", "64"))
+    data = write_jsonl(ctx.path("ids.jsonl"), [{"input_ids": list(range(200))}])
+    quantize_bad(ctx, src, "--calib-seq-len 200", "max_position_embeddings",
+                 extra=("--calib-data", data, "--calib-seq-len", "200"))
+    q = ctx.path("q")
+    ctx.ok("quantize", "-q", "--model", src, "--out", q)
+    proc = ctx.run("eval", "--source", src, "--quantized", q, "--data", "random",
+                   "--samples", "1000000000000", "--seq-len", "64")
+    expect_error(proc, "--samples 1000000000000", "memory")
+    proc = ctx.run("eval", "--source", src, "--quantized", q, "--data", "random",
+                   "--seq-len", "4096")
+    expect_error(proc, "--seq-len 4096", "max_position_embeddings")
 
 
 def main():
