@@ -36,8 +36,7 @@ CLI::App* add_verify_command(CLI::App& app, VerifyArgs& a) {
   c->add_option("--quantized", a.quantized, "The exported folder")->required();
   c->add_option("--tolerance", a.tolerance,
                 "Largest relative RMS error ||deq - src|| / ||src|| accepted per tensor "
-                "(default per format: fp8 0.08, fp8_block 0.08, nvfp4 0.2, int4 0.2, none 0)")
-      ->check(CLI::NonNegativeNumber);
+                "(default per format: fp8 0.08, fp8_block 0.08, nvfp4 0.2, int4 0.2, none 0)");
   c->add_flag("--json", a.json, "Print a JSON document instead of tables");
   c->add_flag("--quiet,-q", a.quiet, "Print only problems and the verdict");
   return c;

@@ -993,8 +993,7 @@ def test_numeric_flags_are_range_checked(ctx):
     ctx.ok("quantize", "-q", "--model", src, "--out", q)
     for tolerance in ("nan", "inf", "-1"):
         proc = ctx.run("verify", "--source", src, "--quantized", q, "--tolerance", tolerance)
-        check(proc.returncode != 0 and "--tolerance" in proc.stderr,
-              f"--tolerance {tolerance} was accepted: {proc.stderr}")
+        expect_error(proc, "--tolerance", "is not a finite non-negative number")
     for flags in (("--hidden", "1000000000000"), ("--experts", "100000", "--hidden", "100000"),
                   ("--vocab", "1000000000000"), ("--shards", "1000000")):
         gen = ctx.path("gen")
