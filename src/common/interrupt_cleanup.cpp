@@ -33,6 +33,7 @@ struct Registry {
   long next_id = 0;
   std::string activity;
   std::string program = "moequant";
+  int quiet_exit_code = -1;  // >= 0: the outcome is known, exit with it without a word
 };
 
 Registry& registry() {
@@ -111,10 +112,13 @@ std::string remove_path(const std::string& path, const std::string& what) {
     const std::string said = remove_path(it->second.first, it->second.second);
     if (!said.empty()) done.push_back(said);
   }
-  const std::string cleaned =
-      done.empty() ? std::string("nothing to clean up") : join(done, ", ");
+  const std::string cleaned = done.empty() ? std::string("nothing to clean up") : join(done, ", ");
   std::string line;
   int code = 128 + sig;
+  if (r.quiet_exit_code >= 0 && sig != fault_signal()) {
+    std::fflush(stdout);
+    std::_Exit(r.quiet_exit_code);
+  }
   if (sig == fault_signal()) {
     const void* address = fault_address.load();
     const std::string file = describe_mapped_address(address);
@@ -128,9 +132,9 @@ std::string remove_path(const std::string& path, const std::string& what) {
     code = file.empty() ? 128 + SIGBUS : 1;
   } else {
     const char* name = sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "SIGHUP";
-    line = str_cat(r.program, ": ", rank_label(), "interrupted by ", name,
-                   r.activity.empty() ? std::string() : " while " + r.activity, "; ", cleaned,
-                   "\n");
+    line =
+        str_cat(r.program, ": ", rank_label(), "interrupted by ", name,
+                r.activity.empty() ? std::string() : " while " + r.activity, "; ", cleaned, "\n");
   }
   std::fflush(stdout);
   const ssize_t ignored = ::write(2, line.data(), line.size());
@@ -182,6 +186,12 @@ void RemoveOnInterrupt::release() {
 void run_uninterrupted(const std::function<void()>& step) {
   std::lock_guard<std::recursive_mutex> lock(registry().mutex);
   step();
+}
+
+void end_quietly_on_interrupt(int exit_code) {
+  Registry& r = registry();
+  std::lock_guard<std::recursive_mutex> lock(r.mutex);
+  r.quiet_exit_code = exit_code;
 }
 
 void set_interrupted_activity(const std::string& activity) {

@@ -33,15 +33,17 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  int rc = 2;
   try {
-    if (q->parsed()) return run_quantize(quantize);
-    if (i->parsed()) return run_inspect(inspect);
-    if (v->parsed()) return run_verify(verify);
-    if (g->parsed()) return run_generate(generate);
-    if (e->parsed()) return run_eval(eval);
+    if (q->parsed()) rc = run_quantize(quantize);
+    if (i->parsed()) rc = run_inspect(inspect);
+    if (v->parsed()) rc = run_verify(verify);
+    if (g->parsed()) rc = run_generate(generate);
+    if (e->parsed()) rc = run_eval(eval);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "moequant: error: %s\n", e.what());
-    return 1;
+    rc = 1;
   }
-  return 2;
+  moequant::end_quietly_on_interrupt(rc);  // the outcome is known: teardown is not "interrupted"
+  return rc;
 }

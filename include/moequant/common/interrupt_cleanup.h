@@ -49,4 +49,10 @@ void run_uninterrupted(const std::function<void()>& step);
 // What the process is doing, for the message ("exporting into '/out'").
 void set_interrupted_activity(const std::string& activity);
 
+// The run's outcome is known (its error agreed by every rank, or the command returned): a
+// signal from now on (a launcher ending the other ranks of a job whose rank exited non-zero)
+// still runs the cleanup, but ends the process quietly with `exit_code` instead of reporting an
+// interruption that changed nothing.
+void end_quietly_on_interrupt(int exit_code);
+
 }  // namespace moequant

@@ -14,6 +14,7 @@
 #include <string>
 #include <thread>
 
+#include "moequant/common/error.h"
 #include "moequant/common/interrupt_cleanup.h"
 #include "moequant/common/mapped_files.h"
 
@@ -72,6 +73,24 @@ TEST_F(InterruptCleanup, SigintExits130AndSaysWhenNothingWasLeft) {
         std::this_thread::sleep_for(std::chrono::seconds(30));
       },
       ::testing::ExitedWithCode(128 + SIGINT), "interrupted by SIGINT; nothing to clean up");
+}
+
+TEST_F(InterruptCleanup, OnceTheOutcomeIsAgreedASignalEndsQuietlyWithIt) {
+  // mpirun ends the other ranks with SIGTERM when one rank exits with an agreed error: their
+  // teardown must not be reported as an interruption.
+  TempDir t;
+  const fs::path partial = t.path / "out.moequant-partial";
+  fs::create_directories(partial);
+  EXPECT_EXIT(
+      {
+        install_interrupt_cleanup("moequant");
+        RemoveOnInterrupt p(partial.string(), "the partial folder");
+        const AgreedError agreed("rank 0: 8 experts not divisible by EP 3");
+        ::kill(::getpid(), SIGTERM);
+        std::this_thread::sleep_for(std::chrono::seconds(30));
+      },
+      ::testing::ExitedWithCode(1), "^$");  // not a word on stderr
+  EXPECT_FALSE(fs::exists(partial));        // still cleaned up
 }
 
 TEST_F(InterruptCleanup, AnUninterruptedStepFinishesFirst) {
