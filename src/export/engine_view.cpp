@@ -4,7 +4,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <regex>
@@ -12,6 +11,8 @@
 
 #include "moequant/common/error.h"
 #include "moequant/common/strings.h"
+#include "moequant/common/limited_json.h"
+#include "moequant/common/regular_file.h"
 #include "moequant/io/checkpoint_folder.h"
 #include "moequant/model/model_config.h"
 
@@ -160,13 +161,8 @@ std::vector<std::string> engine_mismatches(
 namespace {
 
 nlohmann::json read_json(const std::string& path) {
-  std::ifstream in(path);
-  MQ_CHECK(in.good(), "cannot read '", path, "'");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    MQ_THROW(path, ": malformed JSON: ", e.what());
-  }
+  MQ_CHECK(path_exists(path), "cannot read '", path, "': it does not exist");
+  return read_json_file(path, kMaxConfigFileBytes);
 }
 
 // Every linear module the folder's tensors show, with whether it is stored quantized (a scale or
@@ -226,7 +222,7 @@ FolderEngineCheck check_folder_engine_view(const std::string& dir) {
   out.view = engine_view_of(config, config_path);
   const std::string hq_path = dir + "/hf_quant_config.json";
   std::optional<EngineView> nested;
-  if (std::ifstream(hq_path).good()) {
+  if (path_exists(hq_path)) {
     nested = engine_view_of_hf_quant_config(read_json(hq_path), hq_path);
     if (out.view.method != "modelopt")
       out.problems.push_back(

@@ -9,6 +9,7 @@
 #include "moequant/calib/calibrate.h"
 #include "moequant/common/error.h"
 #include "moequant/common/strings.h"
+#include "moequant/export/exclude_patterns.h"
 #include "moequant/io/safetensors.h"
 
 namespace moequant {
@@ -237,6 +238,7 @@ std::vector<std::string> check_engine_shape_rules(const ModelConfig& config, Qua
 ExportPlan make_export_plan(const ModelConfig& config, const parallel::ParallelState& ps,
                             const std::vector<PassthroughTensor>& passthrough,
                             const PlanOptions& options) {
+  check_exclude_patterns(config, options.exclude);
   std::vector<std::string> notes =
       check_engine_shape_rules(config, options.scheme.format, options.allow_partial_blocks);
   std::vector<std::pair<OrderKey, PlannedTensor>> keyed;

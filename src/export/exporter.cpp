@@ -13,6 +13,7 @@
 
 #include "moequant/common/error.h"
 #include "moequant/common/strings.h"
+#include "moequant/common/test_pause.h"
 #include "moequant/export/engine_view.h"
 #include "moequant/export/export_plan.h"
 #include "moequant/export/output_folder.h"
@@ -113,14 +114,15 @@ ConfigFiles config_files(const ModelConfig& config, const ExportPlan& plan) {
 
 // Rank 0 makes the partial folder, every output file at its final size with its header, and a
 // marker; every rank must then see the marker's token (one shared filesystem, docs/design.md).
+// `note` (rank 0): what an earlier run left and this one cleaned up.
 std::string prepare_files(parallel::Communicator& world, const ExportPlan& plan,
-                          const ExportOptions& options) {
+                          const ExportOptions& options, std::string& note) {
   const std::string dir = partial_dir_for(options.out_dir);
   const std::string marker = dir + "/.moequant-ranks-share-this-folder";
   std::string token;
   std::string error = parallel::error_of([&] {
     if (world.rank() != 0) return;
-    prepare_partial_dir(options.out_dir, options.overwrite);
+    note = prepare_partial_dir(options.out_dir, options.overwrite);
     for (const PlannedFile& f : plan.files)
       io::PlacedFile::create(dir + "/" + f.name, f.header, f.size());
     token = std::to_string(std::random_device{}()) + "-" + std::to_string(::getpid());
@@ -140,6 +142,7 @@ std::string prepare_files(parallel::Communicator& world, const ExportPlan& plan,
              "): every rank must share one filesystem for the output (Lustre, GPFS, NFS, ...)");
   });
   parallel::agree_on_error(world, error);
+  pause_for_test("export-files-created");
   return dir;
 }
 
@@ -224,7 +227,8 @@ ExportSummary export_checkpoint(const ModelConfig& config, const parallel::Paral
   });
 
   // 2. Every file created at its final size; every rank sees them.
-  const std::string dir = prepare_files(world, plan, options);
+  std::string leftovers;
+  const std::string dir = prepare_files(world, plan, options, leftovers);
 
   // 3. Every rank writes its own tensors into place. A failure inside a transfer ends the job
   //    (parallel::abort_job in the tool); any other one is agreed below.
@@ -242,6 +246,7 @@ ExportSummary export_checkpoint(const ModelConfig& config, const parallel::Paral
   parallel::agree_on_error(world, error);
 
   // 4. Rank 0 writes the index and the configs last and publishes the folder.
+  std::vector<std::string> copied;
   parallel::agreed_step(world, [&] {
     if (world.rank() != 0) return;
     try {
@@ -254,6 +259,7 @@ ExportSummary export_checkpoint(const ModelConfig& config, const parallel::Paral
         const std::filesystem::path from(file);
         std::filesystem::copy_file(from, std::filesystem::path(dir) / from.filename(), ec);
         MQ_CHECK(!ec, "cannot copy '", file, "' into the output folder: ", ec.message());
+        copied.push_back(from.filename().string());
       }
       write_text_file(dir + "/config.json", configs.config.dump(2) + "\n");
       if (configs.hf_quant)
@@ -267,6 +273,9 @@ ExportSummary export_checkpoint(const ModelConfig& config, const parallel::Paral
 
   fill_sizes(config, plan, summary);
   summary.notes = plan.notes;
+  summary.side_files = split_lines(world.all_gather_bytes(join(copied, "\n"))[0]);
+  leftovers = world.all_gather_bytes(leftovers)[0];
+  if (!leftovers.empty()) summary.warnings.push_back(leftovers);
   if (!fallbacks.empty())
     summary.warnings.push_back(
         str_cat(fallbacks.size(),

@@ -53,6 +53,13 @@ uint64_t peak_rss_bytes() {
   return static_cast<uint64_t>(ru.ru_maxrss) * 1024;  // Linux reports KiB
 }
 
+// At most one producer thread per tensor this rank writes: more would have nothing to do.
+int tensors_produced_by(const ExportPlan& plan, int rank) {
+  int n = 0;
+  for (const PlannedTensor& t : plan.tensors) n += t.producer == rank;
+  return std::max(1, n);
+}
+
 class RankProducer {
  public:
   RankProducer(const ModelConfig& config, const parallel::ParallelState& ps,
@@ -68,15 +75,28 @@ class RankProducer {
         dir_(dir),
         me_(world.rank()),
         batched_(at::Device(options.device).is_cuda() && ps.sizes().etp == 1),
-        threads_(batched_ ? std::max(1, std::min(threads, kMaxGpuThreads)) : std::max(1, threads)),
-        queue_(2 * static_cast<size_t>(std::max(1, threads))),
-        stats_(static_cast<size_t>(std::max(1, threads))),
+        threads_(std::min(
+            batched_ ? std::max(1, std::min(threads, kMaxGpuThreads)) : std::max(1, threads),
+            tensors_produced_by(plan, world.rank()))),
+        queue_(2 * static_cast<size_t>(threads_)),
+        stats_(static_cast<size_t>(threads_)),
         shard_type_(storage_scalar_type(source.expert_dtype())) {}
 
   RankShare run() {
     record([&] { open_files(); });
     std::vector<std::thread> workers;
-    for (int i = 0; i < threads_; ++i) workers.emplace_back([this, i] { work(i); });
+    // A thread that cannot start (a process or memory limit) is this rank's error, agreed and
+    // cleaned up like any other; the plan is still walked so that no peer waits for a shard.
+    record([&] {
+      for (int i = 0; i < threads_; ++i) {
+        try {
+          workers.emplace_back([this, i] { work(i); });
+        } catch (const std::exception& e) {  // std::system_error, or bad_alloc for its state
+          MQ_THROW("cannot start producer thread ", i + 1, " of ", threads_, ": ", e.what(),
+                   " (lower --threads, or raise the process's thread or memory limit)");
+        }
+      }
+    });
     try {
       walk_plan();
     } catch (...) {

@@ -26,8 +26,9 @@ void check_scale_tensor(const std::string& name, DType dtype, const at::Tensor& 
       default:
         return;
     }
-    MQ_CHECK(std::isfinite(v) && v != 0.0f, "scale '", name, "' element ", i, " is ", v,
-             ": a zero or non-finite scale loads as NaN in serving engines");
+    MQ_CHECK(is_valid_scale(v), "scale '", name, "' element ", i, " is ", v,
+             ": a zero, negative or non-finite scale makes serving engines produce NaN or "
+             "wrong values");
   }
 }
 

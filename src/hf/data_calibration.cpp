@@ -164,8 +164,9 @@ DataCalibrationReport calibrate_with_data(HfMoeModel& model, const parallel::Pro
   const int slots = ps.stage_data_slots();
   const SampleRange mine = slice(n, ps.stage_data_slot(), slots);
   // Every rank of the stage runs as many batches as the largest share needs, so that the
-  // collectives of the expert dispatch line up (a rank with fewer samples runs empty ones).
-  const int64_t largest = slice(n, 0, slots).size();
+  // collectives of the expert dispatch line up (a rank with fewer samples runs empty ones, and a
+  // rank with none, when there are fewer samples than ranks, takes part with nothing).
+  const int64_t largest = (n + slots - 1) / slots;
   const int64_t batches = (largest + o.batch - 1) / o.batch;
   // The MoE block runs over several attention batches at once (kMoeTokens), in as many calls on
   // every rank of the stage.

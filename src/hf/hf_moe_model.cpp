@@ -2,15 +2,13 @@
 
 #include <ATen/ATen.h>
 
-#include <algorithm>
-#include <filesystem>
-
 #include "moequant/calib/calibrate.h"
 #include "moequant/common/error.h"
 #include "moequant/common/strings.h"
 #include "moequant/core/tensor_bridge.h"
 #include "moequant/export/checkpoint_completeness.h"
 #include "moequant/forward/checkpoint_tensor.h"
+#include "moequant/io/side_files.h"
 
 namespace moequant {
 
@@ -208,20 +206,7 @@ std::vector<PassthroughTensor> HfMoeModel::passthrough_tensors() const {
 }
 
 std::vector<std::string> HfMoeModel::side_files() const {
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(config_.dir, ec)) {
-    if (!entry.is_regular_file(ec)) continue;
-    const std::string name = entry.path().filename().string();
-    const bool weights =
-        name.size() > 12 && name.compare(name.size() - 12, 12, ".safetensors") == 0;
-    if (weights || name == io::kIndexFileName || name == "config.json" ||
-        name == "hf_quant_config.json" || name[0] == '.')
-      continue;
-    out.push_back(entry.path().string());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
+  return io::select_side_files(config_.dir);  // tokenizer, generation config, ...; no weights
 }
 
 at::Tensor HfMoeModel::passthrough_data(const std::string& name) const {

@@ -1,14 +1,14 @@
 // CheckpointFolder (a Hugging Face model folder's weights) and write_index.
 #include "moequant/io/checkpoint_folder.h"
 
-#include <fstream>
 #include <mutex>
 #include <set>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "moequant/common/error.h"
+#include "moequant/common/limited_json.h"
+#include "moequant/common/regular_file.h"
 #include "posix_file.h"
 
 namespace moequant::io {
@@ -43,41 +43,12 @@ bool is_plain_file_name(const std::string& f) {
          f.find('\0') == std::string::npos;
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  MQ_CHECK(in, path, ": cannot open");
-  std::ostringstream text;
-  text << in.rdbuf();
-  MQ_CHECK(!in.bad(), path, ": read failed");
-  return text.str();
-}
-
-// Parses JSON, refusing duplicate keys in any object (nlohmann would keep the last silently, and
-// a tensor listed twice in a weight_map is a broken index).
-json parse_json_unique_keys(const std::string& text, const std::string& path) {
-  std::vector<std::set<std::string>> open_objects;
-  const json::parser_callback_t on_event = [&](int, json::parse_event_t event, json& parsed) {
-    if (event == json::parse_event_t::object_start) {
-      open_objects.emplace_back();
-    } else if (event == json::parse_event_t::object_end) {
-      open_objects.pop_back();
-    } else if (event == json::parse_event_t::key) {
-      const auto& k = parsed.get_ref<const std::string&>();
-      MQ_CHECK(open_objects.back().insert(k).second, path, ": key '", k, "' appears twice");
-    }
-    return true;
-  };
-  try {
-    return json::parse(text, on_event);
-  } catch (const json::parse_error& e) {
-    MQ_THROW(path, ": not valid JSON: ", e.what());
-  }
-}
-
 // Reads and checks model.safetensors.index.json into `s` (files, file_of, names_by_file).
 void load_index(detail::FolderState& s) {
   const std::string& path = s.index_path;
-  const json root = parse_json_unique_keys(read_text(path), path);
+  JsonLimits limits;
+  limits.unique_keys = true;  // a tensor listed twice in a weight_map is a broken index
+  const json root = read_json_file(path, kMaxIndexFileBytes, limits);
   MQ_CHECK(root.is_object(), path, ": must be a JSON object, got ", root.type_name());
 
   if (root.contains("metadata")) {

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "moequant/common/error.h"
+#include "moequant/common/mapped_files.h"
 #include "moequant/io/safetensors.h"
 
 namespace moequant::io {
@@ -29,14 +30,13 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   SafetensorsFile file;
   file.path_ = path;
   file.size_ = static_cast<size_t>(st.st_size);
+  // Kept open: every access checks that the file still has the size it was mapped with.
+  file.fd_ = fd;
   if (file.size_ > 0) {  // mmap refuses length 0; parse_file reports the empty file
     void* p = ::mmap(nullptr, file.size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    const int err = errno;
-    ::close(fd);  // the mapping keeps the file alive
-    MQ_CHECK(p != MAP_FAILED, path, ": cannot mmap: ", std::strerror(err));
+    MQ_CHECK(p != MAP_FAILED, path, ": cannot mmap: ", std::strerror(errno));
     file.base_ = static_cast<const uint8_t*>(p);
-  } else {
-    ::close(fd);
+    remember_mapping(p, file.size_, path);  // a bus error inside it is reported naming the file
   }
   // From here on the destructor unmaps if validation throws.
   file.layout_ = parse_file(file.base_, file.size_, path);
@@ -48,6 +48,7 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
 
 SafetensorsFile::SafetensorsFile(SafetensorsFile&& other) noexcept
     : path_(std::move(other.path_)),
+      fd_(std::exchange(other.fd_, -1)),
       base_(std::exchange(other.base_, nullptr)),
       size_(std::exchange(other.size_, 0)),
       layout_(std::move(other.layout_)),
@@ -57,6 +58,7 @@ SafetensorsFile& SafetensorsFile::operator=(SafetensorsFile&& other) noexcept {
   if (this != &other) {
     unmap();
     path_ = std::move(other.path_);
+    fd_ = std::exchange(other.fd_, -1);
     base_ = std::exchange(other.base_, nullptr);
     size_ = std::exchange(other.size_, 0);
     layout_ = std::move(other.layout_);
@@ -70,8 +72,13 @@ SafetensorsFile::~SafetensorsFile() {
 }
 
 void SafetensorsFile::unmap() noexcept {
-  if (base_ != nullptr) ::munmap(const_cast<uint8_t*>(base_), size_);
+  if (base_ != nullptr) {
+    forget_mapping(base_);
+    ::munmap(const_cast<uint8_t*>(base_), size_);
+  }
+  if (fd_ >= 0) ::close(fd_);
   base_ = nullptr;
+  fd_ = -1;
   size_ = 0;
 }
 
@@ -87,7 +94,18 @@ const uint8_t* SafetensorsFile::data(const TensorInfo& info) const {
   const bool ours =
       !all.empty() && !before(&info, all.data()) && before(&info, all.data() + all.size());
   MQ_CHECK(ours, path_, ": tensor '", info.name, "' does not come from this file");
+  check_unchanged_size(info);
   return base_ + layout_.data_start + info.begin;
+}
+
+void SafetensorsFile::check_unchanged_size(const TensorInfo& info) const {
+  // Reading a mapped page past the end of a file that shrank raises SIGBUS: a file cut while the
+  // run reads it (another job rewriting the checkpoint) is refused here, naming it, instead.
+  struct stat st {};
+  if (fd_ < 0 || ::fstat(fd_, &st) != 0) return;
+  MQ_CHECK(static_cast<uint64_t>(st.st_size) == size_, path_, ": the file changed size while it ",
+           "was being read (", size_, " bytes when opened, ", st.st_size, " now; reading tensor '",
+           info.name, "'): the checkpoint must not change during a run");
 }
 
 void SafetensorsFile::release(const TensorInfo& info) const {

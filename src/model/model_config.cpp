@@ -4,12 +4,13 @@
 
 #include <algorithm>
 #include <cctype>
-#include <fstream>
 
 #include "families/families.h"
 #include "moequant/common/error.h"
 #include "moequant/common/strings.h"
 #include "moequant/model/config_values.h"
+#include "moequant/common/limited_json.h"
+#include "moequant/common/regular_file.h"
 
 namespace moequant {
 
@@ -133,15 +134,8 @@ ModelConfig parse_model_config(nlohmann::json raw, const std::string& dir, const
 ModelConfig read_model_config(const std::string& dir, ConfigOf of) {
   MQ_CHECK(is_dir(dir), "model folder '", dir, "' does not exist or is not a folder");
   const std::string file = dir + "/config.json";
-  std::ifstream in(file);
-  MQ_CHECK(in.good(), "model folder '", dir, "' has no config.json");
-  nlohmann::json raw;
-  try {
-    raw = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    MQ_THROW(file, ": malformed JSON: ", e.what());
-  }
-  return parse_model_config(std::move(raw), dir, file, of);
+  MQ_CHECK(path_exists(file), "model folder '", dir, "' has no config.json");
+  return parse_model_config(read_json_file(file, kMaxConfigFileBytes), dir, file, of);
 }
 
 }  // namespace moequant

@@ -14,9 +14,16 @@ std::chrono::milliseconds parse_timeout_seconds(const std::string& text, const s
   char* end = nullptr;
   const double s = std::strtod(text.c_str(), &end);
   const bool parsed = !text.empty() && end && *end == '\0';
-  MQ_CHECK(parsed && std::isfinite(s) && s > 0 && s < 1e9, what, "='", text,
+  MQ_CHECK(parsed && std::isfinite(s) && s > 0 && s <= kMaxTimeoutSeconds, what, "='", text,
            "' is not a positive number of seconds");
-  return std::chrono::milliseconds(std::max<int64_t>(1, std::llround(s * 1000.0)));
+  return timeout_from_seconds(s, what);
+}
+
+std::chrono::milliseconds timeout_from_seconds(double seconds, const std::string& what) {
+  MQ_CHECK(std::isfinite(seconds) && seconds > 0 && seconds <= kMaxTimeoutSeconds, what, " ",
+           seconds, " is out of range: a timeout is a positive number of seconds, at most ",
+           kMaxTimeoutSeconds, " (a year)");
+  return std::chrono::milliseconds(std::max<int64_t>(1, std::llround(seconds * 1000.0)));
 }
 
 std::chrono::milliseconds default_collective_timeout() {

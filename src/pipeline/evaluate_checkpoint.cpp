@@ -3,10 +3,10 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
-#include <fstream>
-
 #include "exported_experts.h"
 #include "moequant/common/error.h"
+#include "moequant/common/limited_json.h"
+#include "moequant/common/regular_file.h"
 #include "moequant/core/quantize.h"
 #include "moequant/export/engine_view.h"
 #include "moequant/forward/decoder_forward.h"
@@ -24,13 +24,9 @@ struct Model {
 };
 
 EngineView view_of(const std::string& dir) {
-  std::ifstream in(dir + "/config.json");
-  MQ_CHECK(in.good(), "'", dir, "' has no config.json");
-  try {
-    return engine_view_of(nlohmann::json::parse(in), dir + "/config.json");
-  } catch (const nlohmann::json::exception& e) {
-    MQ_THROW(dir, "/config.json: malformed JSON: ", e.what());
-  }
+  const std::string file = dir + "/config.json";
+  MQ_CHECK(path_exists(file), "'", dir, "' has no config.json");
+  return engine_view_of(read_json_file(file, kMaxConfigFileBytes), file);
 }
 
 // The experts of one layer as a model runs them: the source's weights, or the dequantized export
@@ -71,10 +67,26 @@ std::string label_of(const EngineView& v) {
 
 }  // namespace
 
+SequenceRequest eval_sequences(int64_t samples, int64_t seq_len, int64_t batch,
+                               size_t quantized_folders) {
+  SequenceRequest r;
+  r.samples = samples;
+  r.seq_len = seq_len;
+  r.batch = batch;
+  r.models = 1 + static_cast<int64_t>(quantized_folders);
+  r.logits = true;
+  r.samples_flag = "--samples";
+  r.seq_len_flag = "--seq-len";
+  r.batch_flag = "--batch";
+  return r;
+}
+
 EvalReport evaluate_checkpoints(const EvalOptions& o, const CalibrationData& data) {
   MQ_CHECK(!o.quantized.empty(), "no quantized folder to evaluate");
   MQ_CHECK(data.seq_len >= 2, "evaluation needs sequences of at least 2 tokens");
   const ModelConfig c = read_model_config(o.source);
+  check_sequence_limits(c, eval_sequences(static_cast<int64_t>(data.samples.size()), data.seq_len,
+                                          o.batch, o.quantized.size()));
   const DecoderConfig d = decoder_config(c);
   const at::Device dev(o.device);
   std::vector<Model> models;

@@ -8,8 +8,25 @@
 #include "moequant/common/strings.h"
 #include "moequant/core/quantize.h"
 #include "moequant/core/tensor_bridge.h"
+#include "moequant/export/export_plan.h"
+#include "moequant/export/scale_checks.h"
 
 namespace moequant {
+
+namespace {
+
+// The checks the exporter and verify make on every scale (scale_checks.h): a zero, negative or
+// non-finite one is an error naming the folder and the tensor, not NaN in the metrics.
+void checked_scales(const io::CheckpointFolder& folder, const std::string& name, DType dtype,
+                    const at::Tensor& host) {
+  try {
+    check_scale_tensor(name, dtype, host);
+  } catch (const Error& e) {
+    MQ_THROW(folder.dir(), ": ", e.what());
+  }
+}
+
+}  // namespace
 
 QuantFormat stored_format(const io::CheckpointFolder& folder, const std::string& module) {
   return stored_format([&](const std::string& s) { return folder.has(module + "." + s); });
@@ -31,6 +48,7 @@ at::Tensor dequantized_projection(const io::CheckpointFolder& folder, const std:
              dtype_name(s.dtype), " ", shape_string(s.shape));
     at::Tensor t = at::empty(s.shape, at::TensorOptions().dtype(storage_scalar_type(s.dtype)));
     std::memcpy(t.data_ptr(), folder.data(name), info.nbytes());  // mapped bytes may be unaligned
+    checked_scales(folder, name, s.dtype, t);
     stored.push_back({s.suffix, s.dtype, s.shape, t.to(device)});
   }
   return dequantize_weight(stored, f, rows, cols, module + ".weight").to(device);
@@ -55,6 +73,7 @@ std::optional<float> input_scale_of(const io::CheckpointFolder& folder, const st
            "' must be a float32 scalar");
   float v;
   std::memcpy(&v, folder.data(name), 4);
+  checked_scales(folder, name, DType::kF32, at::tensor(v));
   return v;
 }
 

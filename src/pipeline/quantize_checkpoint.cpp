@@ -1,17 +1,23 @@
 #include "moequant/pipeline/quantize_checkpoint.h"
 
 #include <chrono>
+#include <optional>
 #include <set>
 
 #include "moequant/calib/calibrate.h"
 #include "moequant/calib/calibration_data.h"
 #include "moequant/calib/quantizer_sync.h"
+#include "moequant/calib/sequence_limits.h"
 #include "moequant/common/error.h"
 #include "moequant/common/stopwatch.h"
+#include "moequant/common/interrupt_cleanup.h"
 #include "moequant/common/strings.h"
+#include "moequant/common/test_pause.h"
+#include "moequant/export/exclude_patterns.h"
 #include "moequant/export/export_plan.h"
 #include "moequant/export/output_folder.h"
 #include "moequant/hf/hf_moe_model.h"
+#include "moequant/io/output_lock.h"
 #include "moequant/model/decoder_config.h"
 #include "moequant/parallel/error_agreement.h"
 #include "moequant/parallel/process_groups.h"
@@ -22,12 +28,38 @@ namespace {
 
 using Clock = SteadyClock;
 
-// What fails at export fails now, before minutes of loading: the output folder (rank 0) and the
-// format's shape rules (nvfp4 in % 16, int4 in % 8 and out % 8).
-void check_early(const QuantizeOptions& o, const ModelConfig& config, int rank) {
-  MQ_CHECK(!o.model_dir.empty(), "no model folder given");
-  MQ_CHECK(!o.out_dir.empty(), "no output folder given");
-  if (rank == 0) check_output_dir(o.out_dir, o.overwrite);
+// The calibration sequences asked for, as check_sequence_limits sizes them (`samples` 0: the
+// lines of a file, not counted yet).
+int64_t calib_seq_len(const QuantizeOptions& o, const ModelConfig& config) {
+  return o.calib_seq_len > 0 ? o.calib_seq_len : default_seq_len(config);
+}
+
+SequenceRequest sequence_request(const QuantizeOptions& o, const ModelConfig& config,
+                                 int world_size, int64_t samples) {
+  SequenceRequest r;
+  r.samples = samples;
+  r.seq_len = calib_seq_len(o, config);
+  r.batch = o.calib_batch;
+  r.ranks = std::max(1, world_size / layout_of(o, world_size).pp);  // the ranks of a stage
+  return r;
+}
+
+// What fails at export fails now, before minutes of loading: the output folder (rank 0:
+// producible, and locked for this run) and the format's shape rules (nvfp4 in % 16, int4
+// in % 8 and out % 8).
+void check_early(const QuantizeOptions& o, const ModelConfig& config, int rank, int world_size,
+                 std::optional<io::OutputLock>& lock) {
+  if (!o.calib_data.empty()) {  // before the data is read or made: sizes that cannot fit
+    const int64_t samples =
+        o.calib_data == "random" ? (o.calib_samples > 0 ? o.calib_samples : 16) : o.calib_samples;
+    check_sequence_limits(config, sequence_request(o, config, world_size, samples));
+  }
+  if (rank == 0) {
+    check_output_dir(o.out_dir, o.overwrite);
+    lock.emplace(io::OutputLock::acquire(o.out_dir));  // held until the run returns
+    pause_for_test("output-locked");
+  }
+  check_exclude_patterns(config, o.exclude);
   const int64_t H = config.hidden, I = config.intermediate;
   const int layer = config.moe_layers.at(0);
   check_engine_shape_rules(config, o.format, o.allow_partial_blocks);
@@ -36,9 +68,14 @@ void check_early(const QuantizeOptions& o, const ModelConfig& config, int rank) 
   f.stored_tensors(H, I, DType::kBF16, config.expert_weight_name(layer, 0, ExpertProj::kDown));
 }
 
-CalibrationData calibration_data(const QuantizeOptions& o, const ModelConfig& config) {
-  return load_calibration_data(o.calib_data, o.model_dir, o.calib_samples, o.calib_seq_len,
-                               decoder_config(config).vocab, o.calib_seed);
+CalibrationData calibration_data(const QuantizeOptions& o, const ModelConfig& config,
+                                 int world_size) {
+  CalibrationData data =
+      load_calibration_data(o.calib_data, o.model_dir, o.calib_samples, calib_seq_len(o, config),
+                            decoder_config(config).vocab, o.calib_seed);
+  check_sequence_limits(
+      config, sequence_request(o, config, world_size, static_cast<int64_t>(data.samples.size())));
+  return data;
 }
 
 ExportOptions export_options(const QuantizeOptions& o) {
@@ -114,9 +151,15 @@ QuantizeReport quantize_checkpoint(const QuantizeOptions& o,
   // Load: config.json, the layout, this rank's shards (headers only). Agreed step by step, so a
   // bad input fails every rank alike with one message.
   std::unique_ptr<parallel::ParallelState> ps;
+  std::optional<io::OutputLock> lock;  // rank 0: this run owns the output folder
+  set_interrupted_activity(str_cat("quantizing '", o.model_dir, "' into '", o.out_dir, "'"));
   parallel::agreed_step(world0, [&] {
+    MQ_CHECK(!o.model_dir.empty(), "no model folder given");
+    MQ_CHECK(!o.out_dir.empty(), "no output folder given");
+    // First of all: an output that would delete the source is refused before anything else.
+    if (world0.rank() == 0) check_output_apart_from_source(o.out_dir, o.model_dir);
     report.config = read_model_config(o.model_dir);
-    check_early(o, report.config, world0.rank());
+    check_early(o, report.config, world0.rank(), world0.size(), lock);
     parallel::ModelDims dims{report.config.num_layers, report.config.num_experts,
                              report.config.intermediate};
     ps = std::make_unique<parallel::ParallelState>(world0.size(), world0.rank(),
@@ -134,6 +177,7 @@ QuantizeReport quantize_checkpoint(const QuantizeOptions& o,
   });
   report.bytes_read = model->checkpoint_bytes();
   report.load_s = seconds_since(start);
+  pause_for_test("checkpoint-opened");  // the shards are mapped, no weight read yet
 
   // Calibrate: every expert weight this rank holds, one batched amax pass per layer; with data,
   // the forward over the calibration tokens, which observes the weights in the same pass.
@@ -148,7 +192,7 @@ QuantizeReport quantize_checkpoint(const QuantizeOptions& o,
     });
   } else {
     CalibrationData data;
-    parallel::agreed_step(world, [&] { data = calibration_data(o, report.config); });
+    parallel::agreed_step(world, [&] { data = calibration_data(o, report.config, world.size()); });
     DataCalibrationOptions dco;
     dco.batch = o.calib_batch;
     dco.device = o.device;

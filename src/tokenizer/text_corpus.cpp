@@ -1,8 +1,6 @@
 // read_text_samples: calibration text from .jsonl or .txt files.
 #include "moequant/tokenizer/text_corpus.h"
 
-#include <fstream>
-#include <sstream>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
@@ -10,20 +8,14 @@
 #include "json_fields.h"
 #include "moequant/common/error.h"
 #include "moequant/common/strings.h"
+#include "moequant/common/limited_json.h"
+#include "moequant/common/regular_file.h"
 #include "utf8.h"
 
 namespace moequant::tokenizer {
 
 namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  MQ_CHECK(in, path, ": cannot open");
-  std::ostringstream text;
-  text << in.rdbuf();
-  MQ_CHECK(!in.bad(), path, ": read failed");
-  return text.str();
-}
 
 // The lines of `text` with their 1-based numbers; a final line without '\n' counts, a trailing
 // '\n' does not start another.
@@ -47,12 +39,7 @@ std::vector<std::string> read_jsonl(std::string_view text, const std::string& pa
   for_each_line(text, [&](std::string_view line, size_t number) {
     if (is_blank(line)) return;
     const std::string where = path + ":" + std::to_string(number);
-    json object;
-    try {
-      object = json::parse(line.begin(), line.end());
-    } catch (const json::parse_error& e) {
-      MQ_THROW(where, ": not valid JSON: ", e.what());
-    }
+    const json object = parse_limited_json(line, where);
     MQ_CHECK(object.is_object(), where, ": expected a JSON object (got ", json_type_name(object),
              ")");
     const auto it = object.find("text");
@@ -87,10 +74,15 @@ std::vector<std::string> read_txt(std::string_view text) {
 }  // namespace
 
 std::vector<std::string> read_text_samples(const std::string& path) {
+  MQ_CHECK(ends_with(path, ".jsonl") || ends_with(path, ".txt"), path,
+           ": unsupported calibration text file (expected a .jsonl or .txt file)");
+  return text_samples_from(read_regular_file(path, kMaxCalibrationFileBytes), path);
+}
+
+std::vector<std::string> text_samples_from(const std::string& content, const std::string& path) {
   const bool jsonl = ends_with(path, ".jsonl");
   MQ_CHECK(jsonl || ends_with(path, ".txt"), path,
            ": unsupported calibration text file (expected a .jsonl or .txt file)");
-  const std::string content = read_file(path);
   std::string_view text = content;
   size_t skipped = 0;
   if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) {

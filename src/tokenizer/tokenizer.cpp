@@ -1,10 +1,8 @@
 // Tokenizer: the encode pipeline of tokenizers' TokenizerImpl::encode for one sequence.
 #include "moequant/tokenizer/tokenizer.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "moequant/common/error.h"
+#include "moequant/common/regular_file.h"
 #include "tokenizer_json.h"
 #include "utf8.h"
 
@@ -23,12 +21,7 @@ Tokenizer Tokenizer::from_json(std::string_view json_text, const std::string& so
 }
 
 Tokenizer Tokenizer::from_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  MQ_CHECK(in, path, ": cannot open");
-  std::ostringstream text;
-  text << in.rdbuf();
-  MQ_CHECK(!in.bad(), path, ": read failed");
-  return from_json(text.str(), path);
+  return from_json(read_regular_file(path, kMaxTokenizerFileBytes), path);
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens,

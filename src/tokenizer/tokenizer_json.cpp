@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "moequant/common/error.h"
+#include "moequant/common/limited_json.h"
 
 namespace moequant::tokenizer {
 
@@ -108,12 +109,7 @@ std::vector<AddedToken> read_added_tokens(const JsonAt& list) {
 }  // namespace
 
 TokenizerParts load_tokenizer_json(std::string_view text, const std::string& source) {
-  json doc;
-  try {
-    doc = json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
-    MQ_THROW(source, ": not valid JSON: ", e.what());
-  }
+  const json doc = parse_limited_json(text, source);
   const JsonAt root(doc, source, "");
   root.expect_only({"version", "truncation", "padding", "added_tokens", "normalizer",
                     "pre_tokenizer", "post_processor", "decoder", "model"});

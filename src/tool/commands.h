@@ -23,7 +23,7 @@ struct QuantizeArgs {
   bool fsync = false;
   int threads = 0;         // 0: the rank's share of its node's cores
   std::string calib_data;  // "" (weights only), a .jsonl, or "random"
-  int64_t calib_samples = 0, calib_seq_len = 512, calib_batch = 8;
+  int64_t calib_samples = 0, calib_seq_len = 0, calib_batch = 8;  // seq_len 0: the default
   uint64_t calib_seed = 0;
   std::string report_json;  // write the run's report (timings, per-rank stats) here
   double timeout_s = 0;     // 0: the default (MOEQUANT_COLLECTIVE_TIMEOUT_S or 10 min)
@@ -68,7 +68,7 @@ struct EvalArgs {
   std::string source;
   std::vector<std::string> quantized;
   std::string data;
-  int64_t samples = 0, seq_len = 512, batch = 8;
+  int64_t samples = 0, seq_len = 0, batch = 8;  // seq_len 0: the default
   std::string device = "cpu";
   uint64_t seed = 0;
   bool quiet = false;
@@ -76,7 +76,13 @@ struct EvalArgs {
 CLI::App* add_eval_command(CLI::App& app, EvalArgs& args);
 int run_eval(const EvalArgs& args);
 
-// "5GB", "512MiB", "1000" -> bytes; throws moequant::Error naming the flag.
-uint64_t parse_size(const std::string& text, const std::string& flag);
+// "5GB", "512MiB", "1000" -> bytes, within [min_bytes, max_bytes]; throws moequant::Error
+// naming the flag ("0.5", "inf", "1e30GB" and units it does not know are refused).
+uint64_t parse_size(const std::string& text, const std::string& flag, uint64_t min_bytes,
+                    uint64_t max_bytes);
+
+// --max-shard-size: from 1 KB (below it every tensor is a file of its own anyway) to 1 PB.
+constexpr uint64_t kMinShardBytes = 1000;
+constexpr uint64_t kMaxShardBytes = 1000000000000000ull;
 
 }  // namespace moequant::tool

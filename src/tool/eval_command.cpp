@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "moequant/calib/calibration_data.h"
+#include "moequant/calib/sequence_limits.h"
 #include "moequant/common/error.h"
 #include "moequant/model/decoder_config.h"
 #include "moequant/pipeline/evaluate_checkpoint.h"
@@ -26,11 +27,12 @@ CLI::App* add_eval_command(CLI::App& app, EvalArgs& a) {
       ->required();
   c->add_option("--samples", a.samples, "Sequences (default: every line; random: 16)")
       ->check(CLI::PositiveNumber);
-  c->add_option("--seq-len", a.seq_len, "Tokens per sequence")
-      ->check(CLI::Range(2, 1 << 20))
-      ->capture_default_str();
+  c->add_option("--seq-len", a.seq_len,
+                "Tokens per sequence (default: 512, or the source's max_position_embeddings "
+                "when smaller; at most that)")
+      ->check(CLI::Range(2, 1 << 20));
   c->add_option("--batch", a.batch, "Sequences per forward batch")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
       ->capture_default_str();
   c->add_option("--device", a.device, "cpu or cuda")
       ->check(CLI::IsMember({"cpu", "cuda"}))
@@ -43,8 +45,13 @@ CLI::App* add_eval_command(CLI::App& app, EvalArgs& a) {
 int run_eval(const EvalArgs& a) {
   const ModelConfig config = read_model_config(a.source);
   const int64_t vocab = decoder_config(config).vocab;
+  // Before the data is read or made: sizes that cannot fit this machine.
+  const int64_t seq_len = a.seq_len > 0 ? a.seq_len : default_seq_len(config);
+  SequenceRequest request = eval_sequences(a.samples, seq_len, a.batch, a.quantized.size());
+  if (a.data == "random" && request.samples == 0) request.samples = 16;
+  check_sequence_limits(config, request);
   const CalibrationData data =
-      load_calibration_data(a.data, a.source, a.samples, a.seq_len, vocab, a.seed);
+      load_calibration_data(a.data, a.source, a.samples, seq_len, vocab, a.seed);
   EvalOptions o;
   o.source = a.source;
   o.quantized = a.quantized;

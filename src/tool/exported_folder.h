@@ -7,15 +7,17 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include "moequant/common/dtype.h"
 #include "moequant/common/error.h"
+#include "moequant/common/limited_json.h"
+#include "moequant/common/regular_file.h"
 #include "moequant/common/strings.h"
 #include "moequant/core/format.h"
 #include "moequant/export/engine_view.h"
+#include "moequant/export/scale_checks.h"
 #include "moequant/kernels/numerics.h"
 
 namespace moequant::tool {
@@ -26,14 +28,8 @@ inline nlohmann::json read_folder_config(const std::string& dir, const std::stri
   MQ_CHECK(std::filesystem::is_directory(dir, ec), what, " '", dir,
            "' does not exist or is not a folder");
   const std::string file = dir + "/config.json";
-  std::ifstream in(file);
-  MQ_CHECK(in.good(), what, " '", dir, "' has no config.json");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    MQ_THROW(file, ": malformed JSON: ", e.what());
-  }
+  MQ_CHECK(path_exists(file), what, " '", dir, "' has no config.json");
+  const nlohmann::json j = read_json_file(file, kMaxConfigFileBytes);
   MQ_CHECK(j.is_object(), file, ": expected a JSON object");
   return j;
 }
@@ -79,10 +75,10 @@ inline float element_as_float(const uint8_t* data, DType dtype, int64_t i) {
   }
 }
 
-// Min and max of a scale tensor, and whether every element is finite and non-zero.
+// Min and max of a scale tensor, and whether every element is valid (is_valid_scale).
 struct ScaleRange {
   float min = 0, max = 0;
-  bool valid = true;  // every element finite and non-zero
+  bool valid = true;  // every element finite and positive (is_valid_scale)
   int64_t first_bad = -1;
 };
 
@@ -91,7 +87,7 @@ inline ScaleRange scale_range(const uint8_t* data, DType dtype, int64_t numel) {
   bool seen = false;
   for (int64_t i = 0; i < numel; ++i) {
     const float v = element_as_float(data, dtype, i);
-    if (!num::is_finite_f(v) || v == 0.0f) {
+    if (!is_valid_scale(v)) {
       if (r.valid) r.first_bad = i;
       r.valid = false;
       continue;

@@ -3,6 +3,8 @@
 #include <cstdio>
 
 #include "commands.h"
+#include "moequant/common/error.h"
+#include "moequant/model/config_values.h"
 #include "moequant/model/model_family.h"
 #include "synthetic_model.h"
 
@@ -65,7 +67,32 @@ CLI::App* add_generate_command(CLI::App& app, GenerateArgs& a) {
   return c;
 }
 
+namespace {
+
+// Sizes a config.json may hold (model/config_values.h), checked here so the error names the flag.
+void check_flag_limits(const GenerateArgs& a) {
+  const struct {
+    const char* flag;
+    int64_t value, max;
+  } limits[] = {{"--layers", a.layers, kMaxLayers},
+                {"--experts", a.experts, kMaxExperts},
+                {"--hidden", a.hidden, kMaxWidth},
+                {"--intermediate", a.intermediate, kMaxWidth},
+                {"--top-k", a.top_k, kMaxExperts},
+                {"--heads", a.heads, kMaxHeads},
+                {"--kv-heads", a.kv_heads, kMaxHeads},
+                {"--head-dim", a.head_dim, kMaxWidth},
+                {"--vocab", a.vocab, kMaxVocab},
+                {"--dense-intermediate", a.dense_intermediate, kMaxWidth}};
+  for (const auto& l : limits)
+    MQ_CHECK(l.value <= l.max, "generate: ", l.flag, " ", l.value,
+             " exceeds the largest a config.json may hold (", l.max, ")");
+}
+
+}  // namespace
+
 int run_generate(const GenerateArgs& a) {
+  check_flag_limits(a);
   SyntheticModelSpec spec;
   spec.model_type = a.model_type;
   spec.layers = a.layers;

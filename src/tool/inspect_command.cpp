@@ -187,7 +187,7 @@ Inspection inspect_folder(const std::string& dir) {
       in.warnings.push_back(str_cat("'", r.name, "' is stored as ", format_name(r.format),
                                     " but config.json declares ", format_name(in.format)));
     if (!r.scales_valid)
-      in.warnings.push_back(str_cat("'", r.name, "' has a zero or non-finite scale (",
+      in.warnings.push_back(str_cat("'", r.name, "' has a zero, negative or non-finite scale (",
                                     r.scale_tensor,
                                     " or input_scale): serving engines would produce NaN"));
   }

@@ -4,9 +4,13 @@
 
 #include "commands.h"
 #include "moequant/common/error.h"
+#include "moequant/common/interrupt_cleanup.h"
 
 int main(int argc, char** argv) {
   using namespace moequant::tool;
+  // First, before any thread exists: SIGTERM / SIGINT remove what the run half-made and exit
+  // with 128 + the signal (common/interrupt_cleanup.h).
+  moequant::install_interrupt_cleanup("moequant");
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // keep stdout lines in order with stderr progress
   CLI::App app{
       "moequant: quantize Mixture-of-Experts checkpoints (fp8, nvfp4, fp8_block, int4) and export "
@@ -29,15 +33,17 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  int rc = 2;
   try {
-    if (q->parsed()) return run_quantize(quantize);
-    if (i->parsed()) return run_inspect(inspect);
-    if (v->parsed()) return run_verify(verify);
-    if (g->parsed()) return run_generate(generate);
-    if (e->parsed()) return run_eval(eval);
+    if (q->parsed()) rc = run_quantize(quantize);
+    if (i->parsed()) rc = run_inspect(inspect);
+    if (v->parsed()) rc = run_verify(verify);
+    if (g->parsed()) rc = run_generate(generate);
+    if (e->parsed()) rc = run_eval(eval);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "moequant: error: %s\n", e.what());
-    return 1;
+    rc = 1;
   }
-  return 2;
+  moequant::end_quietly_on_interrupt(rc);  // the outcome is known: teardown is not "interrupted"
+  return rc;
 }

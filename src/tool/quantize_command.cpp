@@ -3,6 +3,9 @@
 // library's.
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -10,6 +13,7 @@
 
 #include "commands.h"
 #include "moequant/common/error.h"
+#include "moequant/common/interrupt_cleanup.h"
 #include "moequant/common/strings.h"
 #include "moequant/export/output_folder.h"
 #include "moequant/parallel/error_agreement.h"
@@ -71,11 +75,12 @@ CLI::App* add_quantize_command(CLI::App& app, QuantizeArgs& a) {
   c->add_option("--calib-samples", a.calib_samples,
                 "Calibration sequences (default: every line of the file; random: 16)")
       ->check(CLI::PositiveNumber);
-  c->add_option("--calib-seq-len", a.calib_seq_len, "Tokens per calibration sequence")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+  c->add_option("--calib-seq-len", a.calib_seq_len,
+                "Tokens per calibration sequence (default: 512, or the model's "
+                "max_position_embeddings when smaller; at most that)")
+      ->check(CLI::PositiveNumber);
   c->add_option("--calib-batch", a.calib_batch, "Sequences per forward batch on a rank")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
       ->capture_default_str();
   c->add_option("--seed", a.calib_seed, "Seed of --calib-data random")->capture_default_str();
   c->add_option("--timeout", a.timeout_s,
@@ -90,7 +95,8 @@ CLI::App* add_quantize_command(CLI::App& app, QuantizeArgs& a) {
   return c;
 }
 
-uint64_t parse_size(const std::string& text, const std::string& flag) {
+uint64_t parse_size(const std::string& text, const std::string& flag, uint64_t min_bytes,
+                    uint64_t max_bytes) {
   size_t pos = 0;
   double value = 0;
   try {
@@ -103,9 +109,14 @@ uint64_t parse_size(const std::string& text, const std::string& flag) {
       {"", 1},     {"B", 1},        {"KB", 1e3},        {"MB", 1e6},
       {"GB", 1e9}, {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}};
   auto it = units.find(unit);
-  MQ_CHECK(it != units.end() && value > 0, flag, ": cannot read size '", text,
+  MQ_CHECK(it != units.end(), flag, ": cannot read size '", text,
            "' (expected e.g. 5GB, 200MB, 1000000)");
-  return static_cast<uint64_t>(value * it->second);
+  // In double until checked: "inf", "1e30GB" or "0.5" must not wrap or round to 0.
+  const double bytes = value * it->second;
+  MQ_CHECK(std::isfinite(bytes) && bytes >= static_cast<double>(min_bytes) &&
+               bytes <= static_cast<double>(max_bytes),
+           flag, " ", text, " is out of range: from ", min_bytes, " to ", max_bytes, " bytes");
+  return static_cast<uint64_t>(bytes);
 }
 
 namespace {
@@ -119,13 +130,27 @@ std::string fmt_bytes(double b) {
   return buf;
 }
 
+// The temporary folder of the built-in model (rank 0): removed when the run ends, or when it is
+// interrupted. With no --out the demonstration's output lives in it too.
+struct BuiltinFolder {
+  std::string root;
+  std::unique_ptr<RemoveOnInterrupt> on_interrupt;
+  ~BuiltinFolder() {
+    std::error_code ec;
+    if (!root.empty()) std::filesystem::remove_all(root, ec);
+  }
+};
+
 // Rank 0 makes the built-in model in a fresh temporary folder; every rank learns its path.
-std::string builtin_model_dir(parallel::Communicator& world, bool quiet) {
+std::string builtin_model_dir(parallel::Communicator& world, bool quiet, BuiltinFolder& folder) {
   std::string dir;
   parallel::agreed_step(world, [&] {
     if (world.rank() != 0) return;
     char tmpl[] = "/tmp/moequant-builtin-XXXXXX";
     MQ_CHECK(::mkdtemp(tmpl) != nullptr, "cannot create a temporary folder in /tmp");
+    folder.root = tmpl;
+    folder.on_interrupt =
+        std::make_unique<RemoveOnInterrupt>(folder.root, "the built-in model's temporary folder");
     dir = std::string(tmpl) + "/qwen3moe-tiny";
     SyntheticModelSpec spec;
     spec.layers = 4;
@@ -137,7 +162,7 @@ std::string builtin_model_dir(parallel::Communicator& world, bool quiet) {
     if (!quiet)
       std::printf(
           "No --model given: using a built-in Qwen3-MoE-shaped model (4 layers, 16 experts, "
-          "hidden 256, expert intermediate 128) written to %s\n",
+          "hidden 256, expert intermediate 128) written to %s (removed at exit)\n",
           dir.c_str());
   });
   return world.all_gather_bytes(dir)[0];
@@ -157,6 +182,20 @@ void print_quantizer_table(const std::vector<QuantizerStat>& rows) {
     std::printf("%-58s %-22s %-12s %s\n", q.name.c_str(), q.shape.c_str(),
                 q.amax >= 0 ? amax : "uncalibrated", format_name(q.format));
   }
+}
+
+// --report-json is written after the output is published: whatever can be known about it is
+// checked before any work, so that a typo does not cost the run.
+void check_report_path(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path p = fs::absolute(path, ec);
+  MQ_CHECK(!fs::is_directory(p, ec), "--report-json '", path, "' is a folder");
+  const fs::path parent = p.parent_path();
+  MQ_CHECK(fs::is_directory(parent, ec), "--report-json '", path, "': folder '", parent.string(),
+           "' does not exist");
+  MQ_CHECK(::access(parent.c_str(), W_OK) == 0, "--report-json '", path, "': folder '",
+           parent.string(), "' is not writable");
 }
 
 void write_report_json(const std::string& path, const QuantizeReport& r) {
@@ -197,6 +236,8 @@ void print_summary(const QuantizeReport& r, const QuantizeOptions& o) {
   const ExportSummary& s = r.exported;
   for (const std::string& warning : s.warnings) std::printf("warning: %s\n", warning.c_str());
   for (const std::string& note : s.notes) std::printf("note: %s\n", note.c_str());
+  if (!s.side_files.empty())
+    std::printf("copied from the model folder: %s\n", join(s.side_files).c_str());
   std::printf("\nwrote %s: %s, %zu tensors in %zu file(s), %s (source %s)\n", o.out_dir.c_str(),
               s.scheme.names().description.c_str(), s.tensors, s.files,
               fmt_bytes(static_cast<double>(s.bytes)).c_str(),
@@ -230,7 +271,8 @@ int run_quantize(const QuantizeArgs& a) {
   o.exclude = a.exclude;
   o.allow_partial_blocks = a.allow_partial_blocks;
   o.device = a.device;
-  o.max_shard_bytes = parse_size(a.max_shard_size, "--max-shard-size");
+  o.max_shard_bytes =
+      parse_size(a.max_shard_size, "--max-shard-size", kMinShardBytes, kMaxShardBytes);
   o.threads = a.threads;
   o.calib_data = a.calib_data;
   o.calib_samples = a.calib_samples;
@@ -238,24 +280,34 @@ int run_quantize(const QuantizeArgs& a) {
   o.calib_batch = a.calib_batch;
   o.calib_seed = a.calib_seed;
   std::unique_ptr<parallel::Communicator> world = make_tool_world(a.device == "cuda", a.timeout_s);
+  install_bus_error_report();  // again: MPI_Init installs its own SIGBUS handler
   const bool chatty = world->rank() == 0 && !a.quiet;
 
   // Errors the ranks agreed on are printed once and end the run normally; any other one (a peer
   // that died in a transfer) ends the whole job, so that no rank waits for it.
   return parallel::run_or_abort_job([&]() -> int {
     const int rank = world->rank();
+    BuiltinFolder builtin;  // removed when this returns
     try {
-      // Every rank sees its arguments alike: no collective needed to agree on this one.
+      // Every rank sees its arguments alike: no collective needed to agree on these.
       if (!o.model_dir.empty() && o.out_dir.empty())
         throw AgreedError("--out is required with --model");
+      if (!a.report_json.empty()) {
+        try {
+          check_report_path(a.report_json);
+        } catch (const Error& e) {
+          throw AgreedError(e.what());
+        }
+      }
+      const bool demo_output = o.model_dir.empty() && o.out_dir.empty();
       if (o.model_dir.empty()) {
         // The whole path on the built-in model: calibrated on seeded random tokens.
         if (o.calib_data.empty()) {
           o.calib_data = "random";
           if (o.calib_samples == 0) o.calib_samples = 16;
-          o.calib_seq_len = std::min<int64_t>(o.calib_seq_len, 64);
+          o.calib_seq_len = o.calib_seq_len > 0 ? std::min<int64_t>(o.calib_seq_len, 64) : 64;
         }
-        o.model_dir = builtin_model_dir(*world, a.quiet);
+        o.model_dir = builtin_model_dir(*world, a.quiet, builtin);
         if (o.out_dir.empty()) {
           o.out_dir =
               std::filesystem::path(o.model_dir).parent_path().string() + "/quantized-" + a.format;
@@ -269,8 +321,21 @@ int run_quantize(const QuantizeArgs& a) {
       const QuantizeReport r = quantize_checkpoint(o, std::move(world));
       calibrate.finish();
       exporting.finish();
-      if (rank == 0 && !a.report_json.empty()) write_report_json(a.report_json, r);
-      if (!chatty) return 0;
+      // The output is published: a report that cannot be written says so, and says that the
+      // output is complete.
+      int status = 0;
+      if (rank == 0 && !a.report_json.empty()) {
+        try {
+          write_report_json(a.report_json, r);
+        } catch (const std::exception& e) {
+          std::fprintf(stderr,
+                       "moequant: error: the output '%s' is complete, but the report could not "
+                       "be written: %s\n",
+                       o.out_dir.c_str(), e.what());
+          status = 1;
+        }
+      }
+      if (!chatty) return status;
       const ModelConfig& c = r.config;
       std::printf(
           "model %s (%s): %d layers, %zu MoE, %d experts, hidden %lld, expert intermediate %lld; "
@@ -297,7 +362,12 @@ int run_quantize(const QuantizeArgs& a) {
           r.sync.entries, static_cast<unsigned long long>(r.sync.total_collectives()));
       if (!a.no_table) print_quantizer_table(r.quantizers);
       print_summary(r, o);
-      return 0;
+      if (demo_output)
+        std::printf(
+            "(a demonstration: %s is removed with the built-in model at exit; pass --out DIR to "
+            "keep the output)\n",
+            o.out_dir.c_str());
+      return status;
     } catch (const AgreedError& e) {
       if (rank == 0) std::fprintf(stderr, "moequant: error: %s\n", e.what());
       return 1;

@@ -1,6 +1,7 @@
 #include "synthetic_model.h"
 
 #include <ATen/ATen.h>
+#include <sys/statvfs.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -12,6 +13,8 @@
 
 #include "moequant/common/error.h"
 #include "moequant/core/quantize.h"
+#include "moequant/common/interrupt_cleanup.h"
+#include "moequant/common/machine_memory.h"
 #include "moequant/export/output_folder.h"
 #include "moequant/io/checkpoint_folder.h"
 #include "moequant/io/safetensors.h"
@@ -169,6 +172,37 @@ nlohmann::json make_config(const SyntheticModelSpec& s) {
   return c;
 }
 
+// The sizes the flags ask for must fit: the files on the disk, the largest tensor (generated in
+// float32, then converted) in memory, and at least one tensor per shard. In double: huge flags
+// must not wrap.
+void check_fits(const std::string& dir, const SyntheticModelSpec& s,
+                const std::vector<PlannedWeight>& weights) {
+  MQ_CHECK(static_cast<size_t>(s.shards) <= weights.size(), "generate: --shards ", s.shards,
+           " exceeds the ", weights.size(), " tensors of the model");
+  double total = 0, largest = 0;
+  for (const PlannedWeight& w : weights) {
+    double n = static_cast<double>(dtype_size(w.dtype));
+    for (int64_t d : w.shape) n *= static_cast<double>(d);
+    total += n;
+    largest = std::max(largest, n);
+  }
+  const std::string flags = "--layers, --experts, --hidden, --intermediate, --vocab, --heads";
+  const std::filesystem::path parent = std::filesystem::absolute(dir).parent_path();
+  struct statvfs fs {};
+  if (::statvfs(parent.c_str(), &fs) == 0) {
+    const double free_bytes = static_cast<double>(fs.f_bavail) * static_cast<double>(fs.f_frsize);
+    MQ_CHECK(total <= free_bytes, "generate: the model would take ", total, " bytes (", flags,
+             "), more than the ", free_bytes, " bytes free in '", parent.string(), "'");
+  }
+  const double memory = static_cast<double>(physical_memory_bytes());
+  MQ_CHECK(memory <= 0 || 3 * largest <= memory, "generate: its largest tensor would take ",
+           largest, " bytes (", flags, "), too large for this machine's ", memory,
+           " bytes of memory");
+}
+
+void write_weights(const std::string& dir, const SyntheticModelSpec& s,
+                   const std::vector<PlannedWeight>& weights, const nlohmann::json& config_json);
+
 }  // namespace
 
 void write_synthetic_model(const std::string& dir, const SyntheticModelSpec& s) {
@@ -191,9 +225,25 @@ void write_synthetic_model(const std::string& dir, const SyntheticModelSpec& s) 
   const nlohmann::json config_json = make_config(s);
   const ModelConfig config = parse_model_config(config_json, dir, "synthetic config.json");
   const DecoderConfig d = decoder_config(config);
-  std::filesystem::create_directories(dir);
   at::manual_seed(s.seed);
   const std::vector<PlannedWeight> weights = plan_weights(config, d, s);
+  check_fits(dir, s, weights);
+  std::filesystem::create_directories(dir);
+  // Half-written, the folder would look like a checkpoint: it goes on failure or interruption.
+  RemoveOnInterrupt on_interrupt(dir, "the half-written model folder");
+  try {
+    write_weights(dir, s, weights, config_json);
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+    throw;
+  }
+}
+
+namespace {
+
+void write_weights(const std::string& dir, const SyntheticModelSpec& s,
+                   const std::vector<PlannedWeight>& weights, const nlohmann::json& config_json) {
 
   // Shard k holds weights [cut[k], cut[k+1]); an FP8 weight and its scales stay in one shard.
   std::vector<size_t> cut = {0};
@@ -224,5 +274,7 @@ void write_synthetic_model(const std::string& dir, const SyntheticModelSpec& s) 
   if (s.shards > 1) io::write_index(dir + "/model.safetensors.index.json", total, weight_map);
   write_text_file(dir + "/config.json", config_json.dump(2) + "\n");
 }
+
+}  // namespace
 
 }  // namespace moequant

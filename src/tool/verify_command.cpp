@@ -39,8 +39,7 @@ CLI::App* add_verify_command(CLI::App& app, VerifyArgs& a) {
   c->add_option("--quantized", a.quantized, "The exported folder")->required();
   c->add_option("--tolerance", a.tolerance,
                 "Largest relative RMS error ||deq - src|| / ||src|| accepted per tensor "
-                "(default per format: fp8 0.08, fp8_block 0.08, nvfp4 0.2, int4 0.2, none 0)")
-      ->check(CLI::NonNegativeNumber);
+                "(default per format: fp8 0.08, fp8_block 0.08, nvfp4 0.2, int4 0.2, none 0)");
   c->add_flag("--json", a.json, "Print a JSON document instead of tables");
   c->add_flag("--quiet,-q", a.quiet, "Print only problems and the verdict");
   return c;
@@ -448,9 +447,10 @@ class Verifier {
       if (is_scale_suffix(s.suffix)) {
         const ScaleRange r = scale_range(bytes, info.dtype, info.numel());
         if (!r.valid) {
-          problem("scale '", name, "' element ", r.first_bad, " is ",
-                  element_as_float(bytes, info.dtype, r.first_bad),
-                  ": zero or non-finite (serving engines would produce NaN)");
+          problem(
+              "scale '", name, "' element ", r.first_bad, " is ",
+              element_as_float(bytes, info.dtype, r.first_bad),
+              ": zero, negative or non-finite (serving engines would produce NaN or wrong values)");
           complete = false;
         }
       }
@@ -592,6 +592,9 @@ class Verifier {
 }  // namespace
 
 int run_verify(const VerifyArgs& a) {
+  // NaN would fail every weight, inf pass every one: neither is a tolerance.
+  MQ_CHECK(std::isfinite(a.tolerance) && a.tolerance >= 0, "--tolerance ", a.tolerance,
+           " is not a finite non-negative number");
   Verifier v(a);
   v.run();
   if (a.json) {

@@ -10,8 +10,7 @@ namespace moequant::tool {
 std::unique_ptr<parallel::Communicator> make_tool_world(bool cuda, double timeout_s) {
   parallel::BootstrapOptions options;
   options.device = cuda ? parallel::DeviceKind::kCuda : parallel::DeviceKind::kCpu;
-  if (timeout_s > 0)
-    options.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+  if (timeout_s != 0) options.timeout = parallel::timeout_from_seconds(timeout_s, "--timeout");
   return parallel::bootstrap_world(options);
 }
 

@@ -15,9 +15,12 @@ import os
 import shlex
 import shutil
 import struct
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 FORMATS = ["none", "fp8", "nvfp4", "fp8_block", "int4"]
 
@@ -52,10 +55,11 @@ class Ctx:
         shutil.copytree(self.fixture(name), out)
         return out
 
-    def run(self, *args, launcher=None):
+    def run(self, *args, launcher=None, timeout=300, env=None, preexec_fn=None):
         cmd = (launcher or []) + [self.bin] + [str(a) for a in args]
         print("$ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=self.tmp)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=self.tmp,
+                              env=env, preexec_fn=preexec_fn)
         if proc.stdout:
             print(proc.stdout.rstrip())
         if proc.stderr:
@@ -67,6 +71,54 @@ class Ctx:
         proc = self.run(*args, launcher=launcher)
         check(proc.returncode == 0, f"expected success, got exit code {proc.returncode}")
         return proc
+
+    def start(self, *args, launcher=None, env=None):
+        """Starts the tool without waiting; finish(p) collects it like run()."""
+        cmd = (launcher or []) + [self.bin] + [str(a) for a in args]
+        print("$ " + " ".join(shlex.quote(c) for c in cmd) + " &", flush=True)
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=self.tmp, env=env)
+
+
+def finish(proc, timeout=120):
+    out, err = proc.communicate(timeout=timeout)
+    proc.stdout_text, proc.stderr_text = out, err
+    if out:
+        print(out.rstrip())
+    if err:
+        print("[stderr]\n" + err.rstrip())
+    print(f"[exit {proc.returncode}]", flush=True)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+# ---- deterministic pauses (common/test_pause.h) ------------------------------------------------
+
+def pause_env(point, folder):
+    """The environment that makes the tool wait at `point` until folder/release exists."""
+    os.makedirs(folder, exist_ok=True)
+    env = dict(os.environ)
+    env["MOEQUANT_TEST_PAUSE"] = f"{point}:{folder}"
+    return env
+
+
+def wait_for_pause(folder, point, count=1, procs=(), timeout=60):
+    """Waits until `count` processes reached `point`; returns their pids."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        reached = [int(f.rsplit(".", 1)[1]) for f in os.listdir(folder)
+                   if f.startswith(point + ".")]
+        if len(reached) >= count:
+            return reached
+        for p in procs:
+            check(p.poll() is None or len(reached) >= count,
+                  f"the run ended (exit {p.returncode}) before reaching '{point}'")
+        time.sleep(0.01)
+    raise Failure(f"no run reached '{point}' within {timeout} s")
+
+
+def release(folder):
+    with open(os.path.join(folder, "release"), "w"):
+        pass
 
 
 # ---- assertions on failures ---------------------------------------------------------------
@@ -172,12 +224,26 @@ def test_builtin_model(ctx):
     check("wrote " in proc.stdout and "bits per parameter" in proc.stdout,
           "the summary is missing")
     check("weight_quantizer" in proc.stdout, "the quantizer table is missing")
-    # The built-in model lives in a fresh /tmp/moequant-builtin-* folder: clean it up.
-    for line in proc.stdout.splitlines():
-        if "written to " in line:
-            folder = os.path.dirname(line.split("written to ", 1)[1].strip())
-            if os.path.basename(folder).startswith("moequant-builtin-"):
-                shutil.rmtree(folder, ignore_errors=True)
+    # The built-in model lives in a fresh /tmp/moequant-builtin-* folder, removed at exit with
+    # the demonstration's output; with --out the output stays and the model still goes.
+    def builtin_folder(stdout):
+        line = [l for l in stdout.splitlines() if "written to " in l]
+        check(len(line) == 1, "the built-in model's folder is not named")
+        folder = os.path.dirname(line[0].split("written to ", 1)[1].split(" (")[0].strip())
+        check(os.path.basename(folder).startswith("moequant-builtin-"), f"odd folder {folder}")
+        return folder
+
+    folder = builtin_folder(proc.stdout)
+    leftover = os.path.exists(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    check(not leftover, f"the built-in run left {folder} behind")
+    out = ctx.path("kept")
+    proc = ctx.ok("quantize", "--format", "fp8", "--out", out, "--no-table")
+    folder = builtin_folder(proc.stdout)
+    leftover = os.path.exists(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    check(not leftover, f"the built-in run with --out left {folder} behind")
+    check(os.path.isfile(os.path.join(out, "config.json")), "the output given by --out is gone")
 
 
 # ---- (b) round trips over the fixtures --------------------------------------------------------
@@ -265,7 +331,7 @@ def test_calib_data_bad_input(ctx):
         ([good, {"input_ids": [1, 2, 3, 4, 5, 6, 7, 999]}], ("ids.jsonl:2", "token id 999",
                                                            "vocabulary of 256")),
         ([good, {"input_ids": [1, 2, 3]}], ("ids.jsonl:2", "3 token ids", "--calib-seq-len 8")),
-        ([good, "{not json"], ("ids.jsonl:2", "malformed JSON")),
+        ([good, "{not json"], ("ids.jsonl:2", "not valid JSON")),
         ([{"text": "hello"}], ("ids.jsonl", "tokenizer.json", "does not exist")),
         ([{"tokens": [1, 2]}], ("ids.jsonl:1", "text")),
         ([], ("no calibration samples",)),
@@ -644,6 +710,431 @@ def test_mpirun_two_ranks(ctx):
     ctx.ok("quantize", "-q", "--model", src, "--format", "nvfp4", "--out", out,
            launcher=ctx.mpiexec + ["-np", "2"])
     ctx.ok("verify", "--quiet", "--source", src, "--quantized", out)
+
+
+# ---- (e) nothing lost, nothing hung (issue #25) --------------------------------------------
+
+def expect_untouched(folder, before):
+    """`folder` holds exactly the files (and bytes) `before` recorded."""
+    check(snapshot(folder) == before, f"{folder} was modified")
+
+
+def snapshot(folder):
+    out = {}
+    for root, _, files in os.walk(folder):
+        for f in files:
+            path = os.path.join(root, f)
+            with open(path, "rb") as fh:
+                out[os.path.relpath(path, folder)] = fh.read()
+    return out
+
+
+def test_concurrent_runs_on_one_out_are_locked(ctx):
+    # Two runs started together into one --out, 10 rounds over two fixtures and formats. The
+    # first to lock the output waits (a test pause) until the other has ended: the other must
+    # fail at once naming the owner's host and pid, and the owner's published folder must
+    # verify against its own source.
+    out = ctx.path("shared-out")
+    sources = [("qwen3moe", "fp8"), ("mixtral", "nvfp4")]
+    for round_no in range(10):
+        pause = ctx.path(f"pause-{round_no}")
+        env = pause_env("output-locked", pause)
+        procs = []
+        for model, fmt in (sources if round_no % 2 == 0 else sources[::-1]):
+            procs.append((ctx.start("quantize", "-q", "--overwrite", "--model", ctx.fixture(model),
+                                    "--format", fmt, "--out", out, env=env), model))
+        deadline = time.time() + 60
+        while not os.listdir(pause) and time.time() < deadline:
+            if all(p.poll() is not None for p, _ in procs):  # both ended: neither waited
+                codes = [finish(p).returncode for p, _ in procs]
+                raise Failure(f"round {round_no}: two runs into one --out both ended without "
+                              f"one holding the lock (exit codes {codes})")
+            time.sleep(0.01)
+        holder = wait_for_pause(pause, "output-locked")
+        check(len(holder) == 1, f"round {round_no}: {len(holder)} runs hold the lock at once")
+        winner = [(p, m) for p, m in procs if p.pid == holder[0]]
+        loser = [(p, m) for p, m in procs if p.pid != holder[0]]
+        check(len(winner) == 1 and len(loser) == 1, "the lock holder is not one of the two runs")
+        lost = finish(loser[0][0], timeout=60)  # must end while the other still holds the lock
+        error = expect_error(lost, "is being written by another moequant run",
+                             f"host {socket.gethostname()}", f"pid {holder[0]}")
+        check(winner[0][0].poll() is None, "the lock holder ended before it was released")
+        release(pause)
+        won = finish(winner[0][0])
+        check(won.returncode == 0, f"round {round_no}: the lock holder failed: {won.stderr}")
+        ctx.ok("verify", "-q", "--source", ctx.fixture(winner[0][1]), "--quantized", out)
+        check(not os.path.exists(out + ".moequant-lock"), "the lock file was left behind")
+        check(not os.path.exists(out + ".moequant-partial"), "a partial folder was left behind")
+        print(f"round {round_no}: {winner[0][1]} won, {loser[0][1]} refused: {error}")
+
+
+def test_killed_run_is_reported_by_the_next(ctx):
+    # A run killed mid-export (SIGKILL: no cleanup possible) leaves its partial folder and its
+    # lock file; the next run into the same --out reports both, naming the killed run.
+    out = ctx.path("out")
+    pause = ctx.path("pause")
+    victim = ctx.start("quantize", "-q", "--model", ctx.fixture("qwen3moe"), "--out", out,
+                       env=pause_env("export-files-created", pause))
+    wait_for_pause(pause, "export-files-created", procs=[victim])
+    victim.kill()
+    victim.wait()
+    check(os.path.isdir(out + ".moequant-partial") and os.path.isfile(out + ".moequant-lock"),
+          "the killed run left no partial folder and lock to find")
+    proc = ctx.ok("quantize", "--no-table", "--model", ctx.fixture("mixtral"), "--out", out)
+    lines = [l for l in proc.stdout.splitlines() if "stale partial folder" in l]
+    check(len(lines) == 1, f"the stale partial folder was not reported: {proc.stdout}")
+    for needle in (f"host {socket.gethostname()}", f"pid {victim.pid}", "did not finish"):
+        check(needle in lines[0], f"the report does not name {needle!r}: {lines[0]}")
+    ctx.ok("verify", "-q", "--source", ctx.fixture("mixtral"), "--quantized", out)
+    check(not os.path.exists(out + ".moequant-lock"), "the lock file was left behind")
+
+
+def test_out_that_would_delete_the_source_is_refused(ctx):
+    models = ctx.path("models")
+    model = ctx.copy_fixture("qwen3moe", os.path.join("models", "m"))
+    with open(os.path.join(models, "unrelated.txt"), "w") as f:
+        f.write("someone else's file\n")
+    os.symlink(model, ctx.path("alias"))
+    before = snapshot(models)
+    cases = [
+        (model, "is the model folder"),                                  # --out = --model
+        (models, "is the model folder"),                                 # a parent of it
+        (ctx.path("alias"), "is the model folder"),                      # a symlink to it
+        (os.path.join(models, "x", "..", "m"), "is the model folder"),   # spelled with ..
+        (os.path.join(ctx.path("alias"), ".."), "is the model folder"),  # .. through a link
+        (os.path.join(model, "q"), "inside the model folder"),           # inside it
+    ]
+    for out, needle in cases:
+        proc = ctx.run("quantize", "--model", model, "--format", "fp8", "--out", out,
+                       "--overwrite")
+        expect_error(proc, "--out", needle)
+        expect_untouched(models, before)
+    # Through a symlinked --model too.
+    proc = ctx.run("quantize", "--model", ctx.path("alias"), "--out", models, "--overwrite")
+    expect_error(proc, "is the model folder")
+    expect_untouched(models, before)
+    # A bind mount spells the same folders with other paths: device and inode tell (root only).
+    bound = ctx.path("bound")
+    os.makedirs(bound)
+    if subprocess.run(["mount", "--bind", models, bound]).returncode != 0:
+        print("cannot bind-mount here: the bind-mount half of this test is skipped")
+        return
+    try:
+        for out in (bound, os.path.join(bound, "m")):
+            proc = ctx.run("quantize", "--model", model, "--out", out, "--overwrite")
+            expect_error(proc, "--out", "is the model folder")
+            expect_untouched(models, before)
+    finally:
+        subprocess.run(["umount", bound])
+
+
+def interrupt_mid_export(ctx, sig, launcher=None, ranks=1):
+    model = ctx.path("gen")
+    if not os.path.isdir(model):
+        ctx.ok("generate", "--out", model, "--layers", "4", "--experts", "16", "--hidden", "128",
+               "--intermediate", "64")
+    out = ctx.path(f"out-{sig}")
+    pause = ctx.path(f"pause-{sig}")
+    env = pause_env("export-files-created", pause)
+    launch = list(launcher or [])
+    if launcher:
+        launch += ["-x", "MOEQUANT_TEST_PAUSE", "-np", str(ranks)]
+    proc = ctx.start("quantize", "-q", "--model", model, "--format", "nvfp4", "--out", out,
+                     launcher=launch, env=env)
+    wait_for_pause(pause, "export-files-created", count=ranks, procs=[proc])
+    partial = out + ".moequant-partial"
+    shards = [f for f in os.listdir(partial) if f.endswith(".safetensors")]
+    check(shards, "the export had not created its files yet")
+    proc.send_signal(sig)  # alone: the run; under mpirun: mpirun, which passes it on to every rank
+    done = finish(proc, timeout=60)
+    name = signal.Signals(sig).name
+    lines = [l for l in done.stderr.splitlines() if f"interrupted by {name}" in l]
+    check(len(lines) == ranks, f"expected {ranks} 'interrupted by {name}' line(s): {done.stderr}")
+    check(any(f"removed the partial folder '{partial}'" in l for l in lines),
+          f"no rank says it removed the partial folder: {lines}")
+    if not launcher:
+        check(done.returncode == 128 + sig,
+              f"exit code {done.returncode}, expected 128 + {name} = {128 + sig}")
+    else:
+        check(done.returncode != 0, "mpirun returned 0 after its ranks were interrupted")
+    check(not os.path.exists(partial), "the interrupted run left its partial folder")
+    check(not os.path.exists(out + ".moequant-lock"), "the interrupted run left its lock")
+    check(not os.path.exists(out), "an interrupted run published its output")
+
+
+def test_sigterm_and_sigint_mid_export_clean_up(ctx):
+    interrupt_mid_export(ctx, signal.SIGTERM)
+    interrupt_mid_export(ctx, signal.SIGINT)
+
+
+def test_sigterm_mid_export_mpi(ctx):
+    check(ctx.mpiexec, "no mpiexec given")
+    interrupt_mid_export(ctx, signal.SIGTERM, launcher=ctx.mpiexec, ranks=2)
+
+
+def test_report_json_location_checked_first(ctx):
+    out = ctx.path("out")
+    proc = ctx.run("quantize", "--model", ctx.fixture("qwen3moe"), "--out", out,
+                   "--report-json", ctx.path("no-such-folder", "r.json"))
+    expect_error(proc, "--report-json", "no-such-folder", "does not exist")
+    expect_no_output(out)
+    check(not os.path.exists(out), "the run went ahead with an unwritable report path")
+    proc = ctx.run("quantize", "--model", ctx.fixture("qwen3moe"), "--out", out,
+                   "--report-json", ctx.tmp)
+    expect_error(proc, "--report-json", "is a folder")
+    check(not os.path.exists(out), "the run went ahead with a folder as report path")
+    # A full disk at the end: a 16 KB tmpfs, filled (needs mount rights: root, as the tests run).
+    full = ctx.path("full")
+    os.makedirs(full)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", full]).returncode != 0:
+        print("cannot mount a tmpfs here: the full-disk half of this test is skipped")
+        return
+    try:
+        with open(os.path.join(full, "filler"), "wb") as f:
+            try:
+                f.write(b"x" * (64 << 10))
+            except OSError:
+                pass
+        proc = ctx.run("quantize", "--model", ctx.fixture("qwen3moe"), "--out", out,
+                       "--report-json", os.path.join(full, "r.json"))
+        expect_error(proc, "the output", out, "is complete", "r.json")
+        ctx.ok("verify", "-q", "--source", ctx.fixture("qwen3moe"), "--quantized", out)
+        left = sorted(f for f in os.listdir(full) if f != "filler")
+        check(not left, f"the failed report write left {left} on the full disk")
+    finally:
+        subprocess.run(["umount", full])
+
+
+def test_side_files_are_chosen_not_copied_blindly(ctx):
+    model = ctx.copy_fixture("qwen3moe")
+    wanted = ["tokenizer.json", "tokenizer_config.json", "generation_config.json",
+              "chat_template.jinja", "README.md", "LICENSE", "modeling_custom.py"]
+    for name in wanted:
+        with open(os.path.join(model, name), "w") as f:
+            f.write("{}\n" if name.endswith(".json") else "content\n")
+    for name in ("pytorch_model.bin", "consolidated.00.pt", "notes.txt", "model.gguf"):
+        with open(os.path.join(model, name), "wb") as f:
+            f.write(b"\0" * 4096)  # weights of other formats, unrelated files
+    os.symlink("/etc/passwd", os.path.join(model, "tokenizer.model"))    # leaves the folder
+    os.symlink("/etc/hostname", os.path.join(model, "LICENSE.txt"))      # leaves the folder
+    os.symlink("README.md", os.path.join(model, "README"))               # stays inside: fine
+    os.mkfifo(os.path.join(model, "special_tokens_map.json"))            # not a regular file
+    out = ctx.path("q")
+    proc = ctx.run("quantize", "--no-table", "--model", model, "--out", out, timeout=60)
+    check(proc.returncode == 0, f"quantize failed: {proc.stderr}")
+    expected = sorted(wanted + ["README"])
+    copied = sorted(f for f in os.listdir(out) if f not in (
+        "config.json", "model.safetensors.index.json", "hf_quant_config.json")
+        and not f.endswith(".safetensors"))
+    check(copied == expected, f"side files copied: {copied}, expected {expected}")
+    line = [l for l in proc.stdout.splitlines() if l.startswith("copied from the model folder")]
+    check(line and all(n in line[0] for n in expected),
+          f"the summary does not list the copied files: {line}")
+    check(not os.path.islink(os.path.join(out, "README")), "a link was copied as a link")
+    ctx.ok("verify", "-q", "--source", model, "--quantized", out)
+
+
+def nested(depth):
+    return "[" * depth + "]" * depth
+
+
+def test_deeply_nested_json_is_refused(ctx):
+    # An unknown field nested 100000 deep: legal JSON, refused by the depth limit of every JSON
+    # the tool reads, in one line naming the file.
+    model = ctx.copy_fixture("qwen3moe")
+    path = os.path.join(model, "config.json")
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(text.rstrip().rstrip("}") + ', "unknown_field": ' + nested(100000) + "}\n")
+    proc = ctx.run("quantize", "--model", model, "--out", ctx.path("out"), timeout=60)
+    expect_error(proc, "config.json", "nested deeper than 64")
+    expect_no_output(ctx.path("out"))
+    expect_error(ctx.run("inspect", model, timeout=60), "config.json", "nested deeper")
+    # A calibration line and a tokenizer.json.
+    model = ctx.copy_fixture("qwen3moe", "m2")
+    data = write_jsonl(ctx.path("ids.jsonl"), ['{"input_ids": ' + nested(100000) + "}"])
+    quantize_bad(ctx, model, "ids.jsonl:1", "nested deeper", extra=("--calib-data", data))
+    with open(os.path.join(model, "tokenizer.json"), "w") as f:
+        f.write('{"model": ' + nested(100000) + "}")
+    text = write_jsonl(ctx.path("text.jsonl"), [{"text": "hello"}])
+    quantize_bad(ctx, model, "tokenizer.json", "nested deeper", extra=("--calib-data", text))
+    # The shard index and an export's hf_quant_config.json.
+    model = ctx.copy_fixture("mixtral", "m3")
+    with open(os.path.join(model, "model.safetensors.index.json"), "w") as f:
+        f.write('{"weight_map": {}, "metadata": ' + nested(100000) + "}")
+    quantize_bad(ctx, model, "model.safetensors.index.json", "nested deeper")
+    src, out, _ = quantized_copy(ctx, "mixtral", "nvfp4")
+    with open(os.path.join(out, "hf_quant_config.json"), "w") as f:
+        f.write('{"quantization": ' + nested(100000) + "}")
+    expect_error(ctx.run("inspect", out, timeout=60), "hf_quant_config.json", "nested deeper")
+
+
+def test_fifo_inputs_are_refused_not_waited_on(ctx):
+    # A FIFO where a file is read would block the tool forever: refused by name instead, and a
+    # calibration file is opened once (a FIFO cannot be read twice).
+    model = ctx.copy_fixture("qwen3moe")
+    os.remove(os.path.join(model, "config.json"))
+    os.mkfifo(os.path.join(model, "config.json"))
+    quantize_bad(ctx, model, "config.json", "not a regular file (a FIFO)")
+    expect_error(ctx.run("inspect", model, timeout=60), "config.json", "not a regular file")
+    model = ctx.copy_fixture("qwen3moe", "m2")
+    fifo = ctx.path("calib.jsonl")
+    os.mkfifo(fifo)
+    quantize_bad(ctx, model, "calib.jsonl", "not a regular file (a FIFO)",
+                 extra=("--calib-data", fifo))
+    os.mkfifo(os.path.join(model, "tokenizer.json"))
+    text = write_jsonl(ctx.path("text.jsonl"), [{"text": "hello"}])
+    quantize_bad(ctx, model, "tokenizer.json", "not a regular file (a FIFO)",
+                 extra=("--calib-data", text))
+    src, out, _ = quantized_copy(ctx, "mixtral", "fp8")
+    for name in ("config.json",):
+        os.remove(os.path.join(out, name))
+        os.mkfifo(os.path.join(out, name))
+    expect_error(ctx.run("verify", "--source", src, "--quantized", out, timeout=60),
+                 "config.json", "not a regular file")
+    expect_error(ctx.run("eval", "--source", src, "--quantized", out, "--data", "random",
+                         "--seq-len", "8", timeout=60), "config.json", "not a regular file")
+
+
+def test_source_shard_shrinking_mid_run_is_named(ctx):
+    # The shard is cut after the run mapped it and before it read the weights (a test pause):
+    # a named error and no output, not SIGBUS.
+    model = ctx.copy_fixture("qwen3moe")
+    shard = os.path.join(model, "model.safetensors")
+    out = ctx.path("out")
+    pause = ctx.path("pause")
+    proc = ctx.start("quantize", "--model", model, "--out", out,
+                     env=pause_env("checkpoint-opened", pause))
+    wait_for_pause(pause, "checkpoint-opened", procs=[proc])
+    os.truncate(shard, os.path.getsize(shard) // 2)
+    release(pause)
+    expect_error(finish(proc, timeout=60), shard, "changed size while it was being read")
+    expect_no_output(out)
+
+
+def test_numeric_flags_are_range_checked(ctx):
+    src = ctx.fixture("qwen3moe")
+    out = ctx.path("out")
+    for size in ("0.5", "inf", "nan", "1e30GB", "0", "-5MB"):
+        proc = ctx.run("quantize", "--model", src, "--out", out, "--max-shard-size", size)
+        expect_error(proc, "--max-shard-size", size)
+        expect_no_output(out)
+        check(not os.path.exists(out), f"--max-shard-size {size} was accepted")
+    for timeout in ("1e300", "nan", "1e10"):
+        proc = ctx.run("quantize", "--model", src, "--out", out, "--timeout", timeout)
+        check(proc.returncode not in (0, -6, 134), f"--timeout {timeout}: exit {proc.returncode}")
+        check("--timeout" in proc.stderr, f"--timeout {timeout} is not named: {proc.stderr}")
+        check(not os.path.exists(out), f"--timeout {timeout} was accepted")
+    q = ctx.path("q")
+    ctx.ok("quantize", "-q", "--model", src, "--out", q)
+    for tolerance in ("nan", "inf", "-1"):
+        proc = ctx.run("verify", "--source", src, "--quantized", q, "--tolerance", tolerance)
+        expect_error(proc, "--tolerance", "is not a finite non-negative number")
+    for flags in (("--hidden", "1000000000000"), ("--experts", "100000"), ("--experts", "60000", "--hidden", "100000"),
+                  ("--vocab", "1000000000000"), ("--shards", "1000000")):
+        gen = ctx.path("gen")
+        proc = ctx.run("generate", "--out", gen, *flags, timeout=60)
+        expect_error(proc, flags[-2])
+        check(not os.path.exists(gen), f"generate {flags} left a folder")
+
+
+def test_threads_capped_and_thread_failure_named(ctx):
+    # --threads beyond the work: capped (the report says how many ran).
+    src = ctx.fixture("qwen3moe")
+    report = ctx.path("r.json")
+    ctx.ok("quantize", "-q", "--model", src, "--out", ctx.path("q"), "--threads", "600",
+           "--report-json", report)
+    with open(report) as f:
+        threads = json.load(f)["ranks"][0]["threads"]
+    check(threads <= 117, f"{threads} producer threads for 117 tensors")
+    # Threads that cannot start (a 2 GB address space: 8 MB stacks): a named error, no output.
+    # One malloc arena, so that the threads that did start do not use up the address space
+    # with arenas of their own first (the tests run as root: RLIMIT_NPROC would not bind).
+    model = ctx.path("many")
+    ctx.ok("generate", "--out", model, "--layers", "2", "--experts", "512")
+    import resource
+    limit = 2 << 30
+    out = ctx.path("out")
+    env = dict(os.environ, MALLOC_ARENA_MAX="1")
+    proc = ctx.run("quantize", "--model", model, "--out", out, "--threads", "600", env=env,
+                   preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+    expect_error(proc, "cannot start producer thread", "--threads")
+    expect_no_output(out)
+    check(not os.path.exists(out + ".moequant-lock"), "the failed run left its lock")
+
+
+def test_fewer_calib_samples_than_ranks_mpi(ctx):
+    check(ctx.mpiexec, "no mpiexec given")
+    src = ctx.fixture("qwen3moe")
+    # One sample, two data-parallel ranks: the rank without a sample takes part with nothing.
+    out = ctx.path("q1")
+    ctx.ok("quantize", "-q", "--model", src, "--out", out, "--calib-data", "random",
+           "--calib-samples", "1", "--calib-seq-len", "16", launcher=ctx.mpiexec + ["-np", "2"])
+    ctx.ok("verify", "-q", "--source", src, "--quantized", out)
+    # Three samples over two ranks, one per batch: every sample is seen (the bytes equal one
+    # rank's; a rank's second sample was dropped before).
+    one, two = ctx.path("one"), ctx.path("two")
+    args = ("--model", src, "--format", "fp8", "--calib-data", "random", "--calib-samples", "3",
+            "--calib-seq-len", "16", "--calib-batch", "1", "-q")
+    ctx.ok("quantize", *args, "--out", one)
+    ctx.ok("quantize", *args, "--out", two, launcher=ctx.mpiexec + ["-np", "2"])
+    shard = "model-00001-of-00001.safetensors"
+    with open(os.path.join(one, shard), "rb") as a, open(os.path.join(two, shard), "rb") as b:
+        check(a.read() == b.read(), "2 ranks calibrated on other samples than 1 rank")
+
+
+def test_eval_refuses_bad_scales(ctx):
+    src = ctx.fixture("qwen3moe")
+    good = ctx.path("good")
+    ctx.ok("quantize", "-q", "--model", src, "--format", "fp8", "--out", good,
+           "--calib-data", "random", "--calib-seq-len", "16")
+    shard = os.path.join(good, "model-00001-of-00001.safetensors")
+    cases = [("weight_scale", 0.0), ("weight_scale", float("nan")), ("weight_scale", -1.0),
+             ("weight_scale", float("inf")), ("input_scale", 0.0)]
+    for i, (suffix, value) in enumerate(cases):
+        bad = ctx.path(f"bad{i}")
+        shutil.copytree(good, bad)
+        name = f"model.layers.1.mlp.experts.3.down_proj.{suffix}"
+        path = os.path.join(bad, os.path.basename(shard))
+        tensors, meta = read_safetensors(path)
+        tensors[name][2][:] = struct.pack("<f", value)
+        write_safetensors(path, tensors, meta)
+        proc = ctx.run("eval", "--source", src, "--quantized", bad, "--data", "random",
+                       "--seq-len", "8", "--samples", "2")
+        expect_error(proc, name, "zero, negative or non-finite")
+        proc = ctx.run("verify", "-q", "--source", src, "--quantized", bad)
+        check(proc.returncode == 1 and name in proc.stderr, f"verify missed {suffix} {value}")
+
+
+def test_exclude_matching_nothing_is_refused(ctx):
+    src = ctx.fixture("qwen3moe")
+    for pattern in ("model.layers.0.mlp.expert.*", "re:experts\\.[0-9]+\\.down_prj$"):
+        out = ctx.path("q")
+        proc = ctx.run("quantize", "--model", src, "--format", "int4", "--out", out,
+                       "--exclude", "model.layers.1.*", "--exclude", pattern)
+        expect_error(proc, "--exclude", pattern, "matches no expert projection", "closest")
+        check(not os.path.exists(out), "a run with a pattern matching nothing went ahead")
+
+
+def test_calibration_sizes_checked_against_config_and_memory(ctx):
+    src = ctx.fixture("qwen3moe")  # max_position_embeddings 128
+    quantize_bad(ctx, src, "--calib-seq-len 4096", "max_position_embeddings 128",
+                 extra=("--calib-data", "random", "--calib-seq-len", "4096"))
+    quantize_bad(ctx, src, "--calib-samples 1000000000000", "memory",
+                 extra=("--calib-data", "random", "--calib-samples", "1000000000000",
+                        "--calib-seq-len", "64"))
+    data = write_jsonl(ctx.path("ids.jsonl"), [{"input_ids": list(range(200))}])
+    quantize_bad(ctx, src, "--calib-seq-len 200", "max_position_embeddings",
+                 extra=("--calib-data", data, "--calib-seq-len", "200"))
+    q = ctx.path("q")
+    ctx.ok("quantize", "-q", "--model", src, "--out", q)
+    proc = ctx.run("eval", "--source", src, "--quantized", q, "--data", "random",
+                   "--samples", "1000000000000", "--seq-len", "64")
+    expect_error(proc, "--samples 1000000000000", "memory")
+    proc = ctx.run("eval", "--source", src, "--quantized", q, "--data", "random",
+                   "--seq-len", "4096")
+    expect_error(proc, "--seq-len 4096", "max_position_embeddings")
 
 
 def main():

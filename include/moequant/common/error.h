@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "moequant/common/interrupt_cleanup.h"
+
 namespace moequant {
 
 class Error : public std::runtime_error {
@@ -20,7 +22,9 @@ class Error : public std::runtime_error {
 // whole job as it must for an error its peers may not know about.
 class AgreedError : public Error {
  public:
-  explicit AgreedError(const std::string& what) : Error(what) {}
+  // The run's outcome is decided: a launcher's SIGTERM to this rank, once another rank has
+  // exited with the error, must not be reported as an interruption (interrupt_cleanup.h).
+  explicit AgreedError(const std::string& what) : Error(what) { end_quietly_on_interrupt(1); }
 };
 
 namespace detail {

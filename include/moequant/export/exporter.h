@@ -63,6 +63,7 @@ struct ExportSummary {
   uint64_t bytes = 0;                  // tensor bytes in the checkpoint
   uint64_t quantized_params = 0;       // elements of quantized expert weights
   uint64_t quantized_bytes = 0;        // bytes they are stored in (data + scales)
+  std::vector<std::string> side_files; // copied from the source folder (tokenizer, ...), by name
   std::vector<std::string> warnings;   // identical on every rank
   std::vector<std::string> notes;      // what the engines take of it (export_plan.h)
   std::vector<ExportRankStats> ranks;  // every rank's, indexed by rank

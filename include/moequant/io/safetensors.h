@@ -67,7 +67,8 @@ FileLayout parse_file(const uint8_t* bytes, size_t size, const std::string& file
 // A read-only memory mapping of one safetensors file. Opening reads only the header; a tensor's
 // pages are touched only when its data is read. Pointers returned by data() live as long as the
 // object and are not necessarily aligned to the dtype (files may order tensors freely). The file
-// must not be truncated while mapped (reading a vanished page raises SIGBUS, as with any mmap).
+// must not change while mapped: data() checks that it still has the size it was opened with
+// (reading a vanished page would raise SIGBUS) and throws naming the file when not.
 // Immutable after open(): safe to read from several threads.
 class SafetensorsFile {
  public:
@@ -98,8 +99,10 @@ class SafetensorsFile {
  private:
   SafetensorsFile() = default;
   void unmap() noexcept;
+  void check_unchanged_size(const TensorInfo& info) const;
 
   std::string path_;
+  int fd_ = -1;                    // kept open for the size check
   const uint8_t* base_ = nullptr;  // start of the mapping (nullptr: nothing mapped)
   size_t size_ = 0;                // bytes mapped
   FileLayout layout_;

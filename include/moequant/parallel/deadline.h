@@ -21,8 +21,15 @@ constexpr const char* kTimeoutEnvVar = "MOEQUANT_COLLECTIVE_TIMEOUT_S";
 // moequant::Error when it is not a positive number), else kDefaultCollectiveTimeout.
 std::chrono::milliseconds default_collective_timeout();
 
+// Longest timeout accepted: a year. Beyond it a deadline would overflow the clock arithmetic
+// (a 1e300 s timeout became negative: every collective "timed out" at once).
+constexpr double kMaxTimeoutSeconds = 365.0 * 24 * 3600;
+
 // Parses a positive number of seconds ("3", "0.5"); `what` names the source in errors.
 std::chrono::milliseconds parse_timeout_seconds(const std::string& text, const std::string& what);
+
+// `seconds` as a timeout, when in (0, kMaxTimeoutSeconds]; throws naming `what` otherwise.
+std::chrono::milliseconds timeout_from_seconds(double seconds, const std::string& what);
 
 // "3 s", "0.5 s", "600 s".
 std::string format_seconds(std::chrono::milliseconds d);

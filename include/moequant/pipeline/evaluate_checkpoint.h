@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "moequant/calib/calibration_data.h"
+#include "moequant/calib/sequence_limits.h"
 
 namespace moequant {
 
@@ -37,7 +38,13 @@ struct EvalReport {
 };
 
 // Single process on options.device. Errors name the folder (not a quantized export of the
-// source, unsupported model type) or the token (outside the vocabulary).
+// source, unsupported model type, a zero/negative/non-finite scale), the token (outside the
+// vocabulary), or the flag whose sequences cannot fit (check_sequence_limits).
 EvalReport evaluate_checkpoints(const EvalOptions& options, const CalibrationData& data);
+
+// The sequences `moequant eval` pushes through the forward, for check_sequence_limits: the source
+// and every quantized folder held at once, vocab-wide logits per batch.
+SequenceRequest eval_sequences(int64_t samples, int64_t seq_len, int64_t batch,
+                               size_t quantized_folders);
 
 }  // namespace moequant

@@ -44,11 +44,11 @@ struct QuantizeOptions {
   // With data the static-activation schemes are written (ModelOpt FP8 / NVFP4 + input_scale).
   std::string calib_data;
   int64_t calib_samples = 0;  // 0: every line of the file (random: 16)
-  int64_t calib_seq_len = 512;
-  int64_t calib_batch = 8;  // samples per forward batch on a rank
-  uint64_t calib_seed = 0;  // for "random"
-  // Stage progress on rank 0: (stage, done, total) with stage "calibrate" (layers of its
-  // pipeline stage) or "export" (bytes of rank 0's own share).
+  int64_t calib_seq_len = 0;  // 0: 512, or the model's max_position_embeddings when smaller
+  int64_t calib_batch = 8;    // samples per forward batch on a rank
+  uint64_t calib_seed = 0;    // for "random"
+  // Stage progress on rank 0: (stage, done, total) with stage "calibrate" (layers, or layers x
+  // batches with data) or "export" (bytes of rank 0's own share).
   std::function<void(const char* stage, uint64_t done, uint64_t total)> progress;
 };
 

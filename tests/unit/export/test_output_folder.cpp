@@ -92,5 +92,69 @@ TEST(OutputFolder, WriteTextFileLeavesNoTemporaryBehind) {
             std::string::npos);
 }
 
+TEST(OutputFolder, AFailedWriteRemovesItsTemporaryAndKeepsTheTarget) {
+  TempDir t;
+  const fs::path target = t.path / "r.json";
+  fs::create_directories(target / "in-the-way");  // the rename into place fails
+  EXPECT_NE(error_of([&] { write_text_file(target.string(), "{}\n"); }).find("r.json"),
+            std::string::npos);
+  EXPECT_FALSE(fs::exists(t.path / "r.json.tmp"));
+  EXPECT_TRUE(fs::is_directory(target / "in-the-way"));
+}
+
+TEST(OutputFolder, AStalePartialFolderIsReportedAndReplaced) {
+  TempDir t;
+  const std::string out = (t.path / "out").string();
+  fs::create_directories(partial_dir_for(out));
+  std::ofstream(partial_dir_for(out) + "/model-00001-of-00002.safetensors") << "old";
+  const std::string note = prepare_partial_dir(out, false);
+  EXPECT_NE(note.find("removed the stale partial folder '" + partial_dir_for(out) +
+                      "' of an earlier run that did not finish"),
+            std::string::npos)
+      << note;
+  EXPECT_TRUE(fs::is_empty(partial_dir_for(out)));
+  EXPECT_TRUE(fs::exists(out + ".moequant-lock"));  // held until publish or discard
+  discard_partial_dir(out);
+  EXPECT_FALSE(fs::exists(out + ".moequant-lock"));
+  EXPECT_EQ(prepare_partial_dir(out, false), "");  // nothing left this time
+  publish_partial_dir(out, false);
+  EXPECT_FALSE(fs::exists(out + ".moequant-lock"));
+}
+
+TEST(OutputFolder, AnOutputThatWouldDeleteTheSourceIsRefusedHoweverSpelled) {
+  TempDir t;
+  const fs::path models = t.path / "models";
+  const fs::path model = models / "m";
+  fs::create_directories(model / "sub");
+  fs::create_directory_symlink(model, t.path / "alias");
+  auto refused = [&](const fs::path& out, const char* why) {
+    const std::string e = error_of([&] { check_output_apart_from_source(out.string(), model); });
+    EXPECT_NE(e.find(why), std::string::npos) << out << ": " << e;
+  };
+  refused(model, "is the model folder");
+  refused(model.string() + "/", "is the model folder");
+  refused(models, "is the model folder");
+  refused(t.path, "is the model folder");
+  refused(t.path / "alias", "is the model folder");
+  refused(models / "x" / ".." / "m", "is the model folder");
+  refused(t.path / "alias" / "..", "is the model folder");
+  refused(model / "q", "inside the model folder");
+  refused(t.path / "alias" / "sub" / "q", "inside the model folder");
+  refused(models / "m.moequant-partial" / "..", "is the model folder");
+  // The partial folder of --out must not be the model either.
+  const fs::path tricky = t.path / "tricky";
+  fs::create_directories(tricky.string() + ".moequant-partial");
+  EXPECT_NE(error_of([&] {
+              check_output_apart_from_source(tricky.string(),
+                                             tricky.string() + ".moequant-partial");
+            }).find("the partial output folder"),
+            std::string::npos);
+  // Beside the source is fine.
+  EXPECT_EQ(error_of([&] { check_output_apart_from_source((models / "q").string(), model); }),
+            "<no error>");
+  EXPECT_EQ(error_of([&] { check_output_apart_from_source((models / "m2").string(), model); }),
+            "<no error>");
+}
+
 }  // namespace
 }  // namespace moequant

@@ -1,5 +1,6 @@
 // Hostile and broken safetensors files: each is rejected with its own message, never a crash.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "io_test_util.h"
 #include "moequant/io/safetensors.h"
@@ -253,6 +254,26 @@ TEST(SafetensorsHostile, ThroughOpenOnDisk) {
       header_with(R"(,"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]})");
   EXPECT_CONTAINS(open_error("overlap.safetensors", image(overlap, 12)),
                   "overlap.safetensors: tensor 'b': data_offsets [4, 12) overlap tensor 'a'");
+}
+
+// A shard cut after it was mapped (another job rewriting the checkpoint): reading a vanished page
+// would raise SIGBUS; the size is checked before every access instead, naming the file.
+TEST(SafetensorsHostile, AFileThatShrinksAfterOpeningIsNamedNotABusError) {
+  testing::TempDir t;
+  const std::string path = t.file("model.safetensors");
+  {
+    SafetensorsWriter w(path, {{"a", DType::kF32, {1024}}, {"b", DType::kF32, {1024}}});
+    std::vector<float> zeros(1024, 0.0f);
+    w.write("a", zeros.data(), 4096);
+    w.write("b", zeros.data(), 4096);
+    w.finish();
+  }
+  const SafetensorsFile f = SafetensorsFile::open(path);
+  ASSERT_EQ(::truncate(path.c_str(), 4096), 0);
+  EXPECT_EQ(error_of([&] {
+              f.data(*f.find("b"));
+            }).find(path + ": the file changed size while it was being read ("),
+            0u);
 }
 
 }  // namespace
