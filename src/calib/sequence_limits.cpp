@@ -23,8 +23,8 @@ std::string human_bytes(double b) {
 // config.json's max_position_embeddings, or 0 when it has none (read from the raw JSON: the
 // model layer does not interpret it).
 int64_t max_positions(const ModelConfig& config) {
-  const auto it = config.raw.find("max_position_embeddings");
-  if (it == config.raw.end() || !it->is_number_integer()) return 0;
+  const auto it = config.text.find("max_position_embeddings");
+  if (it == config.text.end() || !it->is_number_integer()) return 0;
   return std::max<int64_t>(0, it->get<int64_t>());
 }
 

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "moequant/common/error.h"
+#include "moequant/forward/gpt_oss_ops.h"
 
 namespace moequant {
 
@@ -49,10 +50,21 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
 at::Tensor gqa_attention(const at::Tensor& x, const AttentionWeights& w, const DecoderConfig& d,
                          const RopeTable& rope) {
   const int64_t B = x.size(0), T = x.size(1), D = d.head_dim, R = d.rope.dim;
-  at::Tensor q = project(x, w.q, w.q_bias).view({B, T, d.heads, D});
-  at::Tensor k = project(x, w.k, w.k_bias).view({B, T, d.kv_heads, D});
-  at::Tensor v = project(x, w.v, w.v_bias).view({B, T, d.kv_heads, D});
-  if (w.q_norm.defined()) {
+  at::Tensor q = project(x, w.q, w.q_bias), k = project(x, w.k, w.k_bias);
+  at::Tensor v = project(x, w.v, w.v_bias);
+  if (d.qk_norm_whole) {  // OLMoE: the norm spans the whole projection, before any clip
+    q = rms_norm(q, w.q_norm, d.rms_eps);
+    k = rms_norm(k, w.k_norm, d.rms_eps);
+  }
+  if (d.clip_qkv > 0) {
+    q = q.clamp(-d.clip_qkv, d.clip_qkv);
+    k = k.clamp(-d.clip_qkv, d.clip_qkv);
+    v = v.clamp(-d.clip_qkv, d.clip_qkv);
+  }
+  q = q.view({B, T, d.heads, D});
+  k = k.view({B, T, d.kv_heads, D});
+  v = v.view({B, T, d.kv_heads, D});
+  if (w.q_norm.defined() && !d.qk_norm_whole) {
     q = rms_norm(q, w.q_norm, d.rms_eps);
     k = rms_norm(k, w.k_norm, d.rms_eps);
   }
@@ -72,8 +84,11 @@ at::Tensor gqa_attention(const at::Tensor& x, const AttentionWeights& w, const D
     k = k.repeat_interleave(groups, 1);
     v = v.repeat_interleave(groups, 1);
   }
-  const at::Tensor out = causal_attention(q, k, v, d.softmax_scale);  // [B, heads, T, D]
-  return project(out.transpose(1, 2).reshape({B, T, d.heads * D}), w.o);
+  const at::Tensor out =  // [B, heads, T, D]
+      w.sinks.defined() || w.window > 0
+          ? windowed_attention_with_sinks(q, k, v, d.softmax_scale, w.sinks, w.window)
+          : causal_attention(q, k, v, d.softmax_scale);
+  return project(out.transpose(1, 2).reshape({B, T, d.heads * D}), w.o, w.o_bias);
 }
 
 // DeepSeek-V3's latent attention (transformers' DeepseekV3Attention): q from a low-rank
@@ -195,13 +210,17 @@ Routing route(const at::Tensor& x, const at::Tensor& router, const at::Tensor& r
       return softmax_topk(logits, d);
     case RouterKind::kSigmoidGroupedTopK:
       return sigmoid_grouped_topk(logits, router_bias, d);
+    case RouterKind::kTopKSoftmax:  // GPT-OSS: router_bias is the linear's own bias
+      return topk_then_softmax(logits + router_bias, d);
+    case RouterKind::kSigmoidTopK:
+      break;  // Llama-4: refused before any forward runs (forward_support.h)
   }
   MQ_THROW("internal: unknown router kind");
 }
 
 at::Tensor swiglu(const at::Tensor& x, const SwiGluWeights& w, at::Tensor* hidden) {
-  at::Tensor h = at::silu(at::linear(x, w.gate)) * at::linear(x, w.up);
-  at::Tensor out = at::linear(h, w.down);
+  at::Tensor h = expert_hidden(x, w);
+  at::Tensor out = expert_down(h, w);
   if (hidden) *hidden = std::move(h);
   return out;
 }

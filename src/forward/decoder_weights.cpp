@@ -3,6 +3,9 @@
 #include <ATen/ATen.h>
 
 #include "moequant/common/error.h"
+#include "moequant/forward/expert_storage.h"
+#include "moequant/forward/forward_support.h"
+#include "moequant/forward/gpt_oss_ops.h"
 #include "moequant/model/model_tensors.h"
 
 namespace moequant {
@@ -31,6 +34,12 @@ at::Tensor* slot_of(DecoderLayerWeights& w, TensorUse use) {
       return &a.k_bias;
     case TensorUse::kVBias:
       return &a.v_bias;
+    case TensorUse::kOBias:
+      return &a.o_bias;
+    case TensorUse::kSinks:
+      return &a.sinks;
+    case TensorUse::kRouterLinearBias:  // a family has this or a correction bias, never both
+      return &w.router_bias;
     case TensorUse::kQNorm:
       return &a.q_norm;
     case TensorUse::kKNorm:
@@ -77,10 +86,12 @@ DecoderLayerWeights read_layer_weights(const io::CheckpointFolder& ckpt, const M
                                        const at::Device& device) {
   MQ_CHECK(layer < config.num_layers, "internal: the forward runs decoder layers only, not ",
            layer);
+  check_forward_supports(config, d, "the forward");
   DecoderLayerWeights w;
   const TensorSet tensors = layer_tensors(config, d, layer);
   for (const ModelTensor& t : tensors.all())
     if (at::Tensor* slot = slot_of(w, t.use)) *slot = read_f32(ckpt, t.name, device, t.shape);
+  if (d.mixer(layer) == LayerMixer::kSlidingAttention) w.attention.window = d.sliding_window;
   return w;
 }
 
@@ -99,20 +110,18 @@ ModelEnds read_model_ends(const io::CheckpointFolder& ckpt, const ModelConfig& c
 
 SwiGluWeights read_expert_weights(const io::CheckpointFolder& ckpt, const ModelConfig& config,
                                   int layer, int expert, const at::Device& device) {
-  const int64_t I = config.intermediate, H = config.hidden;
+  const ExpertStorage storage(config, ckpt);
+  const int64_t I = config.intermediate;
+  const SwiGluWeights fc1 = storage.read(layer, expert, true, 0, I);
+  const SwiGluWeights fc2 = storage.read(layer, expert, false, 0, I);
   SwiGluWeights w;
-  if (ckpt.has(config.fused_gate_up_name(layer))) {
-    const at::Tensor gate_up = checkpoint_tensor(ckpt, config.fused_gate_up_name(layer))[expert];
-    w.gate = to_f32(gate_up.narrow(0, 0, I), device);
-    w.up = to_f32(gate_up.narrow(0, I, I), device);
-    w.down = to_f32(checkpoint_tensor(ckpt, config.fused_down_name(layer))[expert], device);
-    return w;
-  }
-  w.gate =
-      read_f32(ckpt, config.expert_weight_name(layer, expert, ExpertProj::kGate), device, {I, H});
-  w.up = read_f32(ckpt, config.expert_weight_name(layer, expert, ExpertProj::kUp), device, {I, H});
-  w.down =
-      read_f32(ckpt, config.expert_weight_name(layer, expert, ExpertProj::kDown), device, {H, I});
+  w.gate = to_f32(fc1.gate, device);
+  w.up = to_f32(fc1.up, device);
+  w.down = to_f32(fc2.down, device);
+  add_expert_extras(w, ckpt, config, decoder_config(config), layer, expert, 0, I, true, device);
+  // Copied: the mapped pages of a per-expert source need not stay in this process's memory.
+  for (bool f : {true, false})
+    for (const std::string& name : storage.unit_tensors(layer, expert, f)) ckpt.release(name);
   return w;
 }
 

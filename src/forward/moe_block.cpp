@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "moequant/common/error.h"
+#include "moequant/forward/gpt_oss_ops.h"
 
 namespace moequant {
 
@@ -31,8 +32,8 @@ at::Tensor run_sorted_experts(const at::Tensor& x_sorted, const std::vector<int6
     const SwiGluWeights& w = weights_of(experts[i]);
     if (transform) {  // the input of each linear as the engine quantizes it
       const at::Tensor x1 = transform(experts[i], true, xe);
-      const at::Tensor h = at::silu(at::linear(x1, w.gate)) * at::linear(x1, w.up);
-      outs.push_back(at::linear(transform(experts[i], false, h), w.down));
+      const at::Tensor h = expert_hidden(x1, w);
+      outs.push_back(expert_down(transform(experts[i], false, h), w));
       continue;
     }
     at::Tensor hidden;

@@ -12,6 +12,7 @@
 #include "moequant/core/tensor_bridge.h"
 #include "moequant/forward/decoder_forward.h"
 #include "moequant/forward/expert_dispatch.h"
+#include "moequant/forward/gpt_oss_ops.h"
 
 namespace moequant {
 
@@ -35,16 +36,23 @@ at::Tensor f32_on(const at::Tensor& view, const at::Device& device) {
 }
 
 // This rank's ETP shards of its experts of `layer`, float32 on `device`.
-std::map<int, SwiGluWeights> load_shards(const HfMoeModel& model, int layer,
+std::map<int, SwiGluWeights> load_shards(const HfMoeModel& model, const DecoderConfig& d, int layer,
                                          const at::Device& device) {
   std::map<int, SwiGluWeights> shards;
   const parallel::IndexRange experts = model.parallel_state().local_experts();
+  const parallel::IndexRange r =
+      model.parallel_state().local_etp_shard(model.config().intermediate);
   for (int64_t e = experts.begin; e < experts.end; ++e) {
     const ExpertShard fc1 = model.expert_shard(layer, static_cast<int>(e), true);
     const ExpertShard fc2 = model.expert_shard(layer, static_cast<int>(e), false);
-    shards.emplace(
-        static_cast<int>(e),
-        SwiGluWeights{f32_on(fc1.gate, device), f32_on(fc1.up, device), f32_on(fc2.down, device)});
+    SwiGluWeights w;
+    w.gate = f32_on(fc1.gate, device);
+    w.up = f32_on(fc1.up, device);
+    w.down = f32_on(fc2.down, device);
+    // GPT-OSS's biases (the down bias on the first ETP shard only: partial sums are added).
+    add_expert_extras(w, model.checkpoint(), model.config(), d, layer, static_cast<int>(e), r.begin,
+                      r.end, r.begin == 0, device);
+    shards.emplace(static_cast<int>(e), std::move(w));
     // Copied: the mapped source pages need not stay in this process's memory.
     model.release_expert(layer, static_cast<int>(e), true);
     model.release_expert(layer, static_cast<int>(e), false);
@@ -71,7 +79,7 @@ LoadedLayer load_layer(HfMoeModel& model, const DecoderConfig& d, int layer,
   LoadedLayer out;
   out.weights = read_layer_weights(model.checkpoint(), model.config(), d, layer, dev);
   if (model.config().is_moe_layer(layer)) {
-    out.experts = load_shards(model, layer, dev);
+    out.experts = load_shards(model, d, layer, dev);
     out.weights_observed = model.calibrate_layer_weights(layer, [&](int e, bool fc1) {
       const SwiGluWeights& w = out.experts.at(e);
       ExpertShard s;

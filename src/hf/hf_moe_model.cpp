@@ -8,6 +8,7 @@
 #include "moequant/core/tensor_bridge.h"
 #include "moequant/export/checkpoint_completeness.h"
 #include "moequant/forward/checkpoint_tensor.h"
+#include "moequant/forward/expert_storage.h"
 #include "moequant/io/side_files.h"
 
 namespace moequant {
@@ -46,53 +47,8 @@ HfMoeModel::HfMoeModel(ModelConfig config, const parallel::ParallelState& ps,
   find_quant_modules(*this);  // full names ("layers.3.linear_fc1.weight_quantizer")
 }
 
-bool HfMoeModel::fused_on_disk(int layer) const {
-  return checkpoint_->has(config_.fused_gate_up_name(layer));
-}
-
 void HfMoeModel::check_expert_tensors() {
-  const int64_t I = config_.intermediate, H = config_.hidden;
-  const bool fp8_source = config_.source.format == SourceFormat::kFp8Block;
-  bool dtype_set = false;
-  auto check = [&](const std::string& name, const std::vector<int64_t>& shape) {
-    MQ_CHECK(checkpoint_->has(name), config_.dir, ": expert tensor '", name,
-             "' is missing from the checkpoint");
-    const io::TensorInfo& info = checkpoint_->info(name);
-    MQ_CHECK(info.shape == shape, config_.dir, ": tensor '", name, "' has shape ",
-             shape_string(info.shape), ", expected ", shape_string(shape), " from config.json");
-    // BF16, F16 or F32; an FP8 block source's F8_E4M3 weights are read as the bf16 they encode.
-    const DType dtype = info.dtype == DType::kF8E4M3 && fp8_source ? DType::kBF16 : info.dtype;
-    if (info.dtype == DType::kF8E4M3 && fp8_source)
-      MQ_CHECK(checkpoint_->has(fp8_block_scale_name(name)), config_.dir, ": expert tensor '", name,
-               "' is F8_E4M3 but its block scales '", fp8_block_scale_name(name), "' are missing");
-    else
-      weight_scalar_type(info.dtype, name);
-    if (!dtype_set) expert_dtype_ = dtype;
-    dtype_set = true;
-    MQ_CHECK(dtype == expert_dtype_, name, ": dtype ", dtype_name(info.dtype),
-             " differs from the other expert weights (", dtype_name(expert_dtype_), ")");
-  };
-  for (int layer : config_.moe_layers) {
-    if (fused_on_disk(layer)) {
-      check(config_.fused_gate_up_name(layer), {config_.num_experts, 2 * I, H});
-      check(config_.fused_down_name(layer), {config_.num_experts, H, I});
-      continue;
-    }
-    for (int e = 0; e < config_.num_experts; ++e) {
-      check(config_.expert_weight_name(layer, e, ExpertProj::kGate), {I, H});
-      check(config_.expert_weight_name(layer, e, ExpertProj::kUp), {I, H});
-      check(config_.expert_weight_name(layer, e, ExpertProj::kDown), {H, I});
-    }
-  }
-  // Extra experts: an index >= num_experts, or experts in a layer config.json calls dense.
-  for (const std::string& name : checkpoint_->names()) {
-    int layer = -1, expert = -1;
-    if (!config_.is_routed_expert_tensor(name, &layer, &expert)) continue;
-    MQ_CHECK(layer < config_.num_layers && config_.is_moe_layer(layer), config_.dir, ": tensor '",
-             name, "' belongs to no MoE layer of config.json");
-    MQ_CHECK(expert < config_.num_experts, config_.dir, ": tensor '", name, "' names expert ",
-             expert, " but config.json has ", config_.num_experts, " experts");
-  }
+  expert_dtype_ = ExpertStorage(config_, *checkpoint_).check();
 }
 
 MoeExperts HfMoeModel::experts(int layer) const {
@@ -112,59 +68,15 @@ int64_t HfMoeModel::local_index(int layer, int expert) const {
   return ps_.local_expert(expert);
 }
 
-at::Tensor HfMoeModel::view(const std::string& name, int64_t matrix, int64_t rows, int64_t cols,
-                            int64_t row_begin, int64_t row_end, int64_t col_begin,
-                            int64_t col_end) const {
-  const io::TensorInfo& info = checkpoint_->info(name);
-  if (info.dtype == DType::kF8E4M3)  // an FP8 block source: the whole weight as bf16, then a slice
-    return checkpoint_tensor(*checkpoint_, name)
-        .narrow(0, row_begin, row_end - row_begin)
-        .narrow(1, col_begin, col_end - col_begin);
-  const int64_t elem = dtype_size(info.dtype);
-  const uint8_t* p =
-      checkpoint_->data(name) + ((matrix * rows + row_begin) * cols + col_begin) * elem;
-  // A read-only view of the mapping: nothing is copied until a kernel reads it.
-  return at::from_blob(const_cast<uint8_t*>(p), {row_end - row_begin, col_end - col_begin},
-                       {cols, 1}, at::TensorOptions().dtype(storage_scalar_type(info.dtype)));
-}
-
 ExpertShard HfMoeModel::expert_shard(int layer, int expert, bool fc1) const {
-  const int64_t I = config_.intermediate, H = config_.hidden;
-  const parallel::IndexRange r = ps_.local_etp_shard(I);
-  ExpertShard s;
-  if (fused_on_disk(layer)) {
-    if (fc1) {
-      const std::string name = config_.fused_gate_up_name(layer);
-      s.gate = view(name, expert, 2 * I, H, r.begin, r.end, 0, H);
-      s.up = view(name, expert, 2 * I, H, I + r.begin, I + r.end, 0, H);
-    } else {
-      s.down = view(config_.fused_down_name(layer), expert, H, I, 0, H, r.begin, r.end);
-    }
-    return s;
-  }
-  if (fc1) {
-    s.gate = view(config_.expert_weight_name(layer, expert, ExpertProj::kGate), 0, I, H, r.begin,
-                  r.end, 0, H);
-    s.up = view(config_.expert_weight_name(layer, expert, ExpertProj::kUp), 0, I, H, r.begin, r.end,
-                0, H);
-  } else {
-    s.down = view(config_.expert_weight_name(layer, expert, ExpertProj::kDown), 0, H, I, 0, H,
-                  r.begin, r.end);
-  }
-  return s;
+  const parallel::IndexRange r = ps_.local_etp_shard(config_.intermediate);
+  const SwiGluWeights w =
+      ExpertStorage(config_, *checkpoint_).read(layer, expert, fc1, r.begin, r.end);
+  return {w.gate, w.up, w.down};
 }
 
 std::vector<std::string> HfMoeModel::unit_tensors(int layer, int expert, bool fc1) const {
-  // A fused 3-D tensor serves every expert of the layer: its pages are left to the kernel.
-  if (fused_on_disk(layer)) return {};
-  std::vector<std::string> out;
-  for (ExpertProj p : fc1 ? std::vector<ExpertProj>{ExpertProj::kGate, ExpertProj::kUp}
-                          : std::vector<ExpertProj>{ExpertProj::kDown}) {
-    out.push_back(config_.expert_weight_name(layer, expert, p));
-    if (checkpoint_->has(fp8_block_scale_name(out.back())))
-      out.push_back(fp8_block_scale_name(out.back()));
-  }
-  return out;
+  return ExpertStorage(config_, *checkpoint_).unit_tensors(layer, expert, fc1);
 }
 
 void HfMoeModel::prefetch_expert(int layer, int expert, bool fc1) const {
@@ -228,13 +140,7 @@ uint64_t HfMoeModel::checkpoint_bytes() const {
 }
 
 std::string HfMoeModel::shard_label(int layer, int expert, ExpertProj p) const {
-  if (!fused_on_disk(layer)) return config_.expert_weight_name(layer, expert, p);
-  const std::string name =
-      p == ExpertProj::kDown ? config_.fused_down_name(layer) : config_.fused_gate_up_name(layer);
-  const char* part = p == ExpertProj::kGate ? ", gate rows"
-                     : p == ExpertProj::kUp ? ", up rows"
-                                            : "";
-  return str_cat(name, "[", expert, part, "]");
+  return ExpertStorage(config_, *checkpoint_).label(layer, expert, p);
 }
 
 size_t HfMoeModel::calibrate_layer_weights(int layer) {

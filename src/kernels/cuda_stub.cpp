@@ -62,6 +62,10 @@ mq_status mq_cuda_dequantize_fp8_block(const uint8_t*, const float*, int64_t, in
                                        mq_stream_t) {
   return no_cuda("mq_cuda_dequantize_fp8_block");
 }
+mq_status mq_cuda_dequantize_mxfp4_bf16(const uint8_t*, const uint8_t*, int64_t, int64_t, uint16_t*,
+                                        mq_stream_t) {
+  return no_cuda("mq_cuda_dequantize_mxfp4_bf16");
+}
 mq_status mq_cuda_dequantize_fp8_block_bf16(const uint8_t*, const float*, int64_t, int64_t,
                                             uint16_t*, mq_stream_t) {
   return no_cuda("mq_cuda_dequantize_fp8_block_bf16");

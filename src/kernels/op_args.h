@@ -87,6 +87,16 @@ inline mq_status check_dequantize_fp8_block_args(const char* fn, const uint8_t* 
   return check_positive_shape(fn, rows, cols);
 }
 
+inline mq_status check_dequantize_mxfp4_args(const char* fn, const uint8_t* blocks,
+                                             const uint8_t* scales, const uint16_t* out,
+                                             int64_t rows, int64_t cols) {
+  MQ_KRETURN_IF_ERROR(check_not_null(fn, blocks, "blocks"));
+  MQ_KRETURN_IF_ERROR(check_not_null(fn, scales, "scales"));
+  MQ_KRETURN_IF_ERROR(check_not_null(fn, out, "out"));
+  MQ_KRETURN_IF_ERROR(check_positive_shape(fn, rows, cols));
+  return check_multiple(fn, "cols", cols, num::kMxfp4Block, rows, cols);
+}
+
 inline mq_status check_dequantize_int4_args(const char* fn, const int32_t* qweight,
                                             const uint16_t* scales, const float* out, int64_t rows,
                                             int64_t cols) {

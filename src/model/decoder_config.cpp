@@ -53,6 +53,42 @@ void read_rope(RopeSettings& r, const nlohmann::json& c, const std::string& file
     r.attention_factor = yarn_mscale(r.yarn_factor, 1.0);
 }
 
+// transformers' "layer_types", one per decoder layer; absent: every layer full attention.
+void read_layer_types(DecoderConfig& d, const nlohmann::json& c, int num_layers,
+                      const std::string& file) {
+  if (!config_has(c, "layer_types")) return;
+  const nlohmann::json& types = c["layer_types"];
+  MQ_CHECK(types.is_array() && types.size() == static_cast<size_t>(num_layers), file,
+           ": 'layer_types' must list one type per layer (", num_layers, ")");
+  for (const nlohmann::json& t : types) {
+    const std::string type = t.is_string() ? t.get<std::string>() : t.dump();
+    if (type == "full_attention")
+      d.mixers.push_back(LayerMixer::kFullAttention);
+    else if (type == "sliding_attention")
+      d.mixers.push_back(LayerMixer::kSlidingAttention);
+    else if (type == "chunked_attention")
+      d.mixers.push_back(LayerMixer::kChunkedAttention);
+    else if (type == "linear_attention")
+      d.mixers.push_back(LayerMixer::kGatedDeltaNet);
+    else
+      MQ_THROW(file, ": layer_types holds '", type,
+               "' (read: full_attention, sliding_attention, chunked_attention, linear_attention)");
+  }
+  auto any = [&](LayerMixer m) {
+    for (LayerMixer x : d.mixers)
+      if (x == m) return true;
+    return false;
+  };
+  if (any(LayerMixer::kSlidingAttention))
+    d.sliding_window = config_int(c, {"sliding_window"}, file, 1, int64_t{1} << 32);
+  if (any(LayerMixer::kChunkedAttention))
+    d.chunk_size = config_int(c, {"attention_chunk_size"}, file, 1, int64_t{1} << 32);
+  if (any(LayerMixer::kGatedDeltaNet))
+    MQ_CHECK(d.delta_net.key_heads > 0, file,
+             ": layer_types has linear_attention layers but the family reads no Gated DeltaNet "
+             "sizes");
+}
+
 }  // namespace
 
 double yarn_mscale(double factor, double mscale) {
@@ -60,7 +96,7 @@ double yarn_mscale(double factor, double mscale) {
 }
 
 DecoderConfig decoder_config(const ModelConfig& config) {
-  const nlohmann::json& c = config.raw;
+  const nlohmann::json& c = config.text;
   const std::string file = config.dir.empty() ? "config.json" : config.dir + "/config.json";
   DecoderConfig d;
   d.vocab = config_int(c, {"vocab_size"}, file, 1, kMaxVocab);
@@ -74,6 +110,7 @@ DecoderConfig decoder_config(const ModelConfig& config) {
   d.head_dim = config_int_or(c, {"head_dim"}, file, d.hidden / d.heads, 1, kMaxWidth);
   d.rms_eps = config_number(c, "rms_norm_eps", file, d.rms_eps);
   d.tie_word_embeddings = config_bool(c, "tie_word_embeddings", file, false);
+  // Qwen2's sliding window (GPT-OSS's comes per layer, in layer_types).
   MQ_CHECK(!config_bool(c, "use_sliding_window", file, false), file,
            ": use_sliding_window is not supported by moequant's forward (full causal attention)");
   read_rope(d.rope, c, file);
@@ -82,6 +119,7 @@ DecoderConfig decoder_config(const ModelConfig& config) {
   MQ_CHECK(d.top_k <= config.num_experts, file, ": num_experts_per_tok ", d.top_k, " exceeds ",
            config.num_experts, " experts");
   config.family->configure(d, c, file);  // what differs between families
+  read_layer_types(d, c, config.num_layers, file);
   if (d.softmax_scale == 0.0) d.softmax_scale = 1.0 / std::sqrt(static_cast<double>(d.head_dim));
   MQ_CHECK(d.rope.dim >= 2 && d.rope.dim % 2 == 0, file, ": the rotated part of a head (",
            d.rope.dim, ") must be even for RoPE");

@@ -7,10 +7,10 @@
 
 #include "families/families.h"
 #include "moequant/common/error.h"
-#include "moequant/common/strings.h"
-#include "moequant/model/config_values.h"
 #include "moequant/common/limited_json.h"
 #include "moequant/common/regular_file.h"
+#include "moequant/common/strings.h"
+#include "moequant/model/config_values.h"
 
 namespace moequant {
 
@@ -36,8 +36,16 @@ bool ModelConfig::is_moe_layer(int layer) const {
   return std::binary_search(moe_layers.begin(), moe_layers.end(), layer);
 }
 
-std::string ModelConfig::layer_prefix(int layer) {
-  return moequant::layer_prefix(layer);
+std::string ModelConfig::text_root() const {
+  return family->text_root();
+}
+
+std::string ModelConfig::layer_prefix(int layer) const {
+  return family->layer_prefix(layer);
+}
+
+std::string ModelConfig::dense_mlp(int layer) const {
+  return family->dense_mlp(layer);
 }
 
 std::string ModelConfig::moe_block(int layer) const {
@@ -45,7 +53,7 @@ std::string ModelConfig::moe_block(int layer) const {
 }
 
 std::string ModelConfig::router_module(int layer) const {
-  return moe_block(layer) + ".gate";
+  return family->router(layer);
 }
 
 std::string ModelConfig::experts_prefix(int layer) const {
@@ -77,13 +85,13 @@ std::string ModelConfig::experts_in_block() const {
 }
 
 TensorPlace ModelConfig::place_of(const std::string& name) const {
-  static const std::string layers = "model.layers.";
+  const std::string layers = text_root() + "layers.";
   if (starts_with(name, layers)) {
     size_t end = 0;
     const int layer = index_at(name, layers.size(), &end);
     if (layer >= 0) return {TensorPlace::kLayer, layer};
   }
-  if (starts_with(name, "model.embed_tokens.")) return {TensorPlace::kBeforeLayers, -1};
+  if (starts_with(name, text_root() + "embed_tokens.")) return {TensorPlace::kBeforeLayers, -1};
   return {TensorPlace::kAfterLayers, -1};
 }
 
@@ -95,8 +103,9 @@ bool ModelConfig::is_routed_expert_tensor(const std::string& name, int* layer_ou
   if (!starts_with(name, prefix)) return false;
   size_t end = 0;
   const int expert = index_at(name, prefix.size(), &end);
-  const bool fused =
-      name == fused_gate_up_name(place.layer) || name == fused_down_name(place.layer);
+  bool fused = false;
+  for (const std::string& f : {fused_gate_up_name(place.layer), fused_down_name(place.layer)})
+    fused = fused || name == f || name == f + "_blocks" || name == f + "_scales";
   if (expert < 0 && !fused) return false;
   if (layer_out) *layer_out = place.layer;
   if (expert_out) *expert_out = fused ? -1 : expert;
@@ -104,9 +113,9 @@ bool ModelConfig::is_routed_expert_tensor(const std::string& name, int* layer_ou
 }
 
 bool ModelConfig::is_embedding(const std::string& name) {
-  // The model's, or an MTP layer's own ("model.layers.61.embed_tokens.weight").
-  return name == "model.embed_tokens.weight" ||
-         (starts_with(name, "model.layers.") && ends_with(name, ".embed_tokens.weight"));
+  // The model's ("model.embed_tokens.weight", "model.language_model.embed_tokens.weight"), or an
+  // MTP layer's own ("model.layers.61.embed_tokens.weight", "mtp.embed_tokens.weight").
+  return name == "embed_tokens.weight" || ends_with(name, ".embed_tokens.weight");
 }
 
 ModelConfig parse_model_config(nlohmann::json raw, const std::string& dir, const std::string& file,
@@ -119,12 +128,14 @@ ModelConfig parse_model_config(nlohmann::json raw, const std::string& dir, const
            ": missing 'model_type'");
   c.model_type = c.raw["model_type"].get<std::string>();
   c.family = &family_for_model_type(c.model_type, file);
-  c.num_layers = static_cast<int>(config_int(c.raw, {"num_hidden_layers"}, file, 1, kMaxLayers));
-  c.extra_layers = c.family->extra_layers(c.raw, file);
-  c.num_experts = static_cast<int>(c.family->num_experts(c.raw, file));
-  c.hidden = config_int(c.raw, {"hidden_size"}, file, 1, kMaxWidth);
-  c.intermediate = c.family->expert_intermediate(c.raw, file);
-  c.moe_layers = c.family->moe_layers(c.raw, c.num_layers, file);
+  c.text = c.family->text_config(c.raw, file);
+  const nlohmann::json& t = c.text;
+  c.num_layers = static_cast<int>(config_int(t, {"num_hidden_layers"}, file, 1, kMaxLayers));
+  c.extra_layers = c.family->extra_layers(t, file);
+  c.num_experts = static_cast<int>(c.family->num_experts(t, file));
+  c.hidden = config_int(t, {"hidden_size"}, file, 1, kMaxWidth);
+  c.intermediate = c.family->expert_intermediate(t, file);
+  c.moe_layers = c.family->moe_layers(t, c.num_layers, file);
   if (of == ConfigOf::kSource) c.source = source_quantization(c.raw, file);
   MQ_CHECK(!c.moe_layers.empty(), file,
            ": no layer has routed experts (mlp_only_layers / decoder_sparse_step leave none)");

@@ -1,16 +1,38 @@
 #include "moequant/model/model_tensors.h"
 
+#include <algorithm>
+
 #include "moequant/common/error.h"
 
 namespace moequant {
 
 namespace {
 
+// Gated DeltaNet's tensors (Qwen3-Next's fused input projections, or Qwen3.5's split ones).
+void delta_net_tensors(TensorSet& t, const DecoderConfig& d, const std::string& a) {
+  const DeltaNetSizes& n = d.delta_net;
+  const int64_t H = d.hidden, k = n.key_dim(), v = n.value_dim();
+  if (n.split_projections) {
+    t.add(TensorUse::kLinearQkv, a + "in_proj_qkv.weight", {2 * k + v, H}, true);
+    t.add(TensorUse::kLinearZ, a + "in_proj_z.weight", {v, H}, true);
+    t.add(TensorUse::kLinearB, a + "in_proj_b.weight", {n.value_heads, H}, true);
+    t.add(TensorUse::kLinearA, a + "in_proj_a.weight", {n.value_heads, H}, true);
+  } else {
+    t.add(TensorUse::kLinearQkvz, a + "in_proj_qkvz.weight", {2 * k + 2 * v, H}, true);
+    t.add(TensorUse::kLinearBa, a + "in_proj_ba.weight", {2 * n.value_heads, H}, true);
+  }
+  t.add(TensorUse::kLinearConv, a + "conv1d.weight", {2 * k + v, 1, n.conv_kernel});
+  t.add(TensorUse::kLinearALog, a + "A_log", {n.value_heads});
+  t.add(TensorUse::kLinearDtBias, a + "dt_bias", {n.value_heads});
+  t.add(TensorUse::kLinearNorm, a + "norm.weight", {n.value_head_dim});
+  t.add(TensorUse::kLinearOut, a + "out_proj.weight", {H, v}, true);
+}
+
 void attention_tensors(TensorSet& t, const DecoderConfig& d, const std::string& a) {
   const int64_t H = d.hidden;
   if (d.attention == AttentionKind::kGqa) {
     const int64_t D = d.head_dim, q = d.heads * D, kv = d.kv_heads * D;
-    t.add(TensorUse::kQ, a + "q_proj.weight", {q, H}, true);
+    t.add(TensorUse::kQ, a + "q_proj.weight", {d.gated_query ? 2 * q : q, H}, true);
     t.add(TensorUse::kK, a + "k_proj.weight", {kv, H}, true);
     t.add(TensorUse::kV, a + "v_proj.weight", {kv, H}, true);
     t.add(TensorUse::kO, a + "o_proj.weight", {H, q}, true);
@@ -19,10 +41,12 @@ void attention_tensors(TensorSet& t, const DecoderConfig& d, const std::string& 
       t.add(TensorUse::kKBias, a + "k_proj.bias", {kv});
       t.add(TensorUse::kVBias, a + "v_proj.bias", {kv});
     }
-    if (d.qk_norm) {
-      t.add(TensorUse::kQNorm, a + "q_norm.weight", {D});
-      t.add(TensorUse::kKNorm, a + "k_norm.weight", {D});
+    if (d.o_bias) t.add(TensorUse::kOBias, a + "o_proj.bias", {H});
+    if (d.qk_norm) {  // per head, or (OLMoE) over the whole projection
+      t.add(TensorUse::kQNorm, a + "q_norm.weight", {d.qk_norm_whole ? q : D});
+      t.add(TensorUse::kKNorm, a + "k_norm.weight", {d.qk_norm_whole ? kv : D});
     }
+    if (d.sinks) t.add(TensorUse::kSinks, a + "sinks", {d.heads});
     return;
   }
   const MlaSizes& m = d.mla;
@@ -47,6 +71,12 @@ void moe_tensors(TensorSet& t, const ModelConfig& c, const DecoderConfig& d, int
   const std::string router = c.router_module(layer);
   t.add(TensorUse::kRouter, router + ".weight", {E, H}, true);
   if (d.router_bias) t.add(TensorUse::kRouterBias, router + ".e_score_correction_bias", {E});
+  if (d.router_linear_bias) t.add(TensorUse::kRouterLinearBias, router + ".bias", {E});
+  if (d.expert_bias) {  // carried over beside the experts, in the layout on disk
+    const std::string e = c.experts_prefix(layer);
+    t.add(TensorUse::kExpertGateUpBias, e + ".gate_up_proj_bias", {E, 2 * c.intermediate});
+    t.add(TensorUse::kExpertDownBias, e + ".down_proj_bias", {E, H});
+  }
   if (d.shared_intermediate > 0) {
     const int64_t S = d.shared_intermediate;
     const std::string s = c.family->shared_expert(layer) + ".";
@@ -60,11 +90,11 @@ void moe_tensors(TensorSet& t, const ModelConfig& c, const DecoderConfig& d, int
   }
 }
 
-void dense_mlp_tensors(TensorSet& t, const DecoderConfig& d, const std::string& p) {
+void dense_mlp_tensors(TensorSet& t, const DecoderConfig& d, const std::string& mlp) {
   const int64_t H = d.hidden, I = d.dense_intermediate;
-  t.add(TensorUse::kDenseGate, p + "mlp.gate_proj.weight", {I, H}, true);
-  t.add(TensorUse::kDenseUp, p + "mlp.up_proj.weight", {I, H}, true);
-  t.add(TensorUse::kDenseDown, p + "mlp.down_proj.weight", {H, I}, true);
+  t.add(TensorUse::kDenseGate, mlp + ".gate_proj.weight", {I, H}, true);
+  t.add(TensorUse::kDenseUp, mlp + ".up_proj.weight", {I, H}, true);
+  t.add(TensorUse::kDenseDown, mlp + ".down_proj.weight", {H, I}, true);
 }
 
 }  // namespace
@@ -87,18 +117,22 @@ const ModelTensor& TensorSet::get(TensorUse use) const {
 
 TensorSet layer_tensors(const ModelConfig& c, const DecoderConfig& d, int layer) {
   MQ_CHECK(c.holds_layer(layer), "internal: layer ", layer, " is outside the model");
-  const std::string p = ModelConfig::layer_prefix(layer);
+  const std::string p = c.layer_prefix(layer);
   const int64_t H = d.hidden;
   TensorSet t;
   t.add(TensorUse::kInputNorm, p + "input_layernorm.weight", {H});
   t.add(TensorUse::kPostAttentionNorm, p + "post_attention_layernorm.weight", {H});
-  attention_tensors(t, d, p + "self_attn.");
+  // An extra (MTP) layer attends as the last decoder layer does.
+  if (d.mixer(std::min(layer, c.num_layers - 1)) == LayerMixer::kGatedDeltaNet)
+    delta_net_tensors(t, d, p + "linear_attn.");
+  else
+    attention_tensors(t, d, p + "self_attn.");
   // An extra (MTP) layer's block is a MoE one when the decoder's last layer is.
   const bool moe = layer < c.num_layers ? c.is_moe_layer(layer) : c.is_moe_layer(c.num_layers - 1);
   if (moe)
     moe_tensors(t, c, d, layer);
   else
-    dense_mlp_tensors(t, d, p);
+    dense_mlp_tensors(t, d, c.dense_mlp(layer));
   if (layer >= c.num_layers) {  // DeepSeek's multi-token-prediction module around the layer
     t.add(TensorUse::kMtpEmbed, p + "embed_tokens.weight", {d.vocab, H});
     t.add(TensorUse::kMtpEnorm, p + "enorm.weight", {H});
@@ -110,10 +144,10 @@ TensorSet layer_tensors(const ModelConfig& c, const DecoderConfig& d, int layer)
   return t;
 }
 
-TensorSet end_tensors(const ModelConfig&, const DecoderConfig& d) {
+TensorSet end_tensors(const ModelConfig& c, const DecoderConfig& d) {
   TensorSet t;
-  t.add(TensorUse::kEmbed, "model.embed_tokens.weight", {d.vocab, d.hidden});
-  t.add(TensorUse::kFinalNorm, "model.norm.weight", {d.hidden});
+  t.add(TensorUse::kEmbed, c.text_root() + "embed_tokens.weight", {d.vocab, d.hidden});
+  t.add(TensorUse::kFinalNorm, c.text_root() + "norm.weight", {d.hidden});
   if (!d.tie_word_embeddings)
     t.add(TensorUse::kLmHead, "lm_head.weight", {d.vocab, d.hidden}, true);
   return t;
@@ -145,6 +179,38 @@ const char* use_name(TensorUse use) {
       return "k_proj.bias";
     case TensorUse::kVBias:
       return "v_proj.bias";
+    case TensorUse::kOBias:
+      return "o_proj.bias";
+    case TensorUse::kSinks:
+      return "attention sinks";
+    case TensorUse::kLinearQkvz:
+      return "linear_attn.in_proj_qkvz";
+    case TensorUse::kLinearBa:
+      return "linear_attn.in_proj_ba";
+    case TensorUse::kLinearQkv:
+      return "linear_attn.in_proj_qkv";
+    case TensorUse::kLinearZ:
+      return "linear_attn.in_proj_z";
+    case TensorUse::kLinearB:
+      return "linear_attn.in_proj_b";
+    case TensorUse::kLinearA:
+      return "linear_attn.in_proj_a";
+    case TensorUse::kLinearConv:
+      return "linear_attn.conv1d";
+    case TensorUse::kLinearALog:
+      return "linear_attn.A_log";
+    case TensorUse::kLinearDtBias:
+      return "linear_attn.dt_bias";
+    case TensorUse::kLinearNorm:
+      return "linear_attn.norm";
+    case TensorUse::kLinearOut:
+      return "linear_attn.out_proj";
+    case TensorUse::kRouterLinearBias:
+      return "router bias";
+    case TensorUse::kExpertGateUpBias:
+      return "experts gate_up_proj_bias";
+    case TensorUse::kExpertDownBias:
+      return "experts down_proj_bias";
     case TensorUse::kQNorm:
       return "q_norm";
     case TensorUse::kKNorm:

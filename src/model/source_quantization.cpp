@@ -11,6 +11,8 @@ std::string SourceQuantization::describe() const {
     case SourceFormat::kFp8Block:
       return "fp8 " + std::to_string(block_rows) + "x" + std::to_string(block_cols) +
              " blocks (read as bf16: weight x weight_scale_inv)";
+    case SourceFormat::kMxfp4:
+      return "mxfp4 experts (read as bf16: e2m1 x 2^(scale - 127))";
   }
   return "";
 }
@@ -35,8 +37,22 @@ SourceQuantization source_quantization(const nlohmann::json& config, const std::
     s.block_rows = s.block_cols = 128;
     return s;
   }
+  if (method == "mxfp4") {  // GPT-OSS: transformers' Mxfp4Config
+    s.format = SourceFormat::kMxfp4;
+    if (q.contains("modules_to_not_convert") && !q["modules_to_not_convert"].is_null()) {
+      const nlohmann::json& m = q["modules_to_not_convert"];
+      MQ_CHECK(m.is_array(), file, ": mxfp4 modules_to_not_convert must be a list of names");
+      for (const nlohmann::json& name : m) {
+        MQ_CHECK(name.is_string(), file, ": mxfp4 modules_to_not_convert holds ", name.dump(),
+                 ", expected a module name");
+        s.not_converted.push_back(name.get<std::string>());
+      }
+    }
+    return s;
+  }
   MQ_THROW(file, ": the source is already quantized (quantization_config quant_method '", method,
-           "'); moequant reads plain checkpoints and DeepSeek-style fp8 block sources only");
+           "'); moequant reads plain checkpoints, DeepSeek-style fp8 block sources and GPT-OSS's "
+           "mxfp4 experts only");
 }
 
 std::string fp8_block_scale_name(const std::string& weight_name) {

@@ -10,6 +10,7 @@
 #include "moequant/core/quantize.h"
 #include "moequant/export/engine_view.h"
 #include "moequant/forward/decoder_forward.h"
+#include "moequant/forward/gpt_oss_ops.h"
 
 namespace moequant {
 
@@ -38,6 +39,9 @@ LocalExperts experts_of(const Model& m, const ModelConfig& c, int layer, const a
   for (int e = 0; e < c.num_experts; ++e) {
     weights.emplace(e, source ? read_expert_weights(m.ckpt, c, layer, e, dev)
                               : dequantized_expert(m.ckpt, c, layer, e, dev));
+    if (!source)  // GPT-OSS's expert biases, carried over into the export as they were
+      add_expert_extras(weights[e], m.ckpt, c, decoder_config(c), layer, e, 0, c.intermediate, true,
+                        dev);
     if (source || !m.view.static_activations) continue;
     for (const bool fc1 : {true, false}) {  // gate and up share one input scale
       const std::string module =

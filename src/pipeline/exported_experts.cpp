@@ -61,8 +61,11 @@ SwiGluWeights dequantized_expert(const io::CheckpointFolder& folder, const Model
     return dequantized_projection(folder, config.expert_module_name(layer, expert, p), rows, cols,
                                   device);
   };
-  return {proj(ExpertProj::kGate, I, H), proj(ExpertProj::kUp, I, H),
-          proj(ExpertProj::kDown, H, I)};
+  SwiGluWeights w;
+  w.gate = proj(ExpertProj::kGate, I, H);
+  w.up = proj(ExpertProj::kUp, I, H);
+  w.down = proj(ExpertProj::kDown, H, I);
+  return w;
 }
 
 std::optional<float> input_scale_of(const io::CheckpointFolder& folder, const std::string& module) {

@@ -9,13 +9,14 @@
 #include "moequant/calib/quantizer_sync.h"
 #include "moequant/calib/sequence_limits.h"
 #include "moequant/common/error.h"
-#include "moequant/common/stopwatch.h"
 #include "moequant/common/interrupt_cleanup.h"
+#include "moequant/common/stopwatch.h"
 #include "moequant/common/strings.h"
 #include "moequant/common/test_pause.h"
 #include "moequant/export/exclude_patterns.h"
 #include "moequant/export/export_plan.h"
 #include "moequant/export/output_folder.h"
+#include "moequant/forward/forward_support.h"
 #include "moequant/hf/hf_moe_model.h"
 #include "moequant/io/output_lock.h"
 #include "moequant/model/decoder_config.h"
@@ -50,6 +51,7 @@ SequenceRequest sequence_request(const QuantizeOptions& o, const ModelConfig& co
 void check_early(const QuantizeOptions& o, const ModelConfig& config, int rank, int world_size,
                  std::optional<io::OutputLock>& lock) {
   if (!o.calib_data.empty()) {  // before the data is read or made: sizes that cannot fit
+    check_forward_supports(config, decoder_config(config), "calibration with data");
     const int64_t samples =
         o.calib_data == "random" ? (o.calib_samples > 0 ? o.calib_samples : 16) : o.calib_samples;
     check_sequence_limits(config, sequence_request(o, config, world_size, samples));

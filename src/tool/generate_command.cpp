@@ -56,9 +56,10 @@ CLI::App* add_generate_command(CLI::App& app, GenerateArgs& a) {
   c->add_flag("--fused", a.fused,
               "Store experts fused as 3-D gate_up_proj [E, 2I, H] and down_proj [E, H, I]");
   c->add_option("--source-dtype", a.source_dtype,
-                "bf16, or fp8: every decoder linear as F8_E4M3 128x128 blocks with its "
-                "weight_scale_inv, as DeepSeek-V3/R1 and Kimi-K2 are released")
-      ->check(CLI::IsMember({"bf16", "fp8"}))
+                "bf16; fp8: every decoder linear as F8_E4M3 128x128 blocks with its "
+                "weight_scale_inv, as DeepSeek-V3/R1 and Kimi-K2 are released; mxfp4: the "
+                "experts as MXFP4 blocks and scales, as GPT-OSS is released")
+      ->check(CLI::IsMember({"bf16", "fp8", "mxfp4"}))
       ->capture_default_str();
   c->add_option("--dense-intermediate", a.dense_intermediate,
                 "Width of the dense MLP layers and shared experts (default: 4 x intermediate)")
@@ -106,8 +107,11 @@ int run_generate(const GenerateArgs& a) {
   spec.head_dim = a.head_dim;
   spec.vocab = a.vocab;
   spec.dense_layers = a.dense_layers;
-  spec.fused_experts = a.fused;
+  // GPT-OSS, Llama-4 and the Qwen3.5 wrapper are released with their experts fused.
+  spec.fused_experts = a.fused || a.model_type == "gpt_oss" || a.model_type == "llama4_text" ||
+                       a.model_type == "qwen3_5_moe";
   spec.fp8_source = a.source_dtype == "fp8";
+  spec.mxfp4_source = a.source_dtype == "mxfp4";
   spec.dense_intermediate = a.dense_intermediate;
   spec.seed = a.seed;
   write_synthetic_model(a.out, spec);
@@ -115,8 +119,11 @@ int run_generate(const GenerateArgs& a) {
       "wrote %s: %s, %d layers, %d experts, hidden %lld, expert intermediate %lld%s%s, %d "
       "shard(s)\n",
       a.out.c_str(), a.model_type.c_str(), a.layers, a.experts, static_cast<long long>(a.hidden),
-      static_cast<long long>(a.intermediate), a.fused ? " (fused experts)" : "",
-      a.source_dtype == "fp8" ? ", fp8 block source" : "", a.shards);
+      static_cast<long long>(a.intermediate), spec.fused_experts ? " (fused experts)" : "",
+      a.source_dtype == "fp8"     ? ", fp8 block source"
+      : a.source_dtype == "mxfp4" ? ", mxfp4 experts"
+                                  : "",
+      a.shards);
   return 0;
 }
 

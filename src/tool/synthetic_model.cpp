@@ -12,9 +12,9 @@
 #include <map>
 
 #include "moequant/common/error.h"
-#include "moequant/core/quantize.h"
 #include "moequant/common/interrupt_cleanup.h"
 #include "moequant/common/machine_memory.h"
+#include "moequant/core/quantize.h"
 #include "moequant/export/output_folder.h"
 #include "moequant/io/checkpoint_folder.h"
 #include "moequant/io/safetensors.h"
@@ -80,6 +80,12 @@ class Planner {
     const at::ScalarType type = dtype == DType::kF32 ? at::kFloat : at::kBFloat16;
     w_.push_back({name, dtype, {n}, [=] { return vector_values(n, mean, spread, type); }});
   }
+  // A tensor of any shape that is no linear weight (expert biases, DeltaNet's conv1d).
+  void values(const std::string& name, const std::vector<int64_t>& shape, double mean,
+              double spread) {
+    w_.push_back({name, DType::kBF16, shape,
+                  [=] { return ((at::rand(shape) * 2 - 1) * spread + mean).to(at::kBFloat16); }});
+  }
 
   void tensors(const TensorSet& set) {
     for (const ModelTensor& t : set.all()) {
@@ -94,8 +100,12 @@ class Planner {
       } else if (t.use == TensorUse::kEmbed || t.use == TensorUse::kMtpEmbed) {
         linear(t.name, t.shape, 0.02 * std::sqrt(static_cast<double>(t.shape[1])), false);
       } else if (t.use == TensorUse::kQBias || t.use == TensorUse::kKBias ||
-                 t.use == TensorUse::kVBias) {
-        vector(t.name, t.shape[0], 0.0, 0.1);
+                 t.use == TensorUse::kVBias || t.use == TensorUse::kOBias ||
+                 t.use == TensorUse::kRouterLinearBias || t.use == TensorUse::kSinks ||
+                 t.use == TensorUse::kExpertGateUpBias || t.use == TensorUse::kExpertDownBias ||
+                 t.use == TensorUse::kLinearConv || t.use == TensorUse::kLinearALog ||
+                 t.use == TensorUse::kLinearDtBias) {
+        values(t.name, t.shape, 0.0, 0.1);
       } else {  // norms
         vector(t.name, t.shape[0], 1.0, 0.1);
       }
@@ -104,13 +114,27 @@ class Planner {
 
   void experts(int layer) {
     const int64_t H = c_.hidden, I = c_.intermediate, E = c_.num_experts;
+    if (s_.mxfp4_source && layer < c_.num_layers) {  // GPT-OSS's release: rows [out, in]
+      mxfp4(c_.fused_gate_up_name(layer), E, 2 * I, H);
+      mxfp4(c_.fused_down_name(layer), E, H, I);
+      return;
+    }
     if (s_.fused_experts && layer < c_.num_layers) {
-      w_.push_back({c_.fused_gate_up_name(layer), DType::kBF16, {E, 2 * I, H}, [=] {
-                      return linear_values({E, 2 * I, H}, 1.0);
-                    }});
-      w_.push_back({c_.fused_down_name(layer), DType::kBF16, {E, H, I}, [=] {
-                      return linear_values({E, H, I}, 1.0);
-                    }});
+      // In the family's layout: [E, 2I, H] and [E, H, I], or applied as x @ W (the transpose).
+      const bool t = c_.family->fused_layout().transposed;
+      const std::vector<int64_t> gate_up =
+          t ? std::vector<int64_t>{E, H, 2 * I} : std::vector<int64_t>{E, 2 * I, H};
+      const std::vector<int64_t> down =
+          t ? std::vector<int64_t>{E, I, H} : std::vector<int64_t>{E, H, I};
+      // linear_values scales by 1 / sqrt(last dim): x @ W's input is the middle one.
+      auto gain = [&](const std::vector<int64_t>& shape, int64_t in) {
+        return t ? std::sqrt(static_cast<double>(shape.back()) / static_cast<double>(in)) : 1.0;
+      };
+      const double g1 = gain(gate_up, H), g2 = gain(down, I);
+      w_.push_back({c_.fused_gate_up_name(layer), DType::kBF16, gate_up,
+                    [=] { return linear_values(gate_up, g1); }});
+      w_.push_back(
+          {c_.fused_down_name(layer), DType::kBF16, down, [=] { return linear_values(down, g2); }});
       return;
     }
     for (int e = 0; e < E; ++e) {
@@ -120,6 +144,20 @@ class Planner {
       linear(c_.expert_weight_name(layer, e, ExpertProj::kUp), {I, H}, gain);
       linear(c_.expert_weight_name(layer, e, ExpertProj::kDown), {H, I}, gain);
     }
+  }
+
+  // MXFP4 blocks and scales of [E, rows, cols] weights: random E2M1 codes, e8m0 scales that
+  // keep the values of order gain / sqrt(cols) (2^-2 .. 2^-5 for the usual widths).
+  void mxfp4(const std::string& name, int64_t E, int64_t rows, int64_t cols) {
+    const int64_t blocks = cols / 32;
+    const int shift =
+        static_cast<int>(std::lround(std::log2(std::sqrt(static_cast<double>(cols)))));
+    w_.push_back({name + "_blocks", DType::kU8, {E, rows, blocks, 16}, [=] {
+                    return at::randint(0, 256, {E, rows, blocks, 16}, at::kByte);
+                  }});
+    w_.push_back({name + "_scales", DType::kU8, {E, rows, blocks}, [=] {
+                    return at::randint(124 - shift, 127 - shift, {E, rows, blocks}, at::kByte);
+                  }});
   }
 
   std::vector<PlannedWeight> take() { return std::move(w_); }
@@ -164,6 +202,11 @@ nlohmann::json make_config(const SyntheticModelSpec& s) {
   shape.vocab = s.vocab;
   shape.dense_layers = s.dense_layers;
   nlohmann::json c = family_for_model_type(s.model_type, "synthetic model").synthetic_config(shape);
+  if (s.mxfp4_source)  // GPT-OSS's release config
+    c["quantization_config"] = {{"quant_method", "mxfp4"},
+                                {"modules_to_not_convert",
+                                 {"model.layers.*.self_attn", "model.layers.*.mlp.router",
+                                  "model.embed_tokens", "lm_head"}}};
   if (s.fp8_source)  // DeepSeek-V3's release config
     c["quantization_config"] = {{"quant_method", "fp8"},
                                 {"fmt", "e4m3"},
@@ -221,6 +264,10 @@ void write_synthetic_model(const std::string& dir, const SyntheticModelSpec& s) 
   MQ_CHECK(!(s.fused_experts && s.fp8_source),
            "synthetic model: an FP8 block source stores its "
            "experts per expert (DeepSeek's release layout), not fused");
+  MQ_CHECK(!s.mxfp4_source || s.model_type == "gpt_oss",
+           "synthetic model: an MXFP4 source is GPT-OSS's release layout (--model-type gpt_oss)");
+  MQ_CHECK(!s.mxfp4_source || (s.hidden % 32 == 0 && s.intermediate % 32 == 0),
+           "synthetic model: an MXFP4 source needs --hidden and --intermediate multiples of 32");
   MQ_CHECK(!std::filesystem::exists(dir), "synthetic model: '", dir, "' already exists");
   const nlohmann::json config_json = make_config(s);
   const ModelConfig config = parse_model_config(config_json, dir, "synthetic config.json");
@@ -244,7 +291,6 @@ namespace {
 
 void write_weights(const std::string& dir, const SyntheticModelSpec& s,
                    const std::vector<PlannedWeight>& weights, const nlohmann::json& config_json) {
-
   // Shard k holds weights [cut[k], cut[k+1]); an FP8 weight and its scales stay in one shard.
   std::vector<size_t> cut = {0};
   const size_t per_shard = (weights.size() + s.shards - 1) / s.shards;

@@ -2,8 +2,10 @@
 // family's config.json (ModelFamily::synthetic_config) and every tensor that config implies
 // (model_tensors.h: embeddings, norms, attention of the family's kind, routers and their
 // correction biases, shared experts, dense MLP layers, MTP layers, lm_head), the routed experts per
-// expert or fused 3-D, seeded random weights, one or several shards; optionally as an FP8 block
-// source in DeepSeek's release format (every decoder linear F8_E4M3 + weight_scale_inv). The
+// expert or fused 3-D (in the family's layout; GPT-OSS, Llama-4 and the Qwen3.5 wrapper always
+// fused, as released), seeded random weights, one or several shards; optionally as an FP8 block
+// source in DeepSeek's release format (every decoder linear F8_E4M3 + weight_scale_inv) or as
+// GPT-OSS's MXFP4 release (the experts' *_blocks and *_scales). The
 // built-in model of `moequant quantize` and the generated models of the tests and benchmarks.
 #pragma once
 
@@ -28,6 +30,7 @@ struct SyntheticModelSpec {
   std::vector<int> dense_layers;  // layers with a dense MLP (Qwen: any; DeepSeek/GLM: the first)
   bool fused_experts = false;     // store experts as 3-D gate_up_proj / down_proj
   bool fp8_source = false;        // DeepSeek's release format: decoder linears in FP8 blocks
+  bool mxfp4_source = false;      // GPT-OSS's release format: experts in MXFP4 blocks
   int shards = 1;                 // >1: model-0000k-of-0000n.safetensors + index
   uint64_t seed = 0;
 };

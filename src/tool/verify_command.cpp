@@ -23,6 +23,7 @@
 #include "moequant/export/export_plan.h"
 #include "moequant/export/scale_checks.h"
 #include "moequant/forward/checkpoint_tensor.h"
+#include "moequant/forward/expert_storage.h"
 #include "moequant/io/checkpoint_folder.h"
 #include "moequant/model/model_config.h"
 #include "moequant/model/source_quantization.h"
@@ -296,11 +297,12 @@ class Verifier {
   }
 
   void check_layer(int layer) {
-    const bool fused = src_.has(config_.fused_gate_up_name(layer));
-    if (fused) {
-      expert_sources_.insert(config_.fused_gate_up_name(layer));
-      expert_sources_.insert(config_.fused_down_name(layer));
-    }
+    const bool fused = ExpertStorage(config_, src_).kind(layer) != ExpertStorage::Kind::kPerExpert;
+    if (fused)
+      for (const std::string& name :
+           {config_.fused_gate_up_name(layer), config_.fused_down_name(layer)})
+        for (const char* suffix : {"", "_blocks", "_scales"})
+          if (src_.has(name + suffix)) expert_sources_.insert(name + suffix);
     for (int e = 0; e < config_.num_experts; ++e) {
       std::map<ExpertProj, std::string> bases;
       for (ExpertProj p : {ExpertProj::kGate, ExpertProj::kUp, ExpertProj::kDown}) {
@@ -347,29 +349,23 @@ class Verifier {
       w.dtype = checkpoint_dtype(w.data);
       return true;
     }
-    const std::string name =
-        down ? config_.fused_down_name(layer) : config_.fused_gate_up_name(layer);
-    if (!src_.has(name)) {
-      problem("source tensor '", name, "' is missing (the layer's other fused tensor exists)");
-      return false;
+    // Fused on disk (any family's layout, MXFP4 blocks included): the expert's matrix as the
+    // exporter reads it, after the tensors are checked as the exporter checks them.
+    const ExpertStorage storage(config_, src_);
+    if (!storage_checked_) {
+      storage_checked_ = true;
+      try {
+        storage.check();
+      } catch (const Error& err) {
+        storage_problem_ = err.what();
+        problem(storage_problem_);
+      }
     }
-    const io::TensorInfo& info = src_.info(name);
-    const std::vector<int64_t> expect = down ? std::vector<int64_t>{config_.num_experts, H, I}
-                                             : std::vector<int64_t>{config_.num_experts, 2 * I, H};
-    if (info.shape != expect) {
-      problem("source tensor '", name, "' has shape ", shape_string(info.shape), ", expected ",
-              shape_string(expect));
-      return false;
-    }
-    // Gate rows come first in a fused gate_up expert, then up rows (docs/formats.md).
-    const int64_t per_expert = expect[1] * expect[2];
-    const int64_t row_offset = p == ExpertProj::kUp ? I : 0;
-    w.label =
-        str_cat(name, "[", e, down ? "]" : (p == ExpertProj::kUp ? ", up rows]" : ", gate rows]"));
-    w.dtype = info.dtype;
-    w.data = tensor_from_bytes(
-        src_.data(name) + (e * per_expert + row_offset * H) * dtype_size(info.dtype), info.dtype,
-        {w.rows, w.cols});
+    if (!storage_problem_.empty()) return false;
+    const SwiGluWeights m = storage.read(layer, e, !down, 0, I);
+    w.label = storage.label(layer, e, p);
+    w.data = (down ? m.down : p == ExpertProj::kUp ? m.up : m.gate).contiguous();
+    w.dtype = checkpoint_dtype(w.data);
     return true;
   }
 
@@ -580,7 +576,9 @@ class Verifier {
   double tolerance_;
   io::CheckpointFolder src_, q_;
   std::set<std::string> expert_sources_;  // source tensors consumed as expert weights
-  std::set<std::string> accounted_;       // quantized-folder tensors explained by the source
+  bool storage_checked_ = false;  // the fused expert tensors checked once (ExpertStorage::check)
+  std::string storage_problem_;
+  std::set<std::string> accounted_;  // quantized-folder tensors explained by the source
   std::vector<WeightCheck> weights_;
   std::vector<std::string> problems_;
   size_t passthrough_checked_ = 0, passthrough_identical_ = 0;

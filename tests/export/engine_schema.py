@@ -32,7 +32,13 @@ import re
 import struct
 import sys
 
-EXPERT_RE = re.compile(r"^(model\.layers\.\d+\.(?:mlp|block_sparse_moe)\.experts)\.(\d+)\.(\w+)$")
+EXPERT_RE = re.compile(r"^(model\.(?:language_model\.)?layers\.\d+\.(?:mlp|block_sparse_moe|feed_forward)"
+                       r"\.experts)\.(\d+)\.(\w+)$")
+
+
+def text_config(cfg):
+    """The text model's keys: config.json itself, or a multimodal wrapper's text_config."""
+    return cfg.get("text_config") or cfg
 
 
 def read_header(path):
@@ -91,7 +97,8 @@ def routed_expert(module, cfg):
     """A routed expert of a decoder layer (the experts of MTP layers past num_hidden_layers are
     carried over unquantized)."""
     m = EXPERT_RE.match(module)
-    return bool(m) and int(re.search(r"layers\.(\d+)\.", module).group(1)) < cfg["num_hidden_layers"]
+    return bool(m) and int(re.search(r"layers\.(\d+)\.", module).group(1)) < \
+        text_config(cfg)["num_hidden_layers"]
 
 
 def source_modules(src):
@@ -100,11 +107,14 @@ def source_modules(src):
     out, seen = [], set()
     family_projs = ("w1", "w3", "w2") if cfg["model_type"] == "mixtral" else (
         "gate_proj", "up_proj", "down_proj")
-    n_experts = cfg.get("num_experts") or cfg.get("num_local_experts") or cfg.get("n_routed_experts")
+    text = text_config(cfg)
+    n_experts = text.get("num_experts") or text.get("num_local_experts") or \
+        text.get("n_routed_experts")
     for name in sorted(src.tensors):
-        if name.endswith(".experts.gate_up_proj") or name.endswith(".experts.down_proj"):
-            prefix = name.rsplit(".", 1)[0]  # a fused 3-D tensor: every expert of the layer
-            if name.endswith("gate_up_proj"):
+        # A fused 3-D tensor (or GPT-OSS's MXFP4 blocks and scales): every expert of the layer.
+        if re.search(r"\.experts\.(gate_up|down)_proj(_blocks|_scales)?$", name):
+            prefix = name[: name.rindex(".experts.") + len(".experts")]
+            if re.search(r"gate_up_proj(_blocks)?$", name):
                 for e in range(n_experts):
                     for p in family_projs:
                         m = "%s.%d.%s" % (prefix, e, p)

@@ -36,10 +36,14 @@ def main():
     args = ap.parse_args()
     with open(os.path.join(args.model, "config.json")) as f:
         cfg = json.load(f)
-    block = "block_sparse_moe" if cfg["model_type"] == "mixtral" else "mlp"
-    dense = set(cfg.get("mlp_only_layers") or [])
-    last_moe = max(l for l in range(cfg["num_hidden_layers"]) if l not in dense)
-    whole_layer = "model.layers.%d.%s.experts.*" % (last_moe, block)
+    text = cfg.get("text_config") or cfg  # a multimodal wrapper nests the text model's keys
+    block = {"mixtral": "block_sparse_moe", "llama4_text": "feed_forward"}.get(cfg["model_type"],
+                                                                             "mlp")
+    root = "model.language_model." if "text_config" in cfg else "model."
+    dense = set(text.get("mlp_only_layers") or [])
+    moe = text.get("moe_layers") or range(text["num_hidden_layers"])
+    last_moe = max(l for l in moe if l not in dense)
+    whole_layer = "%slayers.%d.%s.experts.*" % (root, last_moe, block)
     failures = 0
     with tempfile.TemporaryDirectory(prefix="mq-engine-schema-") as tmp:
         cases = []

@@ -353,10 +353,20 @@ class Folder:
 # source model: routed experts
 # ----------------------------------------------------------------------------------------------
 
-QWEN_EXPERT = re.compile(r"^(model\.layers\.(\d+)\.mlp\.experts)\.(\d+)\.(gate_proj|up_proj|down_proj)\.weight$")
+ROOT = r"model\.(?:language_model\.)?layers"  # a multimodal wrapper nests the text model
+QWEN_EXPERT = re.compile(r"^(" + ROOT + r"\.(\d+)\.mlp\.experts)\.(\d+)\.(gate_proj|up_proj|down_proj)\.weight$")
 MIXTRAL_EXPERT = re.compile(r"^(model\.layers\.(\d+)\.block_sparse_moe\.experts)\.(\d+)\.(w1|w3|w2)\.weight$")
-FUSED = re.compile(r"^(model\.layers\.(\d+)\.(?:mlp|block_sparse_moe)\.experts)\.(gate_up_proj|down_proj)(?:\.weight)?$")
-EXPERTS_PREFIX = re.compile(r"^(model\.layers\.(\d+)\.(?:mlp|block_sparse_moe)\.experts)\.")
+BLOCK = r"(?:mlp|block_sparse_moe|feed_forward)"
+FUSED = re.compile(r"^(" + ROOT + r"\.(\d+)\." + BLOCK + r"\.experts)\.(gate_up_proj|down_proj)(?:\.weight)?$")
+EXPERTS_PREFIX = re.compile(r"^(" + ROOT + r"\.(\d+)\." + BLOCK + r"\.experts)\.")
+# Fused experts on disk, by family, as transformers' modeling code applies them: GPT-OSS's
+# GptOssExperts computes x @ gate_up_proj [E, H, 2I] and takes gate = [..., ::2], up = [..., 1::2],
+# then @ down_proj [E, I, H]; Llama-4's Llama4TextExperts computes x @ gate_up_proj [E, H, 2I] and
+# chunks it into gate and up halves, then @ down_proj [E, I, H]; the others store nn.Linear rows
+# ([E, 2I, H] gate rows first, [E, H, I]). (transposed, interleaved)
+FUSED_LAYOUT = {"gpt_oss": (True, True), "llama4_text": (True, False)}
+# Fused per-expert biases (GPT-OSS) are carried over as they are.
+EXPERT_BIAS = re.compile(r"\.experts\.(gate_up_proj|down_proj)_bias$")
 MIXTRAL_PROJ = {"w1": "gate", "w3": "up", "w2": "down"}
 QWEN_PROJ = {"gate_proj": "gate", "up_proj": "up", "down_proj": "down"}
 
@@ -390,7 +400,9 @@ class SourceModel:
     def __init__(self, folder):
         cfg = folder.config
         mt = cfg.get("model_type")
-        if mt in ("qwen3_moe", "qwen2_moe", "deepseek_v3", "kimi_k2", "glm4_moe"):
+        cfg = cfg.get("text_config") or cfg  # a multimodal wrapper's text model
+        if mt in ("qwen3_moe", "qwen2_moe", "deepseek_v3", "kimi_k2", "glm4_moe", "gpt_oss",
+                  "olmoe", "llama4_text", "qwen3_next", "qwen3_5_moe_text", "qwen3_5_moe"):
             self.naming = "qwen"  # mlp.experts.{E}.{gate,up,down}_proj
         elif mt == "mixtral":
             self.naming = "mixtral"
@@ -425,6 +437,9 @@ class SourceModel:
                 self._add(layer, prefix, e, kind, ExpertWeight(
                     "%s.%d.%s" % (prefix, e, out_names[kind]), ref.dtype, ref.shape[0],
                     ref.shape[1], ref.data))
+                continue
+            if EXPERT_BIAS.search(name):
+                self.passthrough.append(name)
                 continue
             m = FUSED.match(name)
             if m:
@@ -471,11 +486,24 @@ class SourceModel:
                              % (ref.name, E, self.num_experts))
         es = DTYPE_SIZE[ref.dtype]
         per = R * C * es
+        transposed, interleaved = FUSED_LAYOUT.get(self.model_type, (False, False))
+        if transposed:  # [E, in, out]: the [out, in] weight is the transpose
+            R, C = C, R
 
-        def loader_for(e, r0, r1):
+        def loader_for(e, r0, r1, step=1):
+            """Rows r0, r0 + step, ... < r1 of expert e's [out, in] weight, as raw bytes."""
             def load():
                 data = ref.data()
-                return data[e * per + r0 * C * es: e * per + r1 * C * es]
+                base = e * per
+                out = bytearray()
+                for r in range(r0, r1, step):
+                    if transposed:  # row r of the weight is column r of [in, out]
+                        for c in range(C):
+                            k = base + (c * R + r) * es
+                            out += data[k:k + es]
+                    else:
+                        out += data[base + r * C * es: base + (r + 1) * C * es]
+                return bytes(out)
             return load
 
         for e in range(E):
@@ -483,10 +511,12 @@ class SourceModel:
                 if R % 2:
                     raise InputError("source: '%s' has an odd fused row count %d" % (ref.name, R))
                 i = R // 2
-                for kind, r0, r1 in (("gate", 0, i), ("up", i, R)):
+                parts = ((("gate", 0, R, 2), ("up", 1, R, 2)) if interleaved else
+                         (("gate", 0, i, 1), ("up", i, R, 1)))
+                for kind, r0, r1, step in parts:
                     self._add(layer, prefix, e, kind, ExpertWeight(
                         "%s.%d.%s" % (prefix, e, self.out_names[kind]), ref.dtype, i, C,
-                        loader_for(e, r0, r1)))
+                        loader_for(e, r0, r1, step)))
             else:
                 self._add(layer, prefix, e, "down", ExpertWeight(
                     "%s.%d.%s" % (prefix, e, self.out_names["down"]), ref.dtype, R, C,

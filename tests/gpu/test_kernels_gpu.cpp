@@ -1340,6 +1340,39 @@ TEST(GpuDequantize, AllFormatsMatchCpu) {
   }
 }
 
+// MXFP4 sources (GPT-OSS releases): every scale byte (255 included) and code, bf16 bits equal to
+// the CPU path's, also from misaligned inputs and outputs.
+TEST(GpuDequantize, Mxfp4Bf16MatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  Seeded s;
+  SCOPED_TRACE(s.trace());
+  const Shape shapes[] = {{1, 32}, {7, 96}, {256, 2880}, {5760, 64}};
+  for (const Shape& sh : shapes) {
+    const int64_t rows = sh.rows, cols = sh.cols, n = rows * cols;
+    SCOPED_TRACE("[" + std::to_string(rows) + ", " + std::to_string(cols) + "]");
+    for (size_t off = 0; off < 2; ++off) {
+      const std::vector<uint8_t> blocks = random_bytes(s.rng, static_cast<size_t>(n / 2));
+      const std::vector<uint8_t> scales = random_bytes(s.rng, static_cast<size_t>(n / 32));
+      std::vector<uint16_t> cpu(static_cast<size_t>(n));
+      MQ_EXPECT_OK(
+          mq_cpu_dequantize_mxfp4_bf16(blocks.data(), scales.data(), rows, cols, cpu.data()));
+      DeviceBuffer db(blocks.size(), off), ds(scales.size(), off), out(cpu.size() * 2, 2 * off);
+      db.upload(blocks.data());
+      ds.upload(scales.data());
+      std::vector<std::vector<uint8_t>> a, b;
+      run_twice(
+          {&out},
+          [&] {
+            return mq_cuda_dequantize_mxfp4_bf16(db.get<uint8_t>(), ds.get<uint8_t>(), rows, cols,
+                                                 out.get<uint16_t>(), nullptr);
+          },
+          &a, &b);
+      if (::testing::Test::HasFatalFailure()) return;
+      expect_output("dequantize mxfp4 bf16", a[0], b[0], cpu.data(), cpu.size() * 2);
+    }
+  }
+}
+
 TEST(GpuKernels, AvailableAndErrorsNameTheFunction) {
   SKIP_WITHOUT_GPU();
   EXPECT_EQ(1, mq_cuda_available());

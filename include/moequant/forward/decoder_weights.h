@@ -18,14 +18,20 @@ struct AttentionWeights {
   // q_proj when it has no q_lora_rank, and o MLA's o_proj
   at::Tensor q, k, v, o;
   at::Tensor q_bias, k_bias, v_bias;  // attention bias (undefined otherwise)
-  at::Tensor q_norm, k_norm;          // per-head q/k RMSNorm [D] (undefined otherwise)
+  at::Tensor o_bias;                  // GPT-OSS, OLMoE with attention_bias (undefined otherwise)
+  at::Tensor q_norm, k_norm;          // q/k RMSNorm [D] per head, or [heads*D] / [kv*D] (OLMoE)
+  at::Tensor sinks;                   // GPT-OSS: one logit per head [heads] (undefined otherwise)
+  int64_t window = 0;                 // this layer's sliding window (GPT-OSS), 0: full causal
   // multi-head latent attention
   at::Tensor q_a, q_a_norm, q_b, kv_a, kv_a_norm, kv_b;
 };
 
-// A SwiGLU MLP: down(silu(gate(x)) * up(x)); gate, up [I, H], down [H, I].
+// A SwiGLU MLP: down(silu(gate(x)) * up(x)); gate, up [I, H], down [H, I]. GPT-OSS's experts
+// add biases and clamp (gpt_oss_ops.h): undefined biases and clamp_limit 0 otherwise.
 struct SwiGluWeights {
   at::Tensor gate, up, down;
+  at::Tensor gate_bias, up_bias, down_bias;
+  double clamp_limit = 0.0, clamp_alpha = 0.0;
 };
 
 // Everything of one decoder layer but its routed experts.
@@ -33,7 +39,8 @@ struct DecoderLayerWeights {
   at::Tensor input_norm, post_attention_norm;  // [H]
   AttentionWeights attention;
   at::Tensor router;              // [E, H] (MoE layers)
-  at::Tensor router_bias;         // [E] DeepSeek/GLM e_score_correction_bias (undefined otherwise)
+  at::Tensor router_bias;         // [E] DeepSeek/GLM e_score_correction_bias, or GPT-OSS's router
+                                  // linear bias (undefined otherwise)
   SwiGluWeights dense_mlp;        // layers without routed experts
   SwiGluWeights shared_expert;    // MoE layers with a shared expert (undefined otherwise)
   at::Tensor shared_expert_gate;  // [1, H] Qwen2 (undefined otherwise)

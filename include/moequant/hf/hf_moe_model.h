@@ -77,16 +77,10 @@ class HfMoeModel : public torch::nn::Module, public ExportSource {
   void release_passthrough(const std::string& name) const override;
 
  private:
-  // A read-only view of rows [row_begin, row_end) (all columns, or columns [col_begin, col_end))
-  // of the [rows, cols] matrix `matrix` of checkpoint tensor `name` (a 3-D fused tensor holds one
-  // matrix per expert).
-  at::Tensor view(const std::string& name, int64_t matrix, int64_t rows, int64_t cols,
-                  int64_t row_begin, int64_t row_end, int64_t col_begin, int64_t col_end) const;
-  // The checkpoint tensors one expert unit reads ("" entries for fused layouts are skipped).
+  // The checkpoint tensors one expert unit reads (none for fused layouts; ExpertStorage).
   std::vector<std::string> unit_tensors(int layer, int expert, bool fc1) const;
   std::string shard_label(int layer, int expert, ExpertProj p) const;
   void check_expert_tensors();
-  bool fused_on_disk(int layer) const;
   GroupedLinear linear(int layer, bool fc1) const;
   int64_t local_index(int layer, int expert) const;
 

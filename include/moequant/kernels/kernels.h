@@ -159,6 +159,16 @@ mq_status mq_cuda_dequantize_fp8_block_bf16(const uint8_t* q, const float* tile_
                                             int64_t rows, int64_t cols, uint16_t* out,
                                             mq_stream_t stream);
 
+/* ---- MXFP4 sources (GPT-OSS releases; docs/formats.md) -------------------------------------
+ * out[r, c] = bf16 bits of e2m1(nibble) * 2^(scales[r, c / 32] - 127), exact (numerics.h,
+ * mxfp4_to_bf16): the nibble of element c is the low one of byte blocks[r, c / 2] for even c, the
+ * high one for odd c. blocks holds rows * cols / 2 bytes, scales rows * cols / 32;
+ * cols % 32 == 0. */
+mq_status mq_cpu_dequantize_mxfp4_bf16(const uint8_t* blocks, const uint8_t* scales, int64_t rows,
+                                       int64_t cols, uint16_t* out);
+mq_status mq_cuda_dequantize_mxfp4_bf16(const uint8_t* blocks, const uint8_t* scales, int64_t rows,
+                                        int64_t cols, uint16_t* out, mq_stream_t stream);
+
 /* 1 when this build has CUDA kernels and a CUDA device is visible. */
 int32_t mq_cuda_available(void);
 

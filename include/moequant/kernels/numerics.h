@@ -180,6 +180,31 @@ MQ_HD float e2m1_to_float(uint8_t code) {
   return (code & 8u) ? -mag : mag;
 }
 
+// ---- MXFP4 sources (GPT-OSS releases; docs/formats.md, "Quantized sources") ------------------
+
+constexpr int kMxfp4Block = 32;  // elements sharing one e8m0 scale
+
+// The bf16 bits of e2m1 `code` (sign in bit 3) times 2^(scale - 127), built from the bits, so
+// exact wherever bf16 holds the value (every exponent >= -128 does, subnormals included); beyond
+// bf16's range it is +-inf, and scale 255 (e8m0's NaN) gives NaN. transformers'
+// convert_moe_packed_tensors computes the same value with ldexp in bf16.
+MQ_HD uint16_t mxfp4_to_bf16(uint8_t code, uint8_t scale) {
+  const uint16_t sign = (code & 8u) ? 0x8000u : 0u;
+  const uint32_t idx = code & 7u;
+  if (scale == 255u) return 0x7fc0u;
+  if (idx == 0u) return sign;
+  // e2m1 magnitudes 0.5, 1, 1.5, 2, 3, 4, 6 = (1 + half / 2) * 2^e
+  const int e = idx == 1u ? -1 : static_cast<int>(idx / 2u) - 1;
+  const uint32_t half = (idx >= 2u && (idx & 1u)) ? 1u : 0u;
+  const int exp = e + static_cast<int>(scale) - 127;  // >= -128
+  const int field = exp + 127;
+  if (field >= 255) return static_cast<uint16_t>(sign | 0x7f80u);
+  if (field >= 1)
+    return static_cast<uint16_t>(sign | (static_cast<uint32_t>(field) << 7) | (half << 6));
+  // Subnormal: (2 + half) * 2^(exp - 1) = k * 2^-133 with k < 128.
+  return static_cast<uint16_t>(sign | ((2u + half) << (exp + 132)));
+}
+
 // ---- scale rules -----------------------------------------------------------------------------
 
 constexpr float kNvfp4ScaleProduct = 6.0f * 448.0f;  // 2688, exact

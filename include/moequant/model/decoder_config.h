@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "moequant/model/model_config.h"
 
@@ -15,10 +16,37 @@ enum class AttentionKind {
   kMla,  // multi-head latent attention: low-rank q and kv, a decoupled RoPE part (DeepSeek-V3)
 };
 
+// What mixes the tokens in a decoder layer (transformers' "layer_types").
+enum class LayerMixer {
+  kFullAttention,     // causal attention over every earlier token
+  kSlidingAttention,  // causal attention over the last sliding_window tokens (GPT-OSS)
+  kChunkedAttention,  // causal attention inside chunks of attention_chunk_size (Llama-4)
+  kGatedDeltaNet,     // linear attention (Qwen3-Next, Qwen3.5: "linear_attention")
+};
+
 enum class RouterKind {
   kSoftmaxTopK,         // softmax over the experts, the top k (renormalized when asked)
   kSigmoidGroupedTopK,  // DeepSeek / GLM: sigmoid scores, a correction bias for the choice only,
                         // group-limited top-k, weights renormalized and scaled
+  kTopKSoftmax,         // GPT-OSS: the top k of the logits, softmax over those k
+  kSigmoidTopK,         // Llama-4: the top k of the logits, sigmoid of each scales the input
+};
+
+// The experts' activation between fc1 and fc2.
+enum class ExpertActivation {
+  kSwiGlu,         // silu(gate) * up
+  kClampedSwiGlu,  // GPT-OSS: g = min(gate, limit), u = clamp(up, -limit, limit),
+                   // (u + 1) * g * sigmoid(alpha * g)
+};
+
+// Gated DeltaNet (linear attention) sizes; its tensors are carried over, never quantized.
+struct DeltaNetSizes {
+  int64_t key_heads = 0, value_heads = 0, key_head_dim = 0, value_head_dim = 0;
+  int64_t conv_kernel = 0;
+  // Qwen3.5: in_proj_qkv, in_proj_z, in_proj_b, in_proj_a; Qwen3-Next: in_proj_qkvz, in_proj_ba
+  bool split_projections = false;
+  int64_t key_dim() const { return key_heads * key_head_dim; }
+  int64_t value_dim() const { return value_heads * value_head_dim; }
 };
 
 // RoPE over the first `dim` dimensions of a head (fewer than the head with a partial rotary
@@ -67,7 +95,21 @@ struct DecoderConfig {
   MlaSizes mla;           // kMla
   RopeSettings rope;
   double softmax_scale =
-      0.0;  // the attention scores' factor (1 / sqrt(qk head dim), YaRN's mscale)
+      0.0;              // the attention scores' factor (1 / sqrt(qk head dim), YaRN's mscale)
+  bool o_bias = false;  // a bias on o_proj too (GPT-OSS, OLMoE with attention_bias)
+  bool sinks = false;   // GPT-OSS: a learned logit per head, an extra softmax column
+  bool qk_norm_whole = false;  // OLMoE: the q/k RMSNorm spans the whole projection, not a head
+  bool gated_query = false;    // Qwen3-Next/3.5: q_proj gives each head's query and its gate
+  bool qk_l2_norm = false;     // Llama-4: q and k L2-normalized per head, no weight
+  double clip_qkv = 0.0;       // OLMoE: q, k and v clamped to [-clip, clip] (0: not)
+  // Per decoder layer (empty: every layer kFullAttention); see mixer().
+  std::vector<LayerMixer> mixers;
+  int64_t sliding_window = 0;  // kSlidingAttention
+  int64_t chunk_size = 0;      // kChunkedAttention
+  DeltaNetSizes delta_net;     // kGatedDeltaNet layers
+  LayerMixer mixer(int layer) const {
+    return mixers.empty() ? LayerMixer::kFullAttention : mixers.at(static_cast<size_t>(layer));
+  }
 
   // ---- MoE routing --------------------------------------------------------------------------
   RouterKind router = RouterKind::kSoftmaxTopK;
@@ -77,6 +119,11 @@ struct DecoderConfig {
       topk_group = 1;           // kSigmoidGroupedTopK: experts in n_group groups, topk_group kept
   double routed_scaling = 1.0;  // kSigmoidGroupedTopK: the routed output's factor
   bool router_bias = false;     // e_score_correction_bias beside the router weight
+  bool router_linear_bias = false;  // GPT-OSS: the router is a linear with a bias
+  // ---- routed experts -----------------------------------------------------------------------
+  ExpertActivation activation = ExpertActivation::kSwiGlu;
+  double activation_alpha = 1.702, activation_limit = 7.0;  // kClampedSwiGlu
+  bool expert_bias = false;  // GPT-OSS: gate_up_proj_bias [E, 2I] and down_proj_bias [E, H]
 
   // ---- MLPs ---------------------------------------------------------------------------------
   int64_t dense_intermediate = 0;   // the MLP of a layer without routed experts

@@ -32,15 +32,18 @@ struct ModelConfig {
   int64_t intermediate = 0;     // of one routed expert
   std::vector<int> moe_layers;  // global indices of the layers with routed experts, ascending
   SourceQuantization source;    // how the checkpoint stores its own weights
-  nlohmann::json raw;           // config.json as read
+  nlohmann::json raw;           // config.json as read (what an export writes back)
+  nlohmann::json text;          // the text model's keys: raw, or its "text_config" in a wrapper
 
   bool is_moe_layer(int layer) const;
   // A layer index the checkpoint may hold: a decoder layer or an extra (MTP) one.
   bool holds_layer(int layer) const { return layer >= 0 && layer < num_layers + extra_layers; }
 
   // ---- names ---------------------------------------------------------------------------------
-  // "model.layers.{L}." (the prefix of every tensor of a decoder layer).
-  static std::string layer_prefix(int layer);
+  // "model." ("model.language_model." in a multimodal wrapper): the text model's tensors.
+  std::string text_root() const;
+  // "<root>layers.{L}." (the prefix of every tensor of a decoder layer).
+  std::string layer_prefix(int layer) const;
   // The MoE block ("model.layers.{L}.mlp" / ".block_sparse_moe"), its router ("<block>.gate")
   // and its routed experts ("<block>.experts").
   std::string moe_block(int layer) const;
@@ -48,11 +51,14 @@ struct ModelConfig {
   std::string experts_prefix(int layer) const;
   // Name of the projection inside an expert: gate_proj/up_proj/down_proj or w1/w3/w2.
   std::string proj_name(ExpertProj p) const;
+  // The MLP of a layer without routed experts ("model.layers.{L}.mlp").
+  std::string dense_mlp(int layer) const;
   // "<experts_prefix>.{E}.<proj>": the module name of one expert projection; "... .weight".
   std::string expert_module_name(int layer, int expert, ExpertProj p) const;
   std::string expert_weight_name(int layer, int expert, ExpertProj p) const;
-  // The fused 3-D names that some transformers 5 checkpoints store instead:
-  // "<experts_prefix>.gate_up_proj" [E, 2I, H] and "<experts_prefix>.down_proj" [E, H, I].
+  // The fused 3-D names that some checkpoints store instead: "<experts_prefix>.gate_up_proj"
+  // and "<experts_prefix>.down_proj" (laid out as family->fused_layout() says; an MXFP4 source
+  // stores "<name>_blocks" and "<name>_scales" instead).
   std::string fused_gate_up_name(int layer) const;
   std::string fused_down_name(int layer) const;
   // The routed experts' module path inside a decoder block ("mlp.experts"), for GPTQ's
@@ -63,10 +69,13 @@ struct ModelConfig {
   TensorPlace place_of(const std::string& tensor_name) const;
   // True (with its global layer and expert) for a tensor of a routed expert of a decoder layer:
   // "<experts_prefix(L)>.{E}.…", or a fused "<experts_prefix(L)>.gate_up_proj" / ".down_proj"
-  // (expert -1). The experts of extra (MTP) layers are not: they are carried over.
+  // or their MXFP4 "_blocks" / "_scales" (expert -1). Fused expert biases (GPT-OSS's
+  // "gate_up_proj_bias") are not: they are carried over. The experts of extra (MTP) layers are not:
+  // they are carried over.
   bool is_routed_expert_tensor(const std::string& tensor_name, int* layer = nullptr,
                                int* expert = nullptr) const;
-  // True for the token embedding ("model.embed_tokens.weight"): a 2-D weight but no linear.
+  // True for a token embedding ("model.embed_tokens.weight", a wrapper's or an MTP layer's own):
+  // a 2-D weight but no linear.
   static bool is_embedding(const std::string& tensor_name);
   // The linear modules an engine builds whatever the checkpoint holds: "lm_head" (tied to the
   // embedding when tie_word_embeddings, still a module of its own in vLLM and transformers).

@@ -19,6 +19,18 @@ enum class ExpertProj { kGate, kUp, kDown };
 
 struct DecoderConfig;
 
+// How a checkpoint that stores a layer's routed experts fused (3-D "<experts>.gate_up_proj" and
+// "<experts>.down_proj", no ".weight") lays them out (docs/formats.md, "Fused experts on disk").
+struct FusedExpertLayout {
+  // false: gate_up [E, 2I, H] and down [E, H, I], outputs by row as nn.Linear stores them
+  // (transformers 5's Qwen experts); true: gate_up [E, H, 2I] and down [E, I, H], applied as
+  // x @ W (GPT-OSS, Llama-4).
+  bool transposed = false;
+  // false: the first I outputs of gate_up are gate, the next I up; true: output 2j is gate j and
+  // 2j+1 up j (GPT-OSS).
+  bool interleaved = false;
+};
+
 // The sizes of a synthetic checkpoint (moequant generate): what a family's config.json is made
 // from. A family reads what it uses (e.g. the MLA ranks follow from `hidden` and `heads`).
 struct ModelShape {
@@ -47,6 +59,10 @@ class ModelFamily {
   virtual std::vector<std::string> model_types() const = 0;
 
   // ---- config.json ---------------------------------------------------------------------------
+  // The text model's keys: the object itself, or the part a multimodal wrapper nests them in
+  // ("text_config"); errors name `file` when the wrapper has none.
+  virtual const nlohmann::json& text_config(const nlohmann::json& config,
+                                            const std::string& file) const;
   // E, the routed experts of a MoE layer, and I of one of them; errors name `file` and the key.
   virtual int64_t num_experts(const nlohmann::json& config, const std::string& file) const;
   virtual int64_t expert_intermediate(const nlohmann::json& config,
@@ -63,9 +79,18 @@ class ModelFamily {
                          const std::string& file) const = 0;
 
   // ---- module names (".weight" is appended by callers) --------------------------------------
-  // The MoE block of a layer ("model.layers.3.mlp"); its router is "<block>.gate" and its
-  // routed experts "<block>.experts.{E}.<expert_proj>".
+  // The prefix of the text model's tensors: "model." ("model.language_model." inside a
+  // multimodal wrapper); its layers are "<root>layers.{L}.".
+  virtual std::string text_root() const;
+  std::string layer_prefix(int layer) const;
+  // The MoE block of a layer ("model.layers.3.mlp"); its router ("<block>.gate" by default) and
+  // its routed experts "<block>.experts.{E}.<expert_proj>".
   virtual std::string moe_block(int layer) const;
+  virtual std::string router(int layer) const;
+  // The MLP of a layer without routed experts ("model.layers.0.mlp").
+  virtual std::string dense_mlp(int layer) const;
+  // How fused experts lie on disk when a checkpoint stores them fused.
+  virtual FusedExpertLayout fused_layout() const;
   virtual std::string expert_proj(ExpertProj p) const;
   // The shared expert of a MoE block ("" when the family has none) and its sigmoid gate ("" when
   // it is not gated).

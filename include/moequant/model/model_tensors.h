@@ -32,8 +32,22 @@ enum class TensorUse {
   kQBias,
   kKBias,
   kVBias,
+  kOBias,
   kQNorm,
   kKNorm,
+  kSinks,  // GPT-OSS: one logit per head
+  // Gated DeltaNet (a linear_attention layer's linear_attn.*)
+  kLinearQkvz,
+  kLinearBa,
+  kLinearQkv,
+  kLinearZ,
+  kLinearB,
+  kLinearA,
+  kLinearConv,
+  kLinearALog,
+  kLinearDtBias,
+  kLinearNorm,
+  kLinearOut,
   // multi-head latent attention
   kQA,
   kQANorm,
@@ -43,7 +57,10 @@ enum class TensorUse {
   kKVB,
   // a MoE layer, routed experts aside
   kRouter,
-  kRouterBias,
+  kRouterBias,        // the correction bias of the choice (DeepSeek's e_score_correction_bias)
+  kRouterLinearBias,  // GPT-OSS: the router linear's own bias
+  kExpertGateUpBias,  // GPT-OSS: the routed experts' biases, [E, 2I] and [E, H]
+  kExpertDownBias,
   kSharedGate,
   kSharedUp,
   kSharedDown,

@@ -22,6 +22,7 @@ namespace num = moequant::num;
 using moequant::kernels::check_dequantize_fp8_args;
 using moequant::kernels::check_dequantize_fp8_block_args;
 using moequant::kernels::check_dequantize_int4_args;
+using moequant::kernels::check_dequantize_mxfp4_args;
 using moequant::kernels::check_dequantize_nvfp4_args;
 using moequant::kernels::kChunkElements;
 
@@ -195,6 +196,25 @@ extern "C" mq_status mq_cpu_dequantize_fp8_block(const uint8_t* q, const float* 
 extern "C" mq_status mq_cpu_dequantize_fp8_block_bf16(const uint8_t* q, const float* tile_scales,
                                                       int64_t rows, int64_t cols, uint16_t* out) {
   return fp8_block_dequantize("mq_cpu_dequantize_fp8_block_bf16", q, tile_scales, rows, cols, out);
+}
+
+extern "C" mq_status mq_cpu_dequantize_mxfp4_bf16(const uint8_t* blocks, const uint8_t* scales,
+                                                  int64_t rows, int64_t cols, uint16_t* out) {
+  MQ_KRETURN_IF_ERROR(
+      check_dequantize_mxfp4_args("mq_cpu_dequantize_mxfp4_bf16", blocks, scales, out, rows, cols));
+  // One 32-element block (16 bytes, one scale) per step: the flat index runs over whole rows.
+  const int64_t num_blocks = rows * cols / num::kMxfp4Block;
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < num_blocks; ++b) {
+    const uint8_t s = scales[b];
+    const uint8_t* in = blocks + b * (num::kMxfp4Block / 2);
+    uint16_t* o = out + b * num::kMxfp4Block;
+    for (int k = 0; k < num::kMxfp4Block / 2; ++k) {
+      o[2 * k] = num::mxfp4_to_bf16(static_cast<uint8_t>(in[k] & 0x0fu), s);
+      o[2 * k + 1] = num::mxfp4_to_bf16(static_cast<uint8_t>(in[k] >> 4), s);
+    }
+  }
+  return MQ_OK;
 }
 
 extern "C" mq_status mq_cpu_dequantize_int4(const int32_t* qweight, const uint16_t* scales,

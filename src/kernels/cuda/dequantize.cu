@@ -187,6 +187,19 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// MXFP4 (GPT-OSS release) to bf16 bits: one packed byte (two elements) per thread; byte j holds
+// elements 2j (low nibble) and 2j + 1, whose block scale is scales[2j / 32].
+__global__ void __launch_bounds__(kThreads)
+    dequantize_mxfp4_kernel(const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales,
+                            int64_t bytes, uint16_t* __restrict__ out) {
+  for (int64_t j = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; j < bytes;
+       j += static_cast<int64_t>(gridDim.x) * kThreads) {
+    const uint8_t b = blocks[j], s = scales[j / (num::kMxfp4Block / 2)];
+    out[2 * j] = num::mxfp4_to_bf16(static_cast<uint8_t>(b & 0x0fu), s);
+    out[2 * j + 1] = num::mxfp4_to_bf16(static_cast<uint8_t>(b >> 4), s);
+  }
+}
+
 // Grid-stride launch over `work` units of one thread each.
 template <typename Kernel, typename... Args>
 mq_status launch(Kernel kernel, const char* fn, int64_t work, cudaStream_t s, Args... args) {
@@ -207,6 +220,7 @@ using namespace moequant::kernels::cuda;
 using moequant::kernels::check_dequantize_fp8_args;
 using moequant::kernels::check_dequantize_fp8_block_args;
 using moequant::kernels::check_dequantize_int4_args;
+using moequant::kernels::check_dequantize_mxfp4_args;
 using moequant::kernels::check_dequantize_nvfp4_args;
 namespace num = moequant::num;
 
@@ -270,6 +284,15 @@ extern "C" mq_status mq_cuda_dequantize_fp8_block_bf16(const uint8_t* q, const f
                                                        mq_stream_t stream) {
   return fp8_block_dequantize("mq_cuda_dequantize_fp8_block_bf16", q, tile_scales, rows, cols, out,
                               stream);
+}
+
+extern "C" mq_status mq_cuda_dequantize_mxfp4_bf16(const uint8_t* blocks, const uint8_t* scales,
+                                                   int64_t rows, int64_t cols, uint16_t* out,
+                                                   mq_stream_t stream) {
+  const char* fn = "mq_cuda_dequantize_mxfp4_bf16";
+  MQ_KRETURN_IF_ERROR(check_dequantize_mxfp4_args(fn, blocks, scales, out, rows, cols));
+  return launch(dequantize_mxfp4_kernel, fn, rows * cols / 2,
+                reinterpret_cast<cudaStream_t>(stream), blocks, scales, rows * cols / 2, out);
 }
 
 extern "C" mq_status mq_cuda_dequantize_int4(const int32_t* qweight, const uint16_t* scales,

@@ -9,9 +9,17 @@ namespace moequant {
 
 namespace {
 const std::vector<const ModelFamily*>& all_families() {
-  static const std::vector<const ModelFamily*> all = {&qwen3_moe_family(), &qwen2_moe_family(),
-                                                      &mixtral_family(), &deepseek_v3_family(),
-                                                      &glm4_moe_family()};
+  static const std::vector<const ModelFamily*> all = {&qwen3_moe_family(),
+                                                      &qwen2_moe_family(),
+                                                      &mixtral_family(),
+                                                      &deepseek_v3_family(),
+                                                      &glm4_moe_family(),
+                                                      &gpt_oss_family(),
+                                                      &olmoe_family(),
+                                                      &llama4_family(),
+                                                      &qwen3_next_family(),
+                                                      &qwen3_5_moe_family(),
+                                                      &qwen3_5_moe_wrapper_family()};
   return all;
 }
 }  // namespace
@@ -31,8 +39,32 @@ int ModelFamily::extra_layers(const nlohmann::json&, const std::string&) const {
   return 0;
 }
 
+const nlohmann::json& ModelFamily::text_config(const nlohmann::json& c, const std::string&) const {
+  return c;
+}
+
+std::string ModelFamily::text_root() const {
+  return "model.";
+}
+
+std::string ModelFamily::layer_prefix(int layer) const {
+  return text_root() + "layers." + std::to_string(layer) + ".";
+}
+
 std::string ModelFamily::moe_block(int layer) const {
   return layer_prefix(layer) + "mlp";
+}
+
+std::string ModelFamily::router(int layer) const {
+  return moe_block(layer) + ".gate";
+}
+
+std::string ModelFamily::dense_mlp(int layer) const {
+  return layer_prefix(layer) + "mlp";
+}
+
+FusedExpertLayout ModelFamily::fused_layout() const {
+  return {};
 }
 
 std::string ModelFamily::expert_proj(ExpertProj p) const {
@@ -60,10 +92,6 @@ const ModelFamily& family_for_model_type(const std::string& model_type, const st
       if (t == model_type) return *f;
   MQ_THROW(file, ": unsupported model_type '", model_type,
            "' (supported: ", join(supported_model_types()), ")");
-}
-
-std::string layer_prefix(int layer) {
-  return "model.layers." + std::to_string(layer) + ".";
 }
 
 std::string swiglu_proj_name(ExpertProj p) {
@@ -113,6 +141,34 @@ void configure_grouped_router(DecoderConfig& d, const nlohmann::json& c, const s
   if (config_has(c, "topk_method"))
     MQ_CHECK(c["topk_method"] == "noaux_tc", file, ": topk_method ", c["topk_method"].dump(),
              " is not read (noaux_tc only)");
+}
+
+void configure_qwen_hybrid(DecoderConfig& d, const nlohmann::json& c, const std::string& file,
+                           bool split_projections) {
+  d.gated_query = true;
+  d.qk_norm = true;
+  double partial = config_number(c, "partial_rotary_factor", file, 1.0);
+  if (c.contains("rope_parameters") && c["rope_parameters"].is_object())
+    partial = config_number(c["rope_parameters"], "partial_rotary_factor", file, partial);
+  MQ_CHECK(partial > 0 && partial <= 1, file, ": partial_rotary_factor ", partial,
+           " is not in (0, 1]");
+  d.rope.dim = static_cast<int64_t>(d.head_dim * partial);
+  DeltaNetSizes& n = d.delta_net;
+  n.key_heads = config_int(c, {"linear_num_key_heads"}, file, 1, kMaxHeads);
+  n.value_heads = config_int(c, {"linear_num_value_heads"}, file, 1, kMaxHeads);
+  n.key_head_dim = config_int(c, {"linear_key_head_dim"}, file, 1, kMaxWidth);
+  n.value_head_dim = config_int(c, {"linear_value_head_dim"}, file, 1, kMaxWidth);
+  n.conv_kernel = config_int(c, {"linear_conv_kernel_dim"}, file, 1, 1024);
+  n.split_projections = split_projections;
+  // Without layer_types, transformers makes every full_attention_interval-th layer full
+  // attention and the others linear.
+  if (!config_has(c, "layer_types")) {
+    const int64_t layers = config_int(c, {"num_hidden_layers"}, file, 1, kMaxLayers);
+    const int64_t interval = config_int_or(c, {"full_attention_interval"}, file, 4, 1, kMaxLayers);
+    for (int64_t l = 0; l < layers; ++l)
+      d.mixers.push_back((l + 1) % interval == 0 ? LayerMixer::kFullAttention
+                                                 : LayerMixer::kGatedDeltaNet);
+  }
 }
 
 nlohmann::json synthetic_base_config(const ModelShape& s, const std::string& model_type,

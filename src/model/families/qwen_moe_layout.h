@@ -35,6 +35,25 @@ class QwenMoeLayout : public ModelFamily {
     c["mlp_only_layers"] = s.dense_layers;
     return c;
   }
+  // Qwen3-Next's and Qwen3.5's hybrid keys: three Gated DeltaNet layers per full attention one
+  // (as the releases), DeltaNet heads as wide as the attention's, partial RoPE, a gated shared
+  // expert as wide as a routed one.
+  static void add_hybrid_keys(nlohmann::json& c, const ModelShape& s) {
+    c["shared_expert_intermediate_size"] = s.intermediate;
+    c["norm_topk_prob"] = true;
+    c["partial_rotary_factor"] = 0.25;
+    c["rope_parameters"]["partial_rotary_factor"] = 0.25;
+    c["full_attention_interval"] = 4;
+    nlohmann::json types = nlohmann::json::array();
+    for (int l = 0; l < s.layers; ++l)
+      types.push_back((l + 1) % 4 == 0 ? "full_attention" : "linear_attention");
+    c["layer_types"] = types;
+    c["linear_num_key_heads"] = s.kv_heads;
+    c["linear_num_value_heads"] = s.heads;
+    c["linear_key_head_dim"] = s.head_dim_or_default();
+    c["linear_value_head_dim"] = s.head_dim_or_default();
+    c["linear_conv_kernel_dim"] = 4;
+  }
 };
 
 }  // namespace moequant

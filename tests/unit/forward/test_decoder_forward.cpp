@@ -56,6 +56,13 @@ TEST(DecoderForward, Glm4MoeWithPartialRotaryEqualsTransformers) {
   expect_transformers_logits("glm4_moe");
 }
 
+TEST(DecoderForward, OlmoeWithWholeProjectionQkNormEqualsTransformers) {
+  expect_transformers_logits("olmoe");
+}
+TEST(DecoderForward, GptOssWithSinksBiasesAndClampedSwiGluEqualsTransformers) {
+  expect_transformers_logits("gpt_oss");
+}
+
 TEST(DecoderForward, TokenOutsideTheVocabularyIsAnError) {
   const std::string dir = kFixtures + "/qwen3moe";
   const ModelConfig config = read_model_config(dir);

@@ -1,0 +1,72 @@
+// MXFP4 source reading (GPT-OSS releases): mq_cpu_dequantize_mxfp4_bf16 against an independent
+// reference (the e2m1 magnitude times std::ldexp in double, rounded to bf16 by its bits only where
+// exact) over every code and every scale byte, and its argument checks.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "moequant/kernels/kernels.h"
+
+namespace {
+
+const double kE2m1[8] = {0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0};
+
+// The bf16 bits of v when v is a bf16 value (the lower half of its float32 is zero), or of +-inf
+// beyond bf16's range; -1 otherwise.
+int bf16_bits_of(double v) {
+  const float f = static_cast<float>(v);
+  if (std::isinf(f) || std::fabs(v) > 3.3895313892515355e38) return v < 0 ? 0xff80 : 0x7f80;
+  if (static_cast<double>(f) != v) return -1;
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0xffffu) != 0) return -1;
+  return static_cast<int>(u >> 16);
+}
+
+TEST(Mxfp4Dequantize, EveryCodeUnderEveryScaleIsExact) {
+  // One row per scale byte 0..254, 32 elements: codes 0..15 twice (low nibble the even element).
+  const int64_t rows = 255, cols = 32;
+  std::vector<uint8_t> blocks(rows * cols / 2), scales(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    scales[r] = static_cast<uint8_t>(r);
+    for (int k = 0; k < 16; ++k) {
+      const uint8_t lo = static_cast<uint8_t>((2 * k) % 16),
+                    hi = static_cast<uint8_t>((2 * k + 1) % 16);
+      blocks[r * 16 + k] = static_cast<uint8_t>(lo | (hi << 4));
+    }
+  }
+  std::vector<uint16_t> out(rows * cols, 0xdead);
+  ASSERT_EQ(MQ_OK,
+            mq_cpu_dequantize_mxfp4_bf16(blocks.data(), scales.data(), rows, cols, out.data()))
+      << mq_last_error();
+  int subnormals = 0, infinities = 0;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      const int code = static_cast<int>(c % 16);
+      const double mag = std::ldexp(kE2m1[code & 7], static_cast<int>(r) - 127);
+      const double v = (code & 8) ? -mag : mag;
+      int want = bf16_bits_of(v);
+      if (code == 8) want = 0x8000;  // -0.0 keeps its sign
+      ASSERT_GE(want, 0) << "the reference value " << v << " is not a bf16 value";
+      ASSERT_EQ(want, out[r * cols + c]) << "scale " << r << " code " << code;
+      if (mag > 0 && mag < std::ldexp(1.0, -126)) ++subnormals;
+      if (want == 0x7f80 || want == 0xff80) ++infinities;
+    }
+  EXPECT_GT(subnormals, 0);  // the smallest scales reach bf16 subnormals
+  EXPECT_GT(infinities, 0);  // and the largest overflow
+}
+
+TEST(Mxfp4Dequantize, ScaleNanAndBadArguments) {
+  std::vector<uint8_t> blocks(16, 0x21), scales(1, 255);
+  std::vector<uint16_t> out(32);
+  ASSERT_EQ(MQ_OK, mq_cpu_dequantize_mxfp4_bf16(blocks.data(), scales.data(), 1, 32, out.data()));
+  EXPECT_EQ(0x7fc0, out[0]);  // e8m0 255 is NaN
+  EXPECT_NE(MQ_OK, mq_cpu_dequantize_mxfp4_bf16(blocks.data(), scales.data(), 1, 16, out.data()));
+  EXPECT_NE(std::string(mq_last_error()).find("mq_cpu_dequantize_mxfp4_bf16"), std::string::npos);
+  EXPECT_NE(MQ_OK, mq_cpu_dequantize_mxfp4_bf16(nullptr, scales.data(), 1, 32, out.data()));
+}
+
+}  // namespace
