@@ -365,6 +365,10 @@ EXPERTS_PREFIX = re.compile(r"^(" + ROOT + r"\.(\d+)\." + BLOCK + r"\.experts)\.
 # chunks it into gate and up halves, then @ down_proj [E, I, H]; the others store nn.Linear rows
 # ([E, 2I, H] gate rows first, [E, H, I]). (transposed, interleaved)
 FUSED_LAYOUT = {"gpt_oss": (True, True), "llama4_text": (True, False)}
+# GPT-OSS's MXFP4 release (transformers' integrations/mxfp4.py): rows [E, out, in/32, 16] of
+# E2M1 codes, the even element in the low nibble, an e8m0 scale per 32: value = e2m1 * 2^(s-127).
+MXFP4 = re.compile(r"^(" + ROOT + r"\.(\d+)\." + BLOCK + r"\.experts)\.(gate_up_proj|down_proj)_(blocks|scales)$")
+E2M1_VALUES = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0]
 # Fused per-expert biases (GPT-OSS) are carried over as they are.
 EXPERT_BIAS = re.compile(r"\.experts\.(gate_up_proj|down_proj)_bias$")
 MIXTRAL_PROJ = {"w1": "gate", "w3": "up", "w2": "down"}
@@ -446,6 +450,15 @@ class SourceModel:
                 prefix, layer, which = m.group(1), int(m.group(2)), m.group(3)
                 self._add_fused(layer, prefix, which, ref)
                 continue
+            m = MXFP4.match(name)
+            if m:
+                if m.group(4) == "blocks":
+                    scales = name[: -len("blocks")] + "scales"
+                    if scales not in folder.tensors:
+                        raise InputError("source: '%s' has no scales" % name)
+                    self._add_mxfp4(int(m.group(2)), m.group(1), m.group(3), ref,
+                                    folder.tensors[scales])
+                continue
             m = EXPERTS_PREFIX.match(name)
             if m and int(m.group(2)) < decoder_layers:
                 raise InputError("source: unrecognized routed-expert tensor '%s'" % name)
@@ -520,6 +533,40 @@ class SourceModel:
             else:
                 self._add(layer, prefix, e, "down", ExpertWeight(
                     "%s.%d.%s" % (prefix, e, self.out_names["down"]), ref.dtype, R, C,
+                    loader_for(e, 0, R)))
+
+
+    def _add_mxfp4(self, layer, prefix, which, blocks, scales):
+        E, R, nb, _ = blocks.shape
+        C = nb * 32
+        interleaved = FUSED_LAYOUT.get(self.model_type, (False, False))[1]
+
+        def loader_for(e, r0, r1, step=1):
+            """Rows r0, r0 + step, ... < r1 of expert e as bf16 bytes (every value is exact)."""
+            def load():
+                b, sc = blocks.data(), scales.data()
+                out = bytearray()
+                for r in range(r0, r1, step):
+                    for c in range(C):
+                        byte = b[((e * R + r) * nb + c // 32) * 16 + (c % 32) // 2]
+                        code = byte >> 4 if c % 2 else byte & 15
+                        v = math.ldexp(E2M1_VALUES[code & 7], sc[(e * R + r) * nb + c // 32] - 127)
+                        out += struct.pack("<f", -v if code & 8 else v)[2:]
+                return bytes(out)
+            return load
+
+        for e in range(E):
+            if which == "gate_up_proj":
+                i = R // 2
+                parts = ((("gate", 0, R, 2), ("up", 1, R, 2)) if interleaved else
+                         (("gate", 0, i, 1), ("up", i, R, 1)))
+                for kind, r0, r1, step in parts:
+                    self._add(layer, prefix, e, kind, ExpertWeight(
+                        "%s.%d.%s" % (prefix, e, self.out_names[kind]), "BF16", i, C,
+                        loader_for(e, r0, r1, step)))
+            else:
+                self._add(layer, prefix, e, "down", ExpertWeight(
+                    "%s.%d.%s" % (prefix, e, self.out_names["down"]), "BF16", R, C,
                     loader_for(e, 0, R)))
 
 
