@@ -10,9 +10,9 @@
 #include <set>
 
 #include "moequant/common/error.h"
-#include "moequant/common/strings.h"
 #include "moequant/common/limited_json.h"
 #include "moequant/common/regular_file.h"
+#include "moequant/common/strings.h"
 #include "moequant/io/checkpoint_folder.h"
 #include "moequant/model/model_config.h"
 
@@ -96,7 +96,14 @@ EngineView engine_view_of(const nlohmann::json& config, const std::string& file)
         if (item.key().rfind("-:", 0) == 0) v.negative_regexes.push_back(item.key().substr(2));
     return v;
   }
-  MQ_THROW(file, ": unsupported quant_method '", method, "' (supported: modelopt, fp8, gptq)");
+  if (method == "mxfp4") {  // a GPT-OSS release: a source moequant reads, never writes
+    EngineView v;
+    v.method = "mxfp4";
+    v.transformers_exclusions = string_list(q, "modules_to_not_convert", file, true);
+    return v;
+  }
+  MQ_THROW(file, ": unsupported quant_method '", method,
+           "' (supported: modelopt, fp8, gptq; mxfp4 as a source)");
 }
 
 EngineView engine_view_of_hf_quant_config(const nlohmann::json& j, const std::string& file) {
@@ -237,6 +244,9 @@ FolderEngineCheck check_folder_engine_view(const std::string& dir) {
         "config.json declares ModelOpt's scheme but hf_quant_config.json, "
         "which TensorRT-LLM reads, is missing");
   }
+  // A GPT-OSS release is a source: its experts are MXFP4 blocks, no linear an engine quantizes
+  // on load, so there is no exclusion list to hold against its stored modules.
+  if (out.view.method == "mxfp4") return out;
   const io::CheckpointFolder folder = io::CheckpointFolder::open(dir);
   const auto modules = stored_modules(folder, config);
   for (const auto& [name, quantized] : modules)

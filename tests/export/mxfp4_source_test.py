@@ -125,6 +125,10 @@ def main():
                     sys.exit(f"FAILED {fmt}: the source's quantization_config leaked: {q}")
                 run([a.tool, "verify", "--source", mx, "--quantized", outs[0], "-q"])
                 print(f"ok: {fmt} {what}: identical bytes, verify passes against the MXFP4 source")
+        proc = run([a.tool, "inspect", mx])
+        if "engine view" not in proc.stdout or "mxfp4" not in proc.stdout:
+            sys.exit(f"FAILED: inspect of the MXFP4 source does not name it:\n{proc.stdout}")
+        print("ok: inspect reads the MXFP4 source")
         blocks = "model.layers.1.mlp.experts.gate_up_proj_blocks"
         scales = "model.layers.1.mlp.experts.gate_up_proj_scales"
 

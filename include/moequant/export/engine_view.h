@@ -21,7 +21,8 @@
 namespace moequant {
 
 struct EngineView {
-  std::string method;  // "modelopt", "fp8", "gptq"; "" when the folder is not quantized
+  std::string method;  // "modelopt", "fp8", "gptq"; "mxfp4" (a GPT-OSS release, a source);
+                       // "" when the folder is not quantized
   std::string algo;    // ModelOpt quant_algo
   QuantFormat format = QuantFormat::kNone;
   bool static_activations = false;           // input_scale required beside every quantized weight
