@@ -43,7 +43,8 @@ TEST_P(ForwardGpu, CudaEqualsCpuAndTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, ForwardGpu,
-                         ::testing::Values("qwen3moe", "mixtral", "qwen2_moe"));
+                         ::testing::Values("qwen3moe", "mixtral", "qwen2_moe", "deepseek_v3",
+                                           "glm4_moe"));
 
 }  // namespace
 }  // namespace moequant
