@@ -171,6 +171,49 @@ TEST(GptqVsRoundToNearest, GptqHasTheSmallerOutputError) {
   }
 }
 
+// Weights whose rounding meets every rule's corner: ties, zero groups and blocks, an fp16 scale
+// that underflows to zero, an e4m3 block scale rounded down (saturation), -0.0 and small
+// negatives. Matrix 0 of [2, 16, 256]; nvfp4's amax 2688 makes weight_scale_2 exactly 1.
+at::Tensor corner_case_weights() {
+  at::manual_seed(22);
+  at::Tensor w = at::randn({2, 16, 256});
+  // int4, group 0 of row 0: amax 7 gives scale 1, so these are the quotients themselves
+  const std::vector<float> int4_row = {7.0f, 2.5f, 3.5f, -0.5f, -2.5f, 7.49f, -7.5f, 0.5f, -0.0f};
+  w[0][0].narrow(0, 0, 128).uniform_(-6.9, 6.9);
+  for (size_t i = 0; i < int4_row.size(); ++i) w[0][0][static_cast<int64_t>(i)] = int4_row[i];
+  w[0][1].narrow(0, 0, 128).zero_();    // a zero group: scale 1.0
+  w[0][2].narrow(0, 128, 128).zero_();  // a group whose scale underflows:
+  w[0][2][130] = 1e-8f;                 // 1e-8 / 7 is fp16 zero
+  // nvfp4, block 0 of row 3: block amax 6 gives block scale 1, so y = w
+  const std::vector<float> nvfp4_block = {6.0f,   0.25f, 0.75f, 1.25f, 1.75f, 2.5f,  3.5f, 5.0f,
+                                          -0.25f, -0.0f, -6.0f, 5.5f,  0.1f,  -1.0f, 3.0f, 4.0f};
+  for (size_t i = 0; i < nvfp4_block.size(); ++i) w[0][3][static_cast<int64_t>(i)] = nvfp4_block[i];
+  w[0][4].narrow(0, 16, 16).zero_();                // a zero block: scale 1.0
+  w[0][5].narrow(0, 32, 16).uniform_(-1e-6, 1e-6);  // a tiny block: scale clamped to 2^-9
+  w[0][6].narrow(0, 48, 16).uniform_(-6.0, 6.0);    // 6.375 / 6 = 1.0625 is an e4m3 tie: the
+  w[0][6][50] = 6.375f;                             // scale rounds to 1 and 6.375 saturates
+  return w;
+}
+
+TEST(GptqStored, WithAnIdentityHessianGptqIsRoundToNearest) {
+  // H = I: U is diagonal, no error reaches another column, so GPTQ must store exactly what
+  // round-to-nearest (the format's kernels) stores, corner cases included.
+  const at::Tensor w = corner_case_weights();
+  const at::Tensor h = at::eye(256).unsqueeze(0).repeat({2, 1, 1});
+  const std::vector<float> amax = {2688.0f, w[1].abs().max().item<float>()};
+  const std::vector<std::string> names = {"m.0", "m.1"};
+  for (QuantFormat f : {QuantFormat::kINT4, QuantFormat::kNVFP4}) {
+    const GptqResult res = gptq_quantize(w, h, f, amax, names);
+    for (int64_t e = 0; e < 2; ++e) {
+      const std::vector<StoredTensor> rtn = quantize_weight(w[e], f, {amax[e]}, names[e]);
+      for (size_t i = 0; i < rtn.size(); ++i)
+        EXPECT_TRUE(at::equal(res.stored[e][i].data, rtn[i].data))
+            << format_name(f) << " matrix " << e << " " << rtn[i].suffix;
+      EXPECT_TRUE(at::equal(res.dequantized[e], dequantize_weight(rtn, f, 16, 256, names[e])));
+    }
+  }
+}
+
 TEST(GptqStored, DequantizesExactlyToTheSolversMatrices) {
   for (QuantFormat f : {QuantFormat::kINT4, QuantFormat::kNVFP4}) {
     const Problem p = make_problem(3, 40, 208, 300, 1.0, 14);
