@@ -39,8 +39,8 @@ std::unique_ptr<GptqColumnQuantizer> make_int4_column_quantizer(
     int64_t experts, int64_t rows, int64_t cols, const at::TensorOptions& options,
     const std::vector<std::string>& names);
 
-// nvfp4 for w [E, R, C] float32 (the weights before the sweep, which fix the block scales) with
-// one quantizer amax per matrix.
+// nvfp4 for w [E, R, C] (bf16, fp16 or fp32: the weights before the sweep, which fix the block
+// scales) with one quantizer amax per matrix.
 std::unique_ptr<GptqColumnQuantizer> make_nvfp4_column_quantizer(
     const at::Tensor& w, const std::vector<float>& amax, const std::vector<std::string>& names);
 

@@ -154,14 +154,14 @@ GptqResult gptq_quantize(const at::Tensor& w, const at::Tensor& h, QuantFormat f
   check_inputs(w, h, format, amax, names, options);
   c10::DeviceGuard guard(w.device());
   const int64_t experts = w.size(0), rows = w.size(1), cols = w.size(2);
-  const at::Tensor wf = w.to(at::kFloat).contiguous();
   // nvfp4's scales come from the weights as given, before any dead column is zeroed.
   std::unique_ptr<GptqColumnQuantizer> quantizer =
       format == QuantFormat::kINT4
-          ? make_int4_column_quantizer(experts, rows, cols, wf.options(), names)
-          : make_nvfp4_column_quantizer(wf, amax, names);
-  // [E, C, R], a column is a [E, R] slice; always a copy (w is never written)
-  at::Tensor wt = wf.transpose(1, 2).clone(at::MemoryFormat::Contiguous);
+          ? make_int4_column_quantizer(experts, rows, cols, w.options().dtype(at::kFloat), names)
+          : make_nvfp4_column_quantizer(w, amax, names);
+  // The working copy [E, C, R] in float32, where a column is an [E, R] slice (w is never written).
+  at::Tensor wt = w.transpose(1, 2).to(at::kFloat, /*non_blocking=*/false, /*copy=*/true,
+                                       at::MemoryFormat::Contiguous);
   const at::Tensor u = inverse_hessian_factor(h, wt, options.damp, names);
   const at::Tensor finite = sweep(wt, u, *quantizer, options.block);
   const int64_t bad = first_failing(finite);

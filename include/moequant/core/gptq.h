@@ -72,8 +72,8 @@ struct GptqResult {
 // (kINT4 or kNVFP4) with GPTQ against their Hessians h [E, C, C] (float32, on w's device).
 // `amax`: nvfp4's per-matrix quantizer amax (weight_scale_2 = amax / (6 * 448)), E values; int4
 // ignores it. `names`: one checkpoint name per matrix, used in every error. Neither w nor h is
-// modified. Peak memory is about three copies of h plus three of w, on their device; the caller
-// bounds it by how many matrices it passes at once.
+// modified. Peak memory on their device is about three float32 copies of h plus two of w; the
+// caller bounds it by how many matrices it passes at once.
 GptqResult gptq_quantize(const at::Tensor& w, const at::Tensor& h, QuantFormat format,
                          const std::vector<float>& amax, const std::vector<std::string>& names,
                          const GptqOptions& options = {});
