@@ -16,7 +16,7 @@
 
 namespace moequant {
 
-// ---- Hessians ----------------------------------------------------------------------------------
+// ---- Hessians ---------------------------------------------------------------------------------
 
 // h [C, C] float32 += 2 x^T x for x [n, C] (bf16, fp16 or fp32, widened to float32), accumulated
 // in float32 on x's device (h must live there). Rows are taken `chunk_rows` at a time (0: as many
@@ -46,8 +46,7 @@ void accumulate_expert_hessians(ExpertHessians& hs, const at::Tensor& x,
                                 const std::vector<int64_t>& rows_per_expert,
                                 int64_t chunk_rows = 0);
 
-// ---- The solver
-// ----------------------------------------------------------------------------------
+// ---- The solver ------------------------------------------------------------------------------
 
 struct GptqOptions {
   // Fraction of the mean of diag(H) added to H's diagonal (GPTQ's percdamp, --gptq-damp).
