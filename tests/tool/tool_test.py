@@ -1072,6 +1072,12 @@ def test_numeric_flags_are_range_checked(ctx):
         check(not os.path.exists(gen), f"generate {flags} left a folder")
 
 
+def instrumented_by_asan(binary):
+    """True when the tool was linked with -fsanitize=address (tests/sanitize/run.sh)."""
+    with open(binary, "rb") as f:
+        return b"__asan_init" in f.read()
+
+
 def test_threads_capped_and_thread_failure_named(ctx):
     # --threads beyond the work: capped (the report says how many ran).
     src = ctx.fixture("qwen3moe")
@@ -1084,6 +1090,11 @@ def test_threads_capped_and_thread_failure_named(ctx):
     # Threads that cannot start (a 2 GB address space: 8 MB stacks): a named error, no output.
     # One malloc arena, so that the threads that did start do not use up the address space
     # with arenas of their own first (the tests run as root: RLIMIT_NPROC would not bind).
+    if instrumented_by_asan(ctx.bin):
+        # AddressSanitizer reserves terabytes of shadow address space at start: under a 2 GB
+        # RLIMIT_AS it aborts before main. The plain build's run of this test covers the rest.
+        print("skipped under AddressSanitizer: the thread-start failure needs RLIMIT_AS")
+        return
     model = ctx.path("many")
     ctx.ok("generate", "--out", model, "--layers", "2", "--experts", "512")
     import resource
