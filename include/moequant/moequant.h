@@ -9,6 +9,8 @@
 //                       any class deriving QuantModule takes part
 //   calibration         CalibrationMode (inputs, in the host's own forward), calibrate_weights
 //   synchronization     sync_quantizers (every quantizer over the groups its scope names)
+//   GPTQ                ExpertHessians (accumulate in the host's forward), gptq_quantize (the
+//                       experts of one projection, batched)
 //   export              export_checkpoint with an ExportSource (ModuleExpertSource) and an
 //                       ModelConfig describing the checkpoint to write (parse_model_config)
 //   the whole job       quantize_checkpoint (a Hugging Face folder in, a quantized folder out)
@@ -20,6 +22,7 @@
 #include "moequant/common/dtype.h"
 #include "moequant/common/error.h"
 #include "moequant/core/format.h"
+#include "moequant/core/gptq.h"
 #include "moequant/core/quantize.h"
 #include "moequant/core/tensor_quantizer.h"
 #include "moequant/export/exporter.h"

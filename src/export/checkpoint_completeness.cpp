@@ -19,13 +19,26 @@ class Checker {
       : f_(f), c_(c), of_(of) {}
 
   void tensor(const ModelTensor& t) {
+    // An export may store a linear quantized: its codes and scales instead of the weight, each
+    // of the shape its format gives.
+    const std::string base = t.name.substr(0, t.name.rfind('.'));
+    const QuantFormat stored =
+        stored_format([&](const std::string& s) { return f_.has(base + "." + s); });
+    if (of_ == ConfigOf::kExport && t.linear && stored != QuantFormat::kNone) {
+      for (const StoredTensorSpec& s :
+           format_descriptor(stored).stored_tensors(t.shape[0], t.shape[1], DType::kBF16, t.name)) {
+        const std::string name = base + "." + s.suffix;
+        if (!f_.has(name))
+          problem("tensor '", name, "' is missing: '", base, "' is stored as ",
+                  format_name(stored));
+        else if (f_.info(name).shape != s.shape)
+          problem("tensor '", name, "' has shape ", shape_string(f_.info(name).shape), ", ",
+                  format_name(stored), " stores ", shape_string(s.shape), " for the ",
+                  shape_string(t.shape), " weight config.json implies");
+      }
+      return;
+    }
     if (!f_.has(t.name)) {
-      // An export may store a linear quantized: its codes and scales instead of the weight.
-      const std::string base = t.name.substr(0, t.name.rfind('.'));
-      if (of_ == ConfigOf::kExport && t.linear && stored_format([&](const std::string& s) {
-                                                    return f_.has(base + "." + s);
-                                                  }) != QuantFormat::kNone)
-        return;
       problem("tensor '", t.name, "' (", use_name(t.use), ") is missing; config.json implies it",
               t.use == TensorUse::kLmHead ? " (tie_word_embeddings is false)" : "");
       return;

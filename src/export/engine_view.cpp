@@ -71,8 +71,17 @@ EngineView engine_view_of(const nlohmann::json& config, const std::string& file)
   if (method == "modelopt") {
     MQ_CHECK(q.contains("quant_algo") && q["quant_algo"].is_string(), file,
              ": modelopt quantization_config has no string 'quant_algo'");
-    return modelopt_view(q["quant_algo"].get<std::string>(), string_list(q, "ignore", file, true),
-                         file);
+    EngineView v = modelopt_view(q["quant_algo"].get<std::string>(),
+                                 string_list(q, "ignore", file, true), file);
+    // vLLM's and SGLang's flat branches: kv_cache_scheme {type float, num_bits 8}; SGLang's FP4
+    // config also a top-level kv_cache_quant_algo.
+    if (q.contains("kv_cache_scheme") && q["kv_cache_scheme"].is_object()) {
+      const nlohmann::json& kv = q["kv_cache_scheme"];
+      v.kv_cache_fp8 = kv.value("type", "") == "float" && kv.value("num_bits", 0) == 8;
+    }
+    if (q.contains("kv_cache_quant_algo") && q["kv_cache_quant_algo"] == "FP8")
+      v.kv_cache_fp8 = true;
+    return v;
   }
   if (method == "fp8") {
     EngineView v;
@@ -94,6 +103,13 @@ EngineView engine_view_of(const nlohmann::json& config, const std::string& file)
     if (q.contains("dynamic") && q["dynamic"].is_object())
       for (const auto& item : q["dynamic"].items())
         if (item.key().rfind("-:", 0) == 0) v.negative_regexes.push_back(item.key().substr(2));
+    if (q.contains("modules_in_block_to_quantize") && q["modules_in_block_to_quantize"].is_array())
+      for (const auto& e : q["modules_in_block_to_quantize"]) {
+        if (e.is_string()) v.gptq_block_modules.push_back(e.get<std::string>());
+        if (e.is_array())  // GPTQModel's list of lists: vLLM flattens it
+          for (const auto& inner : e)
+            if (inner.is_string()) v.gptq_block_modules.push_back(inner.get<std::string>());
+      }
     return v;
   }
   if (method == "mxfp4") {  // a GPT-OSS release: a source moequant reads, never writes
@@ -112,8 +128,10 @@ EngineView engine_view_of_hf_quant_config(const nlohmann::json& j, const std::st
   const nlohmann::json& q = j["quantization"];
   MQ_CHECK(q.contains("quant_algo") && q["quant_algo"].is_string(), file,
            ": quantization has no string 'quant_algo'");
-  return modelopt_view(q["quant_algo"].get<std::string>(),
-                       string_list(q, "exclude_modules", file, true), file);
+  EngineView v = modelopt_view(q["quant_algo"].get<std::string>(),
+                               string_list(q, "exclude_modules", file, true), file);
+  v.kv_cache_fp8 = q.contains("kv_cache_quant_algo") && q["kv_cache_quant_algo"] == "FP8";
+  return v;
 }
 
 bool vllm_excludes(const std::string& module, const std::vector<std::string>& entries) {
@@ -131,6 +149,12 @@ ModuleVerdict engine_verdict(const EngineView& view, const std::string& module) 
     for (const std::string& re : view.negative_regexes)
       hit =
           hit || std::regex_search(module, std::regex(re), std::regex_constants::match_continuous);
+    if (!view.gptq_block_modules.empty()) {
+      bool in_block = false;
+      for (const std::string& e : view.gptq_block_modules)
+        in_block = in_block || contains(module, e);
+      hit = hit || !in_block;
+    }
     readers.push_back(hit);
   } else {
     readers.push_back(vllm_excludes(module, view.vllm_exclusions));
@@ -220,6 +244,68 @@ float scalar_f32(const io::CheckpointFolder& folder, const std::string& name) {
   return v;
 }
 
+// The fused linear an engine builds a module into ("parent|qkv" for q_proj, k_proj, v_proj; the
+// same for gate/up of an MLP or expert, MLA's q_a/kv_a), or "" for a module loaded alone.
+std::string fusion_key(const std::string& module) {
+  const size_t dot = module.rfind('.');
+  if (dot == std::string::npos) return "";
+  const std::string parent = module.substr(0, dot), leaf = module.substr(dot + 1);
+  if (leaf == "q_proj" || leaf == "k_proj" || leaf == "v_proj") return parent + "|qkv";
+  if (leaf == "gate_proj" || leaf == "up_proj" || leaf == "w1" || leaf == "w3")
+    return parent + "|gate_up";
+  if (leaf == "q_a_proj" || leaf == "kv_a_proj_with_mqa") return parent + "|qkv_a";
+  return "";
+}
+
+// Fused members must carry equal scalar scales: the engines keep one (vLLM takes the max of
+// fp8 weight scales and requantizes; for nvfp4's weight_scale_2 and every input_scale it keeps
+// one value for all shards).
+void check_fused_scalars(const io::CheckpointFolder& folder,
+                         const std::vector<std::pair<std::string, bool>>& modules,
+                         std::vector<std::string>& problems) {
+  std::map<std::string, std::vector<std::string>> groups;
+  for (const auto& [name, quantized] : modules)
+    if (quantized && !fusion_key(name).empty()) groups[fusion_key(name)].push_back(name);
+  for (const auto& [key, members] : groups) {
+    if (members.size() < 2) continue;
+    for (const char* suffix : {"weight_scale", "weight_scale_2", "input_scale"}) {
+      const std::string first = members[0] + "." + suffix;
+      if (!folder.has(first) || folder.info(first).numel() != 1) continue;
+      for (size_t i = 1; i < members.size(); ++i) {
+        const std::string other = members[i] + "." + suffix;
+        if (!folder.has(other) || folder.info(other).nbytes() != folder.info(first).nbytes() ||
+            std::memcmp(folder.data(other), folder.data(first), folder.info(first).nbytes()) != 0)
+          problems.push_back("'" + first + "' and '" + other +
+                             "' differ, but the engines load the two as one fused linear with "
+                             "one scale");
+      }
+    }
+  }
+}
+
+// KV-cache scales: present exactly when the config declares an FP8 KV cache, in pairs, each a
+// valid float32 scalar.
+void check_kv_scales(const io::CheckpointFolder& folder, bool declared,
+                     std::vector<std::string>& problems) {
+  size_t keys = 0, values = 0;
+  for (const std::string& name : folder.names()) {
+    const bool k = ends_with(name, ".k_scale"), v = ends_with(name, ".v_scale");
+    if (!k && !v) continue;
+    (k ? keys : values) += 1;
+    const float s = scalar_f32(folder, name);
+    if (!(std::isfinite(s) && s > 0))
+      problems.push_back("'" + name + "' must be a finite float32 scalar > 0");
+    if (!declared)
+      problems.push_back("'" + name +
+                         "' is present but the config declares no FP8 KV cache "
+                         "(kv_cache_quant_algo): engines would ignore it");
+  }
+  if (declared && (keys == 0 || keys != values))
+    problems.push_back("the config declares an FP8 KV cache but the folder holds " +
+                       std::to_string(keys) + " k_scale and " + std::to_string(values) +
+                       " v_scale tensors");
+}
+
 }  // namespace
 
 FolderEngineCheck check_folder_engine_view(const std::string& dir) {
@@ -239,6 +325,11 @@ FolderEngineCheck check_folder_engine_view(const std::string& dir) {
     else if (nested->algo != out.view.algo)
       out.problems.push_back("hf_quant_config.json declares quant_algo '" + nested->algo +
                              "' but config.json '" + out.view.algo + "'");
+    else if (nested->kv_cache_fp8 != out.view.kv_cache_fp8)
+      out.problems.push_back(std::string("hf_quant_config.json ") +
+                             (nested->kv_cache_fp8 ? "declares" : "does not declare") +
+                             " an FP8 KV cache but config.json " +
+                             (out.view.kv_cache_fp8 ? "does" : "does not"));
   } else if (out.view.method == "modelopt") {
     out.problems.push_back(
         "config.json declares ModelOpt's scheme but hf_quant_config.json, "
@@ -255,6 +346,8 @@ FolderEngineCheck check_folder_engine_view(const std::string& dir) {
   if (nested)
     for (const std::string& p : engine_mismatches(*nested, modules))
       out.problems.push_back("hf_quant_config.json: " + p);
+  check_fused_scalars(folder, modules, out.problems);
+  check_kv_scales(folder, out.view.kv_cache_fp8, out.problems);
   // Static activations: an input_scale beside every quantized weight, finite and > 0; dynamic
   // schemes carry none.
   for (const auto& [name, quantized] : modules) {

@@ -6,6 +6,8 @@
 #include "moequant/calib/calibrate.h"
 #include "moequant/common/error.h"
 #include "moequant/common/strings.h"
+#include "moequant/model/decoder_config.h"
+#include "moequant/model/model_tensors.h"
 
 namespace moequant {
 
@@ -29,13 +31,17 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 
 }  // namespace
 
-void check_exclude_patterns(const ModelConfig& config, const std::vector<std::string>& patterns) {
+void check_exclude_patterns(const ModelConfig& config, const std::vector<std::string>& patterns,
+                            bool dense) {
   if (patterns.empty()) return;
   std::vector<std::string> modules;
   for (int layer : config.moe_layers)
     for (int e = 0; e < config.num_experts; ++e)
       for (ExpertProj p : {ExpertProj::kGate, ExpertProj::kUp, ExpertProj::kDown})
         modules.push_back(config.expert_module_name(layer, e, p));
+  if (dense)
+    for (const DenseLinear& l : dense_linears(config, decoder_config(config)))
+      modules.push_back(l.module);
   for (const std::string& pattern : patterns) {
     const bool matches = std::any_of(modules.begin(), modules.end(), [&](const std::string& m) {
       return pattern_matches(pattern, m);
@@ -48,8 +54,8 @@ void check_exclude_patterns(const ModelConfig& config, const std::vector<std::st
     std::partial_sort(scored.begin(), scored.begin() + shown, scored.end());
     std::vector<std::string> closest;
     for (size_t i = 0; i < shown; ++i) closest.push_back("'" + scored[i].second + "'");
-    MQ_THROW("--exclude '", pattern,
-             "' matches no expert projection of this model (closest: ", join(closest),
+    MQ_THROW("--exclude '", pattern, "' matches no ", dense ? "linear" : "expert projection",
+             " this export quantizes (closest: ", join(closest),
              "): a typo would leave everything quantized");
   }
 }

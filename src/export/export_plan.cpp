@@ -11,6 +11,7 @@
 #include "moequant/common/strings.h"
 #include "moequant/export/exclude_patterns.h"
 #include "moequant/io/safetensors.h"
+#include "moequant/model/decoder_config.h"
 
 namespace moequant {
 
@@ -44,8 +45,9 @@ void check_whole_layers(const ModelConfig& config, const std::vector<PlannedTens
   if (format == QuantFormat::kINT4 || format == QuantFormat::kNone) return;
   std::map<int, std::set<std::string>> quantized, excluded;
   for (const PlannedTensor& t : tensors) {
-    if (t.source == TensorSource::kPassthrough || (t.suffix != "weight" && t.suffix != "qweight"))
-      continue;
+    const bool expert =
+        t.source == TensorSource::kExpertFc1 || t.source == TensorSource::kExpertFc2;
+    if (!expert || (t.suffix != "weight" && t.suffix != "qweight")) continue;
     const std::string module = config.expert_module_name(t.layer, t.expert, t.proj);
     (t.format == QuantFormat::kNone ? excluded : quantized)[t.layer].insert(module);
   }
@@ -59,25 +61,38 @@ void check_whole_layers(const ModelConfig& config, const std::vector<PlannedTens
   }
 }
 
-// Producers of the passthrough tensors: each goes to the least loaded rank of the stage that
-// holds it (by bytes, expert units counted), so that writing them is spread like the experts.
-// Largest first (embedding and lm_head before the small projections), or one rank gets a large
-// tensor on top of every small one.
-void assign_passthrough_producers(const ModelConfig& config, const parallel::ParallelState& ps,
-                                  std::vector<PlannedTensor>& tensors) {
+// Producers of everything but the routed experts (passthrough tensors, dense linears, KV
+// scales): each goes to the least loaded rank of the stage that holds its layer (by bytes, expert
+// units counted), so that writing them is spread like the experts. A dense linear's tensors are
+// one job (one rank quantizes the weight and writes its scales). Largest first (embedding and
+// lm_head before the small projections), or one rank gets a large tensor on top of every small
+// one.
+void assign_stage_producers(const ModelConfig& config, const parallel::ParallelState& ps,
+                            std::vector<PlannedTensor>& tensors) {
   std::vector<uint64_t> load(ps.world_size(), 0);
-  std::vector<PlannedTensor*> passthrough;
-  for (PlannedTensor& t : tensors)
-    if (t.source != TensorSource::kPassthrough)
+  std::vector<std::vector<PlannedTensor*>> jobs;
+  std::map<std::string, size_t> dense_job;  // source weight -> index in jobs
+  for (PlannedTensor& t : tensors) {
+    if (t.source == TensorSource::kExpertFc1 || t.source == TensorSource::kExpertFc2) {
       load[t.producer] += t.nbytes;
-    else
-      passthrough.push_back(&t);
-  std::stable_sort(
-      passthrough.begin(), passthrough.end(),
-      [](const PlannedTensor* a, const PlannedTensor* b) { return a->nbytes > b->nbytes; });
+    } else if (t.source == TensorSource::kDense) {
+      auto [it, fresh] = dense_job.emplace(t.source_name, jobs.size());
+      if (fresh) jobs.emplace_back();
+      jobs[it->second].push_back(&t);
+    } else {
+      jobs.push_back({&t});
+    }
+  }
+  auto bytes = [](const std::vector<PlannedTensor*>& job) {
+    uint64_t n = 0;
+    for (const PlannedTensor* t : job) n += t->nbytes;
+    return n;
+  };
+  std::stable_sort(jobs.begin(), jobs.end(),
+                   [&](const auto& a, const auto& b) { return bytes(a) > bytes(b); });
   const int last_stage = ps.sizes().pp - 1;
-  for (PlannedTensor* tp : passthrough) {
-    PlannedTensor& t = *tp;
+  for (const std::vector<PlannedTensor*>& job : jobs) {
+    const PlannedTensor& t = *job.front();
     const TensorPlace place = config.place_of(t.name);
     int layer;
     if (place.kind == TensorPlace::kLayer && place.layer < config.num_layers)
@@ -89,8 +104,8 @@ void assign_passthrough_producers(const ModelConfig& config, const parallel::Par
     int best = -1;
     for (int r : ps.dense_holders(layer))
       if (best < 0 || load[r] < load[best] || (load[r] == load[best] && r < best)) best = r;
-    t.producer = best;
-    load[best] += t.nbytes;
+    for (PlannedTensor* member : job) member->producer = best;
+    load[best] += bytes(job);
   }
 }
 
@@ -143,17 +158,23 @@ std::vector<PlannedModule> linear_modules(const ModelConfig& config,
   for (const PlannedTensor& t : tensors) {
     std::string module;
     bool quantized = false;
+    if (t.source == TensorSource::kKvScale) continue;
     if (t.source == TensorSource::kPassthrough) {
       if (t.shape.size() != 2 || !ends_with(t.name, weight) || ModelConfig::is_embedding(t.name))
         continue;
       module = t.name.substr(0, t.name.size() - weight.size());
+    } else if (t.source == TensorSource::kDense) {
+      module = t.source_name.substr(0, t.source_name.size() - weight.size());
+      quantized = t.format != QuantFormat::kNone;
     } else {
       module = config.expert_module_name(t.layer, t.expert, t.proj);
       quantized = t.format != QuantFormat::kNone;
       layer_states[t.layer].insert(quantized);
     }
     if (!seen.insert(module).second) continue;
-    if (t.source != TensorSource::kPassthrough) last_of_layer[t.layer] = out.size();
+    const bool expert =
+        t.source == TensorSource::kExpertFc1 || t.source == TensorSource::kExpertFc2;
+    if (expert) last_of_layer[t.layer] = out.size();
     out.push_back({module, quantized});
     // An extra (MTP) layer's experts are carried over unquantized: their fused MoE module too.
     if (t.source == TensorSource::kPassthrough && t.layer >= config.num_layers &&
@@ -235,14 +256,64 @@ std::vector<std::string> check_engine_shape_rules(const ModelConfig& config, Qua
   return {rule + ": written anyway (--allow-partial-blocks); vLLM and SGLang will not load it"};
 }
 
+std::vector<DenseLinear> quantized_dense_linears(const ModelConfig& config,
+                                                 const std::vector<std::string>& exclude) {
+  const std::vector<DenseLinear> all = dense_linears(config, decoder_config(config));
+  std::vector<DenseLinear> out;
+  for (const DenseLinear& l : all) {
+    bool excluded = false;
+    for (const DenseLinear* m : fusion_members(all, l.layer, l.group))
+      excluded = excluded || is_excluded(m->module, exclude);
+    if (!excluded) out.push_back(l);
+  }
+  return out;
+}
+
+std::string kv_scale_name(const ModelConfig& config, int layer, bool keys) {
+  const DecoderConfig d = decoder_config(config);
+  MQ_CHECK(d.attention == AttentionKind::kGqa, "internal: no KV-cache scale rule for ",
+           config.model_type, "'s attention");
+  const TensorSet tensors = layer_tensors(config, d, layer);
+  const std::string& w = tensors.get(keys ? TensorUse::kK : TensorUse::kV).name;
+  return w.substr(0, w.rfind('.')) + (keys ? ".k_scale" : ".v_scale");
+}
+
 ExportPlan make_export_plan(const ModelConfig& config, const parallel::ParallelState& ps,
                             const std::vector<PassthroughTensor>& passthrough,
                             const PlanOptions& options) {
-  check_exclude_patterns(config, options.exclude);
+  check_exclude_patterns(config, options.exclude, options.quantize_dense);
   std::vector<std::string> notes =
       check_engine_shape_rules(config, options.scheme.format, options.allow_partial_blocks);
+  const QuantFormat format = options.scheme.format;
+  const bool input_scales = options.scheme.static_activations;
+  std::map<std::string, DenseLinear> dense;  // quantized dense linears by source weight name
+  std::map<std::string, std::vector<std::string>> dense_suffixes;  // in the order produced
+  if (options.quantize_dense && format != QuantFormat::kNone)
+    for (DenseLinear& l : quantized_dense_linears(config, options.exclude))
+      dense.emplace(l.weight, std::move(l));
   std::vector<std::pair<OrderKey, PlannedTensor>> keyed;
   for (const PassthroughTensor& p : passthrough) {
+    auto dl = dense.find(p.name);
+    if (dl != dense.end()) {  // quantized: its weight's stored tensors instead of the weight
+      const DenseLinear& l = dl->second;
+      MQ_CHECK(p.shape == l.shape, "tensor '", p.name, "' has shape ", shape_string(p.shape),
+               ", expected ", shape_string(l.shape), " from config.json");
+      for (const StoredTensorSpec& o :
+           planned_outputs(format, l.shape[0], l.shape[1], p.dtype, input_scales, p.name)) {
+        PlannedTensor t;
+        t.name = l.module + "." + o.suffix;
+        t.dtype = o.dtype;
+        t.shape = o.shape;
+        t.source = TensorSource::kDense;
+        t.layer = l.layer;
+        t.format = format;
+        t.suffix = o.suffix;
+        t.source_name = p.name;
+        dense_suffixes[p.name].push_back(o.suffix);
+        keyed.push_back({OrderKey{l.layer, 0, 0, 0, 0, t.name}, t});
+      }
+      continue;
+    }
     PlannedTensor t;
     t.name = t.source_name = p.name;
     t.dtype = p.dtype;
@@ -261,8 +332,17 @@ ExportPlan make_export_plan(const ModelConfig& config, const parallel::ParallelS
     }
     keyed.push_back({OrderKey{layer_rank, 0, 0, 0, 0, p.name}, t});
   }
-  const QuantFormat format = options.scheme.format;
-  const bool input_scales = options.scheme.static_activations;
+  if (options.scheme.kv_cache_fp8)
+    for (int layer = 0; layer < config.num_layers; ++layer)
+      for (const bool keys : {true, false}) {
+        PlannedTensor t;
+        t.name = kv_scale_name(config, layer, keys);
+        t.dtype = DType::kF32;
+        t.source = TensorSource::kKvScale;
+        t.layer = layer;
+        t.suffix = keys ? "k_scale" : "v_scale";
+        keyed.push_back({OrderKey{layer, 0, 0, 0, 0, t.name}, t});
+      }
   const int64_t I = config.intermediate, H = config.hidden;
   for (int layer : config.moe_layers) {
     for (int e = 0; e < config.num_experts; ++e) {
@@ -308,21 +388,44 @@ ExportPlan make_export_plan(const ModelConfig& config, const parallel::ParallelS
     MQ_CHECK(plan.tensors[i].name != plan.tensors[i - 1].name, "tensor '", plan.tensors[i].name,
              "' would be written twice (the source holds it and an expert produces it)");
   check_whole_layers(config, plan.tensors, format);
-  assign_passthrough_producers(config, ps, plan.tensors);
+  assign_stage_producers(config, ps, plan.tensors);
   lay_out_files(plan, options.max_shard_bytes);
   plan.modules = linear_modules(config, plan.tensors);
 
+  std::map<std::string, size_t> dense_unit;  // source weight -> index in plan.units
   for (size_t i = 0; i < plan.tensors.size(); ++i) {
     const PlannedTensor& t = plan.tensors[i];
-    if (t.source == TensorSource::kPassthrough) continue;
+    if (t.source == TensorSource::kPassthrough || t.source == TensorSource::kKvScale) continue;
+    if (t.source == TensorSource::kDense) {
+      auto [it, fresh] = dense_unit.emplace(t.source_name, plan.units.size());
+      if (fresh) {
+        PlannedUnit u{t.layer, -1, false, t.producer, t.format, {t.source_name}, {}, {}};
+        u.dense = dense.at(t.source_name);
+        plan.units.push_back(std::move(u));
+      }
+      plan.units[it->second].tensors.push_back(i);
+      continue;
+    }
     const bool fc1 = t.source == TensorSource::kExpertFc1;
     const PlannedUnit* last = plan.units.empty() ? nullptr : &plan.units.back();
-    if (!last || last->layer != t.layer || last->expert != t.expert || last->fc1 != fc1)
-      plan.units.push_back({t.layer, t.expert, fc1, t.producer, t.format, {}, {}});
+    if (!last || last->dense || last->layer != t.layer || last->expert != t.expert ||
+        last->fc1 != fc1)
+      plan.units.push_back({t.layer, t.expert, fc1, t.producer, t.format, {}, {}, {}});
     PlannedUnit& unit = plan.units.back();
     const std::string weight = config.expert_weight_name(t.layer, t.expert, t.proj);
     if (unit.weights.empty() || unit.weights.back() != weight) unit.weights.push_back(weight);
     unit.tensors.push_back(i);
+  }
+  // A dense unit's tensors in the order its producer emits them (weight, scales, input_scale),
+  // not the file order (by name).
+  for (PlannedUnit& u : plan.units) {
+    if (!u.dense) continue;
+    const std::vector<std::string>& order = dense_suffixes.at(u.weights.front());
+    auto rank = [&](size_t i) {
+      return std::find(order.begin(), order.end(), plan.tensors[i].suffix) - order.begin();
+    };
+    std::sort(u.tensors.begin(), u.tensors.end(),
+              [&](size_t a, size_t b) { return rank(a) < rank(b); });
   }
   return plan;
 }

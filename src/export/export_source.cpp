@@ -21,4 +21,22 @@ at::Tensor ExportSource::passthrough_data(const std::string& name) const {
 
 void ExportSource::release_passthrough(const std::string&) const {}
 
+at::Tensor ExportSource::dense_weight(const DenseLinear& linear) const {
+  MQ_THROW("this export source holds no dense linear '", linear.module, "'");
+}
+
+std::shared_ptr<TensorQuantizer> ExportSource::dense_weight_quantizer(int layer,
+                                                                      TensorUse group) const {
+  MQ_THROW("this export source holds no quantizer of layer ", layer, "'s ", use_name(group));
+}
+
+std::shared_ptr<TensorQuantizer> ExportSource::dense_input_quantizer(int layer,
+                                                                     TensorUse group) const {
+  MQ_THROW("this export source holds no input quantizer of layer ", layer, "'s ", use_name(group));
+}
+
+std::shared_ptr<TensorQuantizer> ExportSource::kv_cache_quantizer(int layer, bool) const {
+  MQ_THROW("this export source holds no KV-cache quantizer of layer ", layer);
+}
+
 }  // namespace moequant

@@ -65,6 +65,18 @@ void precheck_units(const ModelConfig& config, const ExportSource& source, const
                     const ExportOptions& options, int me) {
   for (const PlannedUnit& u : plan.units) {
     if (u.producer != me || u.format == QuantFormat::kNone) continue;
+    if (u.dense) {
+      const auto q = source.dense_weight_quantizer(u.layer, u.dense->group);
+      MQ_CHECK(q->format() == u.format, "quantizer '", q->name(), "' holds format ",
+               format_name(q->format()), " but the export writes ", format_name(u.format));
+      MQ_CHECK(q->is_calibrated(), "weight quantizer '", q->name(), "' of ", u.dense->module,
+               " observed no weight");
+      if (plan.scheme.static_activations)
+        MQ_CHECK(source.dense_input_quantizer(u.layer, u.dense->group)->is_calibrated(),
+                 "the input quantizer of ", u.dense->module,
+                 " saw no tokens: its input_scale would be missing");
+      continue;
+    }
     const auto q = source.weight_quantizer(u.layer, u.expert, u.fc1);
     MQ_CHECK(q->format() == u.format, "quantizer '", q->name(), "' holds format ",
              format_name(q->format()), " but the export writes ", format_name(u.format), " ('",
@@ -191,11 +203,13 @@ void fill_sizes(const ModelConfig& config, const ExportPlan& plan, ExportSummary
   s.tensors = plan.tensors.size();
   s.files = plan.files.size();
   s.bytes = plan.total_bytes;
-  for (const PlannedTensor& t : plan.tensors) {
-    if (t.source == TensorSource::kPassthrough || t.format == QuantFormat::kNone) continue;
-    if (t.suffix == "weight" || t.suffix == "qweight")  // gate, up, down: H x I each
-      s.quantized_params += static_cast<uint64_t>(config.hidden) * config.intermediate;
-    s.quantized_bytes += t.nbytes;
+  for (const PlannedUnit& u : plan.units) {
+    if (u.format == QuantFormat::kNone) continue;
+    // A dense linear's weight, or an expert's gate, up, down: H x I each.
+    s.quantized_params += u.dense ? static_cast<uint64_t>(u.dense->shape[0] * u.dense->shape[1])
+                                  : u.weights.size() * static_cast<uint64_t>(config.hidden) *
+                                        static_cast<uint64_t>(config.intermediate);
+    for (size_t i : u.tensors) s.quantized_bytes += plan.tensors[i].nbytes;
   }
 }
 
@@ -217,6 +231,18 @@ ExportSummary export_checkpoint(const ModelConfig& config, const parallel::Paral
   parallel::agreed_step(world, [&] {
     PlanOptions po;
     po.scheme = choose_scheme(format, options.activations_calibrated);
+    po.scheme.kv_cache_fp8 = options.kv_cache_fp8;
+    po.quantize_dense = options.quantize_dense;
+    MQ_CHECK(!options.quantize_dense || source.has_dense_quantizers(),
+             "--quantize all-linear: this export source holds no quantizers of the dense linears");
+    if (options.kv_cache_fp8) {
+      MQ_CHECK(source.has_kv_cache_quantizers(),
+               "--kv-cache fp8: this export source holds no KV-cache quantizers");
+      MQ_CHECK(po.scheme.is_modelopt() && po.scheme.static_activations,
+               "--kv-cache fp8 is declared by ModelOpt's kv_cache_quant_algo: it needs --format "
+               "fp8 or nvfp4 with calibration data (this export is ",
+               po.scheme.names().description, ")");
+    }
     po.exclude = options.exclude;
     po.allow_partial_blocks = options.allow_partial_blocks;
     po.max_shard_bytes = options.max_shard_bytes;

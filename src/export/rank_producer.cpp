@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -16,6 +17,7 @@
 #include "moequant/common/stopwatch.h"
 #include "moequant/common/work_queue.h"
 #include "moequant/core/tensor_bridge.h"
+#include "moequant/export/scale_checks.h"
 #include "moequant/io/placed_file.h"
 #include "moequant/parallel/error_agreement.h"
 #include "unit_producer.h"
@@ -163,13 +165,17 @@ class RankProducer {
     };
     for (size_t i : walk_order()) {
       const PlannedTensor& t = plan_.tensors[i];
-      if (t.source == TensorSource::kPassthrough) {
+      if (t.source == TensorSource::kPassthrough || t.source == TensorSource::kKvScale) {
         if (t.producer == me_) push({i, kNone, {}, {}});
         continue;
       }
       const size_t unit = unit_starting_at[i];
       if (unit == kNone) continue;  // not the first tensor of a unit
       const PlannedUnit& u = plan_.units[unit];
+      if (u.dense) {  // read whole by its producer: nothing travels
+        if (u.producer == me_) push({kNone, unit, {}, {}});
+        continue;
+      }
       if (etp == 1) {
         if (u.producer != me_) continue;
         source_.prefetch_expert(u.layer, u.expert, u.fc1);
@@ -290,8 +296,12 @@ class RankProducer {
       record([&] {
         if (!item->batch.empty())
           produce_batch(item->batch, stats_[id]);
+        else if (item->unit != kNone && plan_.units[item->unit].dense)
+          produce_dense_unit(plan_.units[item->unit], stats_[id]);
         else if (item->unit != kNone)
           produce_unit(*item, stats_[id]);
+        else if (plan_.tensors[item->tensor].source == TensorSource::kKvScale)
+          produce_kv_scale(item->tensor, stats_[id]);
         else
           produce_passthrough(item->tensor, stats_[id]);
       });
@@ -366,6 +376,46 @@ class RankProducer {
     for (size_t k = 0; k < u.tensors.size(); ++k)
       write(plan_.tensors[u.tensors[k]], bytes[k].data_ptr(), st);
     source_.release_expert(u.layer, u.expert, u.fc1);
+  }
+
+  // A dense linear (--quantize all-linear): its whole weight, quantized with the amax its fusion
+  // group shares (q/k/v, gate/up: one scale, as the engines load them).
+  void produce_dense_unit(const PlannedUnit& u, ThreadStats& st) {
+    Clock::time_point t0 = Clock::now();
+    const DenseLinear& l = *u.dense;
+    const at::Tensor weight = source_.dense_weight(l);
+    UnitAmax amax;
+    const auto wq = source_.dense_weight_quantizer(u.layer, l.group);
+    MQ_CHECK(wq->is_calibrated(), "weight quantizer '", wq->name(), "' of ", l.module,
+             " observed no weight: was the source calibrated with --quantize all-linear?");
+    amax.weight = wq->amax();
+    if (plan_.scheme.static_activations) {
+      const auto iq = source_.dense_input_quantizer(u.layer, l.group);
+      MQ_CHECK(iq->is_calibrated(), "input quantizer '", iq->name(), "' of ", l.module,
+               " saw no tokens: its input_scale would be missing");
+      amax.input = iq->amax_scalar();
+      MQ_CHECK(amax.input > 0.0f && std::isfinite(amax.input), "input quantizer '", iq->name(),
+               "' has amax ", amax.input, ": its input_scale would load as 1/0 = NaN");
+    }
+    st.read_s += seconds_since(t0);
+    t0 = Clock::now();
+    const std::vector<at::Tensor> bytes = quantize_unit(plan_, u, {weight}, amax, options_.device);
+    st.quantize_s += seconds_since(t0);
+    for (size_t k = 0; k < u.tensors.size(); ++k)
+      write(plan_.tensors[u.tensors[k]], bytes[k].data_ptr(), st);
+    source_.release_passthrough(l.weight);
+  }
+
+  // An attention layer's k_scale or v_scale: the amax of what its KV cache holds / 448
+  // (docs/formats.md, "KV-cache scales").
+  void produce_kv_scale(size_t index, ThreadStats& st) {
+    const PlannedTensor& t = plan_.tensors[index];
+    const auto q = source_.kv_cache_quantizer(t.layer, t.suffix == "k_scale");
+    MQ_CHECK(q->is_calibrated(), "KV-cache quantizer '", q->name(), "' saw no tokens: '", t.name,
+             "' would be missing");
+    const float scale = q->amax_scalar() / 448.0f;
+    check_scale_tensor(t.name, DType::kF32, at::full({}, scale, at::kFloat));
+    write(t, &scale, st);
   }
 
   // A GPU batch: every unit read, all quantized by one launch, each written into place.

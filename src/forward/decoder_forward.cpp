@@ -7,20 +7,23 @@
 namespace moequant {
 
 at::Tensor attention_block(const at::Tensor& h, const DecoderLayerWeights& w,
-                           const DecoderConfig& d, const RopeTable& rope) {
-  return h + attention(rms_norm(h, w.input_norm, d.rms_eps), w.attention, d, rope);
+                           const DecoderConfig& d, const RopeTable& rope,
+                           const ForwardHooks& hooks) {
+  return h + attention(rms_norm(h, w.input_norm, d.rms_eps), w.attention, d, rope, hooks);
 }
 
 at::Tensor mlp_block(const at::Tensor& attended, const DecoderLayerWeights& w,
-                     const DecoderConfig& d, ExpertRunner* experts) {
+                     const DecoderConfig& d, ExpertRunner* experts, const ForwardHooks& hooks) {
   const at::Tensor x = rms_norm(attended, w.post_attention_norm, d.rms_eps).reshape({-1, d.hidden});
-  const at::Tensor mlp = w.router.defined() ? moe_block(x, w, d, *experts) : swiglu(x, w.dense_mlp);
+  const at::Tensor mlp = w.router.defined() ? moe_block(x, w, d, *experts, hooks)
+                                            : swiglu(x, w.dense_mlp, hooks, TensorUse::kDenseGate,
+                                                     TensorUse::kDenseDown);
   return attended + mlp.view(attended.sizes());
 }
 
 at::Tensor decoder_layer(const at::Tensor& h, const DecoderLayerWeights& w, const DecoderConfig& d,
-                         const RopeTable& rope, ExpertRunner* experts) {
-  return mlp_block(attention_block(h, w, d, rope), w, d, experts);
+                         const RopeTable& rope, ExpertRunner* experts, const ForwardHooks& hooks) {
+  return mlp_block(attention_block(h, w, d, rope, hooks), w, d, experts, hooks);
 }
 
 at::Tensor output_logits(const at::Tensor& h, const ModelEnds& ends, const DecoderConfig& d) {

@@ -47,9 +47,10 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
   return at::matmul(at::softmax(scores, -1), v);
 }
 
-at::Tensor gqa_attention(const at::Tensor& x, const AttentionWeights& w, const DecoderConfig& d,
-                         const RopeTable& rope) {
-  const int64_t B = x.size(0), T = x.size(1), D = d.head_dim, R = d.rope.dim;
+at::Tensor gqa_attention(const at::Tensor& x_in, const AttentionWeights& w, const DecoderConfig& d,
+                         const RopeTable& rope, const ForwardHooks& hooks) {
+  const int64_t B = x_in.size(0), T = x_in.size(1), D = d.head_dim, R = d.rope.dim;
+  const at::Tensor x = hooks.input(TensorUse::kQ, x_in);  // q, k and v share their input
   at::Tensor q = project(x, w.q, w.q_bias), k = project(x, w.k, w.k_bias);
   at::Tensor v = project(x, w.v, w.v_bias);
   if (d.qk_norm_whole) {  // OLMoE: the norm spans the whole projection, before any clip
@@ -78,7 +79,8 @@ at::Tensor gqa_attention(const at::Tensor& x, const AttentionWeights& w, const D
         {apply_rope(t.narrow(-1, 0, R), rope, d.rope.interleaved), t.narrow(-1, R, D - R)}, -1);
   };
   q = rotate(q);
-  k = rotate(k);
+  k = hooks.cache(true, rotate(k));  // what the KV cache holds
+  v = hooks.cache(false, v);
   const int64_t groups = d.heads / d.kv_heads;
   if (groups > 1) {  // grouped-query attention: each key/value head serves `groups` query heads
     k = k.repeat_interleave(groups, 1);
@@ -88,25 +90,33 @@ at::Tensor gqa_attention(const at::Tensor& x, const AttentionWeights& w, const D
       w.sinks.defined() || w.window > 0
           ? windowed_attention_with_sinks(q, k, v, d.softmax_scale, w.sinks, w.window)
           : causal_attention(q, k, v, d.softmax_scale);
-  return project(out.transpose(1, 2).reshape({B, T, d.heads * D}), w.o, w.o_bias);
+  return project(hooks.input(TensorUse::kO, out.transpose(1, 2).reshape({B, T, d.heads * D})), w.o,
+                 w.o_bias);
 }
 
 // DeepSeek-V3's latent attention (transformers' DeepseekV3Attention): q from a low-rank
 // projection (or q_proj), k and v from a compressed kv with one shared RoPE key part.
-at::Tensor mla_attention(const at::Tensor& x, const AttentionWeights& w, const DecoderConfig& d,
-                         const RopeTable& rope) {
+at::Tensor mla_attention(const at::Tensor& x_in, const AttentionWeights& w, const DecoderConfig& d,
+                         const RopeTable& rope, const ForwardHooks& hooks) {
   const MlaSizes& m = d.mla;
-  const int64_t B = x.size(0), T = x.size(1), n = d.heads;
+  const int64_t B = x_in.size(0), T = x_in.size(1), n = d.heads;
   const int64_t dn = m.qk_nope_head_dim, dr = m.qk_rope_head_dim, dv = m.v_head_dim;
   // The latent norms are built with transformers' default eps, not rms_norm_eps.
   constexpr double kLatentEps = 1e-6;
+  // q_a and kv_a (fused by the engines) share their input; without q_lora_rank q_proj reads it.
+  const at::Tensor x = hooks.input(m.q_lora_rank > 0 ? TensorUse::kQA : TensorUse::kQ, x_in);
+  const at::Tensor x_kv = m.q_lora_rank > 0 ? x : hooks.input(TensorUse::kQA, x_in);
   const at::Tensor q_flat =
-      m.q_lora_rank > 0 ? at::linear(rms_norm(at::linear(x, w.q_a), w.q_a_norm, kLatentEps), w.q_b)
-                        : at::linear(x, w.q);
+      m.q_lora_rank > 0
+          ? at::linear(
+                hooks.input(TensorUse::kQB, rms_norm(at::linear(x, w.q_a), w.q_a_norm, kLatentEps)),
+                w.q_b)
+          : at::linear(x, w.q);
   const at::Tensor q = q_flat.view({B, T, n, dn + dr}).transpose(1, 2);  // [B, n, T, dn + dr]
-  const at::Tensor compressed = at::linear(x, w.kv_a);                   // [B, T, kv_lora + dr]
+  const at::Tensor compressed = at::linear(x_kv, w.kv_a);                // [B, T, kv_lora + dr]
   const at::Tensor kv =
-      at::linear(rms_norm(compressed.narrow(-1, 0, m.kv_lora_rank), w.kv_a_norm, kLatentEps),
+      at::linear(hooks.input(TensorUse::kKVB, rms_norm(compressed.narrow(-1, 0, m.kv_lora_rank),
+                                                       w.kv_a_norm, kLatentEps)),
                  w.kv_b)
           .view({B, T, n, dn + dv})
           .transpose(1, 2);  // [B, n, T, dn + dv]
@@ -118,7 +128,7 @@ at::Tensor mla_attention(const at::Tensor& x, const AttentionWeights& w, const D
       {q.narrow(-1, 0, dn), apply_rope(q.narrow(-1, dn, dr), rope, d.rope.interleaved)}, -1);
   const at::Tensor key = at::cat({kv.narrow(-1, 0, dn), k_rot}, -1);
   const at::Tensor out = causal_attention(query, key, kv.narrow(-1, dn, dv), d.softmax_scale);
-  return at::linear(out.transpose(1, 2).reshape({B, T, n * dv}), w.o);
+  return at::linear(hooks.input(TensorUse::kO, out.transpose(1, 2).reshape({B, T, n * dv})), w.o);
 }
 
 Routing softmax_topk(const at::Tensor& logits, const DecoderConfig& d) {
@@ -197,9 +207,9 @@ RopeTable rope_table(int64_t seq_len, const RopeSettings& r, const at::Device& d
 }
 
 at::Tensor attention(const at::Tensor& x, const AttentionWeights& w, const DecoderConfig& d,
-                     const RopeTable& rope) {
-  return d.attention == AttentionKind::kMla ? mla_attention(x, w, d, rope)
-                                            : gqa_attention(x, w, d, rope);
+                     const RopeTable& rope, const ForwardHooks& hooks) {
+  return d.attention == AttentionKind::kMla ? mla_attention(x, w, d, rope, hooks)
+                                            : gqa_attention(x, w, d, rope, hooks);
 }
 
 Routing route(const at::Tensor& x, const at::Tensor& router, const at::Tensor& router_bias,
@@ -216,6 +226,13 @@ Routing route(const at::Tensor& x, const at::Tensor& router, const at::Tensor& r
       break;  // Llama-4: refused before any forward runs (forward_support.h)
   }
   MQ_THROW("internal: unknown router kind");
+}
+
+at::Tensor swiglu(const at::Tensor& x_in, const SwiGluWeights& w, const ForwardHooks& hooks,
+                  TensorUse gate_use, TensorUse down_use) {
+  const at::Tensor x = hooks.input(gate_use, x_in);  // gate and up share their input
+  const at::Tensor h = at::silu(at::linear(x, w.gate)) * at::linear(x, w.up);
+  return at::linear(hooks.input(down_use, h), w.down);
 }
 
 at::Tensor swiglu(const at::Tensor& x, const SwiGluWeights& w, at::Tensor* hidden) {

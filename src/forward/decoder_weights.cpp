@@ -82,15 +82,19 @@ at::Tensor* slot_of(DecoderLayerWeights& w, TensorUse use) {
 }  // namespace
 
 DecoderLayerWeights read_layer_weights(const io::CheckpointFolder& ckpt, const ModelConfig& config,
-                                       const DecoderConfig& d, int layer,
-                                       const at::Device& device) {
+                                       const DecoderConfig& d, int layer, const at::Device& device,
+                                       const LinearReader& read_linear) {
   MQ_CHECK(layer < config.num_layers, "internal: the forward runs decoder layers only, not ",
            layer);
   check_forward_supports(config, d, "the forward");
   DecoderLayerWeights w;
   const TensorSet tensors = layer_tensors(config, d, layer);
-  for (const ModelTensor& t : tensors.all())
-    if (at::Tensor* slot = slot_of(w, t.use)) *slot = read_f32(ckpt, t.name, device, t.shape);
+  for (const ModelTensor& t : tensors.all()) {
+    at::Tensor* slot = slot_of(w, t.use);
+    if (!slot) continue;
+    if (t.linear && read_linear) *slot = read_linear(t);
+    if (!slot->defined()) *slot = read_f32(ckpt, t.name, device, t.shape);
+  }
   if (d.mixer(layer) == LayerMixer::kSlidingAttention) w.attention.window = d.sliding_window;
   return w;
 }

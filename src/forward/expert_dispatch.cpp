@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <cstring>
+#include <functional>
 
 #include "moequant/common/error.h"
 
@@ -54,7 +55,54 @@ at::Tensor rows_of(const std::string& bytes, int64_t hidden) {
   return t;
 }
 
+// Calls `fn` with every rank's `local` block of `comm`, in rank order, one at a time (a broadcast
+// each), so that no rank holds more than one peer's block at once.
+void for_each_block(parallel::Communicator& comm, const std::string& local,
+                    const std::function<void(const std::string&)>& fn) {
+  if (comm.size() == 1) {
+    fn(local);
+    return;
+  }
+  const std::vector<std::string> sizes = comm.all_gather_bytes(std::to_string(local.size()));
+  for (int p = 0; p < comm.size(); ++p) {
+    // Empty blocks too: callers may run collectives inside `fn`, which every rank must reach.
+    const size_t n = std::stoull(sizes[p]);
+    std::string block = p == comm.rank() ? local : std::string(n, '\0');
+    comm.broadcast(block.data(), n, p);
+    fn(block);
+  }
+}
+
+// Rows observed per expert launch of the all-token pass: bounds the activations held at once.
+constexpr int64_t kObserveRows = 8192;
+
 }  // namespace
+
+void DispatchedExperts::observe_all_tokens(std::function<void()> flush) {
+  all_tokens_ = true;
+  flush_ = std::move(flush);
+}
+
+void DispatchedExperts::observe_every_expert(const at::Tensor& x) {
+  const int64_t H = x.size(1);
+  // Every rank of the EP group brings its tokens, and every ETP peer its group's: each shard of
+  // each local expert sees the tokens of the whole EP x ETP group.
+  for_each_block(groups_.get(Group::kEP), rows_bytes(x), [&](const std::string& ep_block) {
+    for_each_block(groups_.get(Group::kETP), ep_block, [&](const std::string& rows) {
+      const at::Tensor all = rows_of(rows, H).to(x.device());
+      for (int64_t r = 0; r < all.size(0); r += kObserveRows) {
+        const at::Tensor chunk = all.narrow(0, r, std::min(kObserveRows, all.size(0) - r));
+        for (int j = 0; j < experts_per_rank_; ++j) {
+          const SwiGluWeights& w = shards_.at(first_local_ + j);
+          observe_(first_local_ + j, true, chunk);
+          observe_(first_local_ + j, false,
+                   at::silu(at::linear(chunk, w.gate)) * at::linear(chunk, w.up));
+        }
+        if (flush_) flush_();
+      }
+    });
+  });
+}
 
 DispatchedExperts::DispatchedExperts(const parallel::ProcessGroups& groups, int num_experts,
                                      std::map<int, SwiGluWeights> shards,
@@ -75,8 +123,10 @@ at::Tensor DispatchedExperts::run_local(const at::Tensor& x_sorted,
   std::vector<int> ids(experts_per_rank_);
   for (int j = 0; j < experts_per_rank_; ++j) ids[j] = first_local_ + j;
   auto weights_of = [&](int e) -> const SwiGluWeights& { return shards_.at(e); };
+  // With the all-token pass the routed rows need no observing of their own (a subset of it).
+  const ExpertInputObserver observe = all_tokens_ ? ExpertInputObserver{} : observe_;
   parallel::Communicator& etp = groups_.get(Group::kETP);
-  if (etp.size() == 1) return run_sorted_experts(x_sorted, counts, ids, weights_of, observe_);
+  if (etp.size() == 1) return run_sorted_experts(x_sorted, counts, ids, weights_of, observe);
   // Every ETP shard of these experts runs on the rows any of them received; fc2's partial sums
   // (this shard's columns of down) are then added over ETP, and each keeps its own rows' part.
   const int64_t H = x_sorted.size(1);
@@ -88,7 +138,7 @@ at::Tensor DispatchedExperts::run_local(const at::Tensor& x_sorted,
     if (p == etp.rank()) mine_begin = total;
     total += b.rows.size(0);
     partials.push_back(
-        run_sorted_experts(b.rows.to(x_sorted.device()), b.counts, ids, weights_of, observe_)
+        run_sorted_experts(b.rows.to(x_sorted.device()), b.counts, ids, weights_of, observe)
             .to(at::kCPU)
             .contiguous());
   }
@@ -98,6 +148,7 @@ at::Tensor DispatchedExperts::run_local(const at::Tensor& x_sorted,
 }
 
 at::Tensor DispatchedExperts::run(const at::Tensor& x, const Routing& routing) {
+  if (all_tokens_ && observe_) observe_every_expert(x);
   const int64_t n = x.size(0), k = routing.experts.size(1), H = x.size(1);
   const ExpertOrder eo = expert_order(routing, num_experts_);
   const at::Tensor tokens = at::floor_divide(eo.order, k);

@@ -75,11 +75,12 @@ at::Tensor LocalExperts::run(const at::Tensor& x, const Routing& routing) {
 }
 
 at::Tensor moe_block(const at::Tensor& x, const DecoderLayerWeights& w, const DecoderConfig& d,
-                     ExpertRunner& experts) {
+                     ExpertRunner& experts, const ForwardHooks& hooks) {
   const Routing routing = route(x, w.router, w.router_bias, d);
   at::Tensor out = experts.run(x, routing);
   if (!w.shared_expert.gate.defined()) return out;
-  const at::Tensor shared = swiglu(x, w.shared_expert);
+  const at::Tensor shared =
+      swiglu(x, w.shared_expert, hooks, TensorUse::kSharedGate, TensorUse::kSharedDown);
   // Qwen2 scales its shared expert by a sigmoid gate; DeepSeek and GLM add theirs as it is.
   return w.shared_expert_gate.defined()
              ? out + at::sigmoid(at::linear(x, w.shared_expert_gate)) * shared

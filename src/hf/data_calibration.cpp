@@ -78,9 +78,10 @@ LoadedLayer load_layer(HfMoeModel& model, const DecoderConfig& d, int layer,
   const at::Device dev(device);
   LoadedLayer out;
   out.weights = read_layer_weights(model.checkpoint(), model.config(), d, layer, dev);
+  out.weights_observed += model.calibrate_dense_weights(layer);
   if (model.config().is_moe_layer(layer)) {
     out.experts = load_shards(model, d, layer, dev);
-    out.weights_observed = model.calibrate_layer_weights(layer, [&](int e, bool fc1) {
+    out.weights_observed += model.calibrate_layer_weights(layer, [&](int e, bool fc1) {
       const SwiGluWeights& w = out.experts.at(e);
       ExpertShard s;
       if (fc1) {
@@ -228,13 +229,15 @@ DataCalibrationReport calibrate_with_data(HfMoeModel& model, const parallel::Pro
       experts = std::make_unique<DispatchedExperts>(
           groups, c.num_experts, std::move(loaded.experts),
           [obs = inputs.get()](int e, bool fc1, const at::Tensor& x) { obs->observe(e, fc1, x); });
+      if (o.all_experts) experts->observe_all_tokens([obs = inputs.get()] { obs->flush(); });
     }
     t0 = Clock::now();
+    const ForwardHooks hooks = model.calibration_hooks(layer);  // dense inputs, KV cache
     std::vector<at::Tensor> attended;
     for (int64_t b = 0; b < batches; ++b) {
       const int64_t begin = std::min(b * o.batch, mine.size());
       const int64_t end = std::min(begin + o.batch, mine.size());
-      attended.push_back(attention_block(h.narrow(0, begin, end - begin), w, d, rope));
+      attended.push_back(attention_block(h.narrow(0, begin, end - begin), w, d, rope, hooks));
     }
     h = at::cat(attended, 0);
     attended.clear();
@@ -242,7 +245,7 @@ DataCalibrationReport calibrate_with_data(HfMoeModel& model, const parallel::Pro
     for (int64_t k = 0; k < moe_calls; ++k) {
       const int64_t begin = std::min(k * moe_samples, mine.size());
       const int64_t end = std::min(begin + moe_samples, mine.size());
-      outs.push_back(mlp_block(h.narrow(0, begin, end - begin), w, d, experts.get()));
+      outs.push_back(mlp_block(h.narrow(0, begin, end - begin), w, d, experts.get(), hooks));
       if (inputs) inputs->flush();
     }
     h = at::cat(outs, 0);

@@ -10,6 +10,7 @@
 #include "moequant/forward/checkpoint_tensor.h"
 #include "moequant/forward/expert_storage.h"
 #include "moequant/io/side_files.h"
+#include "moequant/model/decoder_config.h"
 
 namespace moequant {
 
@@ -44,7 +45,124 @@ HfMoeModel::HfMoeModel(ModelConfig config, const parallel::ParallelState& ps,
     layers_->register_module(std::to_string(layer), m);
     experts_.emplace(layer, m);
   }
+  build_dense_quantizers();
   find_quant_modules(*this);  // full names ("layers.3.linear_fc1.weight_quantizer")
+}
+
+std::vector<int> HfMoeModel::stage_layers() const {
+  std::vector<int> out;
+  const parallel::IndexRange r = ps_.local_layers();
+  for (int64_t l = r.begin; l < r.end; ++l) out.push_back(static_cast<int>(l));
+  return out;
+}
+
+void HfMoeModel::build_dense_quantizers() {
+  if (!options_.quantize_dense && !options_.kv_cache) return;
+  const DecoderConfig d = decoder_config(config_);
+  if (options_.quantize_dense) {
+    auto dense = register_module("dense", std::make_shared<torch::nn::Module>());
+    const std::vector<DenseLinear> all = dense_linears(config_, d);
+    for (int layer : stage_layers()) {
+      auto per_layer =
+          dense->register_module(std::to_string(layer), std::make_shared<torch::nn::Module>());
+      for (const DenseLinear& l : all) {
+        if (l.layer != layer || l.use != l.group) continue;  // one module per fusion group
+        std::vector<DenseLinear> members;
+        for (const DenseLinear* m : fusion_members(all, layer, l.group)) members.push_back(*m);
+        // Named after the group's first member inside its layer ("self_attn_q_proj").
+        std::string key = l.module.substr(config_.layer_prefix(layer).size());
+        for (char& c : key)
+          if (c == '.') c = '_';
+        DenseGroup g(std::move(members), options_.format);
+        per_layer->register_module(key, g);
+        dense_groups_.emplace(std::make_pair(layer, l.group), g);
+      }
+    }
+  }
+  if (options_.kv_cache) {
+    MQ_CHECK(d.attention == AttentionKind::kGqa, config_.model_type,
+             ": --kv-cache fp8 is not written for multi-head latent attention (the engines cache "
+             "its compressed latent, and how they apply k_scale / v_scale to it is not yet "
+             "written down in docs/formats.md)");
+    auto kv = register_module("kv_cache", std::make_shared<torch::nn::Module>());
+    for (int layer : stage_layers()) {
+      KvCacheQuantizers q;
+      kv->register_module(std::to_string(layer), q);
+      kv_cache_.emplace(layer, q);
+    }
+  }
+}
+
+DenseGroup HfMoeModel::dense_group(int layer, TensorUse group) const {
+  auto it = dense_groups_.find({layer, group});
+  MQ_CHECK(it != dense_groups_.end(), "rank ", ps_.rank(), " holds no quantizer of layer ", layer,
+           "'s ", use_name(group));
+  return it->second;
+}
+
+size_t HfMoeModel::calibrate_dense_weights(int layer) {
+  if (dense_groups_.empty()) return 0;
+  std::vector<CalibPair> pairs;
+  std::vector<std::string> read;
+  for (const auto& [key, g] : dense_groups_) {
+    if (key.first != layer) continue;
+    for (const DenseLinear& m : g->members()) {
+      const at::Tensor w = dense_weight(m);
+      // This TP rank's Megatron shard: rows of a column-parallel weight, columns of a
+      // row-parallel one; the MAX over TP is the whole weight's amax.
+      at::Tensor shard = w;
+      if (m.split != TpSplit::kNone) {
+        const int dim = m.split == TpSplit::kColumn ? 0 : 1;
+        const parallel::IndexRange r = ps_.local_tp_shard(m.shape[dim], m.module);
+        shard = w.narrow(dim, r.begin, r.size());
+      }
+      pairs.push_back({m.weight, shard, g->weight_quantizer});
+      read.push_back(m.weight);
+    }
+  }
+  const size_t tensors = calibrate_pairs(pairs).tensors;
+  for (const std::string& name : read) checkpoint_->release(name);
+  return tensors;
+}
+
+ForwardHooks HfMoeModel::calibration_hooks(int layer) const {
+  ForwardHooks hooks;
+  if (options_.quantize_dense)
+    hooks.linear_input = [this, layer](TensorUse use, const at::Tensor& x) {
+      auto it = dense_groups_.find({layer, use});
+      if (it != dense_groups_.end())
+        it->second->input_quantizer->observe(x, it->second->members().front().module + " input");
+      return x;
+    };
+  if (options_.kv_cache)
+    hooks.kv = [this, layer](bool keys, const at::Tensor& x) {
+      const KvCacheQuantizers& q = kv_cache_.at(layer);
+      (keys ? q->keys : q->values)
+          ->observe(x, str_cat("layer ", layer, keys ? " keys" : " values"));
+      return x;
+    };
+  return hooks;
+}
+
+at::Tensor HfMoeModel::dense_weight(const DenseLinear& linear) const {
+  return checkpoint_tensor(*checkpoint_, linear.weight, linear.shape);
+}
+
+std::shared_ptr<TensorQuantizer> HfMoeModel::dense_weight_quantizer(int layer,
+                                                                    TensorUse group) const {
+  return dense_group(layer, group)->weight_quantizer;
+}
+
+std::shared_ptr<TensorQuantizer> HfMoeModel::dense_input_quantizer(int layer,
+                                                                   TensorUse group) const {
+  return dense_group(layer, group)->input_quantizer;
+}
+
+std::shared_ptr<TensorQuantizer> HfMoeModel::kv_cache_quantizer(int layer, bool keys) const {
+  auto it = kv_cache_.find(layer);
+  MQ_CHECK(it != kv_cache_.end(), "rank ", ps_.rank(), " holds no KV-cache quantizer of layer ",
+           layer);
+  return keys ? it->second->keys : it->second->values;
 }
 
 void HfMoeModel::check_expert_tensors() {

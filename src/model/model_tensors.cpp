@@ -153,6 +153,94 @@ TensorSet end_tensors(const ModelConfig& c, const DecoderConfig& d) {
   return t;
 }
 
+bool quantizable_dense_linear(TensorUse use) {
+  switch (use) {
+    case TensorUse::kQ:
+    case TensorUse::kK:
+    case TensorUse::kV:
+    case TensorUse::kO:
+    case TensorUse::kQA:
+    case TensorUse::kQB:
+    case TensorUse::kKVA:
+    case TensorUse::kKVB:
+    case TensorUse::kSharedGate:
+    case TensorUse::kSharedUp:
+    case TensorUse::kSharedDown:
+    case TensorUse::kDenseGate:
+    case TensorUse::kDenseUp:
+    case TensorUse::kDenseDown:
+      return true;
+    default:
+      return false;
+  }
+}
+
+TpSplit tp_split(TensorUse use) {
+  switch (use) {
+    case TensorUse::kQ:
+    case TensorUse::kK:
+    case TensorUse::kV:
+    case TensorUse::kQB:
+    case TensorUse::kKVB:
+    case TensorUse::kSharedGate:
+    case TensorUse::kSharedUp:
+    case TensorUse::kDenseGate:
+    case TensorUse::kDenseUp:
+      return TpSplit::kColumn;
+    case TensorUse::kO:
+    case TensorUse::kSharedDown:
+    case TensorUse::kDenseDown:
+      return TpSplit::kRow;
+    default:
+      return TpSplit::kNone;
+  }
+}
+
+TensorUse fusion_group(TensorUse use) {
+  switch (use) {
+    case TensorUse::kK:
+    case TensorUse::kV:
+      return TensorUse::kQ;
+    case TensorUse::kKVA:
+      return TensorUse::kQA;
+    case TensorUse::kSharedUp:
+      return TensorUse::kSharedGate;
+    case TensorUse::kDenseUp:
+      return TensorUse::kDenseGate;
+    default:
+      return use;
+  }
+}
+
+std::vector<DenseLinear> dense_linears(const ModelConfig& c, const DecoderConfig& d) {
+  std::vector<DenseLinear> out;
+  const std::string weight = ".weight";
+  for (int layer = 0; layer < c.num_layers; ++layer) {
+    const TensorSet tensors = layer_tensors(c, d, layer);
+    for (const ModelTensor& t : tensors.all()) {
+      if (!t.linear || !quantizable_dense_linear(t.use)) continue;
+      DenseLinear l;
+      l.layer = layer;
+      l.use = t.use;
+      l.group = fusion_group(t.use);
+      l.weight = t.name;
+      l.module = t.name.substr(0, t.name.size() - weight.size());
+      l.shape = t.shape;
+      l.split = tp_split(t.use);
+      out.push_back(std::move(l));
+    }
+  }
+  return out;
+}
+
+std::vector<const DenseLinear*> fusion_members(const std::vector<DenseLinear>& all, int layer,
+                                               TensorUse group) {
+  std::vector<const DenseLinear*> out;
+  for (const DenseLinear& l : all)
+    if (l.layer == layer && l.group == group) out.push_back(&l);
+  return out;
+}
+
 const char* use_name(TensorUse use) {
   switch (use) {
     case TensorUse::kEmbed:

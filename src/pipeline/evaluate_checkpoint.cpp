@@ -9,6 +9,7 @@
 #include "moequant/common/regular_file.h"
 #include "moequant/core/quantize.h"
 #include "moequant/export/engine_view.h"
+#include "moequant/export/export_plan.h"
 #include "moequant/forward/decoder_forward.h"
 #include "moequant/forward/gpt_oss_ops.h"
 
@@ -61,9 +62,53 @@ LocalExperts experts_of(const Model& m, const ModelConfig& c, int layer, const a
   return LocalExperts(std::move(weights), {}, std::move(transform));
 }
 
+// The dense linears of an export as an engine loads them: a quantized one dequantized.
+LinearReader linear_reader(const Model& m, const at::Device& dev) {
+  return [&m, dev](const ModelTensor& t) -> at::Tensor {
+    const std::string module = t.name.substr(0, t.name.rfind('.'));
+    if (stored_format(m.ckpt, module) == QuantFormat::kNone) return {};
+    return dequantized_projection(m.ckpt, module, t.shape[0], t.shape[1], dev);
+  };
+}
+
+// What an engine does to the inputs of an export's dense linears (their static input scale) and
+// to the attention's keys and values (an FP8 KV cache with k_scale / v_scale).
+ForwardHooks engine_hooks(const Model& m, const ModelConfig& c, const DecoderConfig& d, int layer) {
+  ForwardHooks hooks;
+  const TensorSet tensors = layer_tensors(c, d, layer);
+  std::map<TensorUse, float> input_scales;  // by fusion group
+  if (m.view.static_activations)
+    for (const ModelTensor& t : tensors.all()) {
+      if (!t.linear || !quantizable_dense_linear(t.use)) continue;
+      const std::optional<float> s = input_scale_of(m.ckpt, t.name.substr(0, t.name.rfind('.')));
+      if (s) input_scales.emplace(fusion_group(t.use), *s);
+    }
+  if (!input_scales.empty()) {
+    const QuantFormat f = m.view.format;
+    hooks.linear_input = [input_scales, f](TensorUse use, const at::Tensor& x) {
+      auto it = input_scales.find(use);
+      if (it == input_scales.end()) return x;
+      return fake_quantize(x.reshape({-1, x.size(-1)}), f, it->second, "dense linear input")
+          .view(x.sizes());
+    };
+  }
+  if (m.view.kv_cache_fp8 && d.attention == AttentionKind::kGqa) {
+    const std::string k = kv_scale_name(c, layer, true), v = kv_scale_name(c, layer, false);
+    MQ_CHECK(m.ckpt.has(k) && m.ckpt.has(v), m.dir, ": declares an FP8 KV cache but has no '", k,
+             "' / '", v, "'");
+    const float ks = scalar_scale(m.ckpt, k), vs = scalar_scale(m.ckpt, v);
+    hooks.kv = [ks, vs](bool keys, const at::Tensor& x) {
+      return fake_quantize(x.reshape({-1, x.size(-1)}), QuantFormat::kFP8, keys ? ks : vs,
+                           "KV cache")
+          .view(x.sizes());
+    };
+  }
+  return hooks;
+}
+
 std::string label_of(const EngineView& v) {
   if (v.method.empty()) return "unquantized";
-  if (!v.algo.empty()) return "modelopt " + v.algo;
+  if (!v.algo.empty()) return "modelopt " + v.algo + (v.kv_cache_fp8 ? " + FP8 KV cache" : "");
   if (v.method == "fp8")
     return v.format == QuantFormat::kFP8Block ? "fp8 128x128 blocks" : "fp8 per-tensor, dynamic";
   return "gptq int4";
@@ -112,13 +157,16 @@ EvalReport evaluate_checkpoints(const EvalOptions& o, const CalibrationData& dat
   for (int layer = 0; layer < c.num_layers; ++layer) {
     for (size_t i = 0; i < models.size(); ++i) {
       Model& m = models[i];
-      const DecoderLayerWeights w = read_layer_weights(m.ckpt, c, d, layer, dev);
-      LocalExperts experts = c.is_moe_layer(layer) ? experts_of(m, c, layer, dev, i == 0)
+      const bool source = i == 0;
+      const DecoderLayerWeights w = read_layer_weights(
+          m.ckpt, c, d, layer, dev, source ? LinearReader{} : linear_reader(m, dev));
+      const ForwardHooks hooks = source ? ForwardHooks{} : engine_hooks(m, c, d, layer);
+      LocalExperts experts = c.is_moe_layer(layer) ? experts_of(m, c, layer, dev, source)
                                                    : LocalExperts(std::map<int, SwiGluWeights>{});
       std::vector<at::Tensor> outs;
       for (int64_t b = 0; b < n; b += o.batch)
         outs.push_back(
-            decoder_layer(m.h.narrow(0, b, std::min(o.batch, n - b)), w, d, rope, &experts));
+            decoder_layer(m.h.narrow(0, b, std::min(o.batch, n - b)), w, d, rope, &experts, hooks));
       m.h = at::cat(outs, 0);
     }
     if (o.progress) o.progress(layer + 1, c.num_layers);

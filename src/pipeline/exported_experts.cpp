@@ -71,6 +71,10 @@ SwiGluWeights dequantized_expert(const io::CheckpointFolder& folder, const Model
 std::optional<float> input_scale_of(const io::CheckpointFolder& folder, const std::string& module) {
   const std::string name = module + ".input_scale";
   if (!folder.has(name)) return std::nullopt;
+  return scalar_scale(folder, name);
+}
+
+float scalar_scale(const io::CheckpointFolder& folder, const std::string& name) {
   const io::TensorInfo& info = folder.info(name);
   MQ_CHECK(info.dtype == DType::kF32 && info.numel() == 1, folder.dir(), ": '", name,
            "' must be a float32 scalar");

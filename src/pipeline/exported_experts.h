@@ -29,4 +29,7 @@ SwiGluWeights dequantized_expert(const io::CheckpointFolder& folder, const Model
 // The float32 input_scale beside a module's weight, when there is one.
 std::optional<float> input_scale_of(const io::CheckpointFolder& folder, const std::string& module);
 
+// A float32 scalar scale tensor (k_scale, v_scale), checked as every scale is.
+float scalar_scale(const io::CheckpointFolder& folder, const std::string& name);
+
 }  // namespace moequant

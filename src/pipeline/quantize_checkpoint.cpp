@@ -61,7 +61,23 @@ void check_early(const QuantizeOptions& o, const ModelConfig& config, int rank, 
     lock.emplace(io::OutputLock::acquire(o.out_dir));  // held until the run returns
     pause_for_test("output-locked");
   }
-  check_exclude_patterns(config, o.exclude);
+  check_exclude_patterns(config, o.exclude, o.quantize_dense);
+  MQ_CHECK(!o.calib_all_experts || !o.calib_data.empty(),
+           "--calib-all-experts needs --calib-data: it widens what the calibration forward "
+           "shows each expert");
+  if (o.kv_cache_fp8) {
+    MQ_CHECK(!o.calib_data.empty(),
+             "--kv-cache fp8 needs --calib-data: its scales are the amax of the keys and values "
+             "the calibration forward computes");
+    MQ_CHECK(format_descriptor(o.format).has_static_activations(),
+             "--kv-cache fp8 is declared by ModelOpt's kv_cache_quant_algo: it needs --format fp8 "
+             "or nvfp4 (not ",
+             format_name(o.format), ")");
+    MQ_CHECK(decoder_config(config).attention == AttentionKind::kGqa, config.model_type,
+             ": --kv-cache fp8 is not written for multi-head latent attention (the engines cache "
+             "its compressed latent; how they apply k_scale / v_scale to it is not written down "
+             "in docs/formats.md yet)");
+  }
   const int64_t H = config.hidden, I = config.intermediate;
   const int layer = config.moe_layers.at(0);
   check_engine_shape_rules(config, o.format, o.allow_partial_blocks);
@@ -86,6 +102,8 @@ ExportOptions export_options(const QuantizeOptions& o) {
   e.overwrite = o.overwrite;
   e.durable = o.durable;
   e.exclude = o.exclude;
+  e.quantize_dense = o.quantize_dense;
+  e.kv_cache_fp8 = o.kv_cache_fp8;
   e.allow_partial_blocks = o.allow_partial_blocks;
   e.max_shard_bytes = o.max_shard_bytes;
   e.device = o.device;
@@ -175,6 +193,8 @@ QuantizeReport quantize_checkpoint(const QuantizeOptions& o,
     HfLoadOptions lo;
     lo.format = o.format;
     lo.per_expert_amax = o.per_expert_amax;
+    lo.quantize_dense = o.quantize_dense;
+    lo.kv_cache = o.kv_cache_fp8;
     model = std::make_shared<HfMoeModel>(report.config, *ps, lo);
   });
   report.bytes_read = model->checkpoint_bytes();
@@ -186,9 +206,11 @@ QuantizeReport quantize_checkpoint(const QuantizeOptions& o,
   Clock::time_point t0 = Clock::now();
   if (o.calib_data.empty()) {
     parallel::agreed_step(world, [&] {
-      const std::vector<int>& layers = model->local_moe_layers();
+      const std::vector<int> layers = model->stage_layers();
       for (size_t i = 0; i < layers.size(); ++i) {
-        report.weights_observed += model->calibrate_layer_weights(layers[i]);
+        if (report.config.is_moe_layer(layers[i]))
+          report.weights_observed += model->calibrate_layer_weights(layers[i]);
+        report.weights_observed += model->calibrate_dense_weights(layers[i]);
         if (o.progress) o.progress("calibrate", i + 1, layers.size());
       }
     });
@@ -198,6 +220,7 @@ QuantizeReport quantize_checkpoint(const QuantizeOptions& o,
     DataCalibrationOptions dco;
     dco.batch = o.calib_batch;
     dco.device = o.device;
+    dco.all_experts = o.calib_all_experts;
     if (o.progress) dco.progress = [&](size_t d, size_t t) { o.progress("calibrate", d, t); };
     // Collective inside (the expert dispatch): a rank that fails there ends the job.
     report.calibration = calibrate_with_data(*model, groups, data, dco);

@@ -15,6 +15,9 @@ struct QuantizeArgs {
   std::string out;
   int tp = 0, ep = 0, etp = 0, pp = 0;  // 0: not given
   std::vector<std::string> exclude;
+  std::string quantize = "experts";  // or "all-linear"
+  std::string kv_cache = "none";     // or "fp8"
+  bool calib_all_experts = false;
   bool overwrite = false;
   bool allow_partial_blocks = false;
   std::string expert_amax = "shared";

@@ -28,9 +28,9 @@ namespace moequant::tool {
 CLI::App* add_quantize_command(CLI::App& app, QuantizeArgs& a) {
   CLI::App* c = app.add_subcommand(
       "quantize",
-      "Quantize the routed experts of a Hugging Face MoE checkpoint (Qwen3-MoE, Qwen2-MoE or "
-      "Mixtral) and write a checkpoint that serving engines load. With no --model it runs on a "
-      "small built-in model.");
+      "Quantize a Hugging Face MoE checkpoint (its routed experts; with --quantize all-linear "
+      "every linear ModelOpt quantizes) and write a checkpoint that serving engines load. With "
+      "no --model it runs on a small built-in model.");
   c->add_option("--model", a.model, "Hugging Face model folder (config.json + safetensors)");
   c->add_option("--format", a.format, "Output format")
       ->check(CLI::IsMember({"none", "fp8", "nvfp4", "fp8_block", "int4"}))
@@ -41,10 +41,22 @@ CLI::App* add_quantize_command(CLI::App& app, QuantizeArgs& a) {
       ->check(CLI::PositiveNumber);
   c->add_option("--etp", a.etp, "Expert-tensor-parallel size")->check(CLI::PositiveNumber);
   c->add_option("--pp", a.pp, "Pipeline-parallel size")->check(CLI::PositiveNumber);
+  c->add_option("--quantize", a.quantize,
+                "experts: the routed experts only; all-linear: also attention (q/k/v/o, MLA's "
+                "projections), shared experts and dense MLPs, as ModelOpt's default configs do "
+                "(never the router, its gates, embeddings, norms or lm_head)")
+      ->check(CLI::IsMember({"experts", "all-linear"}))
+      ->capture_default_str();
+  c->add_option("--kv-cache", a.kv_cache,
+                "fp8: write k_scale / v_scale of every attention layer (amax of the keys after "
+                "RoPE and of the values, / 448) and declare an FP8 KV cache; needs --calib-data "
+                "and --format fp8 or nvfp4")
+      ->check(CLI::IsMember({"none", "fp8"}))
+      ->capture_default_str();
   c->add_option("--exclude", a.exclude,
-                "Leave matching expert projections unquantized (glob, or re:REGEX on names like "
+                "Leave matching linears unquantized (glob, or re:REGEX on names like "
                 "model.layers.3.mlp.experts.5.gate_proj); all experts of a layer or none (int4: "
-                "any); repeatable");
+                "any); one of q/k/v or gate/up excludes its fused group; repeatable");
   c->add_flag("--overwrite", a.overwrite, "Replace an existing output folder");
   c->add_flag("--allow-partial-blocks", a.allow_partial_blocks,
               "fp8_block: write experts whose intermediate size is not a multiple of 128 "
@@ -79,6 +91,12 @@ CLI::App* add_quantize_command(CLI::App& app, QuantizeArgs& a) {
                 "Tokens per calibration sequence (default: 512, or the model's "
                 "max_position_embeddings when smaller; at most that)")
       ->check(CLI::PositiveNumber);
+  c->add_flag("--calib-all-experts", a.calib_all_experts,
+              "Every routed expert also observes the inputs of all tokens of its layer (as "
+              "llm-compressor's moe_calibrate_all_experts), so none is left without an input "
+              "scale; the layer output still uses the real routing. Costs about E / top-k times "
+              "the expert GEMMs of calibration (Qwen3-30B: 128 / 8 = 16x), distributed over the "
+              "EP ranks");
   c->add_option("--calib-batch", a.calib_batch, "Sequences per forward batch on a rank")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
       ->capture_default_str();
@@ -242,9 +260,13 @@ void print_summary(const QuantizeReport& r, const QuantizeOptions& o) {
               s.scheme.names().description.c_str(), s.tensors, s.files,
               fmt_bytes(static_cast<double>(s.bytes)).c_str(),
               fmt_bytes(static_cast<double>(r.bytes_read)).c_str());
+  if (s.scheme.kv_cache_fp8)
+    std::printf("KV cache: FP8, k_scale / v_scale for each of the %d attention layers\n",
+                r.config.num_layers);
   if (s.quantized_params > 0)
     std::printf(
-        "expert weights: %.3g M parameters in %s = %.2f bits per parameter (scales included)\n",
+        "quantized weights: %.3g M parameters in %s = %.2f bits per parameter (scales "
+        "included)\n",
         s.quantized_params / 1e6, fmt_bytes(static_cast<double>(s.quantized_bytes)).c_str(),
         8.0 * s.quantized_bytes / s.quantized_params);
   uint64_t peak = 0;
@@ -269,6 +291,9 @@ int run_quantize(const QuantizeArgs& a) {
   o.tp = a.tp, o.ep = a.ep, o.etp = a.etp, o.pp = a.pp;
   o.per_expert_amax = a.expert_amax == "per-expert";
   o.exclude = a.exclude;
+  o.quantize_dense = a.quantize == "all-linear";
+  o.kv_cache_fp8 = a.kv_cache == "fp8";
+  o.calib_all_experts = a.calib_all_experts;
   o.allow_partial_blocks = a.allow_partial_blocks;
   o.device = a.device;
   o.max_shard_bytes =
@@ -356,9 +381,12 @@ int run_quantize(const QuantizeArgs& a) {
               cr.experts_without_tokens.size(), join(cr.experts_without_tokens).c_str());
       }
       std::printf(
-          "calibrated %zu expert weights on rank 0%s; synchronized %zu quantizers with %llu "
+          "calibrated %zu weights on rank 0%s; synchronized %zu quantizers with %llu "
           "collective(s)\n",
-          r.weights_observed, r.calibrated_with_data ? " and every expert's inputs" : "",
+          r.weights_observed,
+          !r.calibrated_with_data ? ""
+          : o.calib_all_experts   ? " and every expert's inputs over every token"
+                                  : " and every quantized linear's inputs",
           r.sync.entries, static_cast<unsigned long long>(r.sync.total_collectives()));
       if (!a.no_table) print_quantizer_table(r.quantizers);
       print_summary(r, o);

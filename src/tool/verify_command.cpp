@@ -25,7 +25,9 @@
 #include "moequant/forward/checkpoint_tensor.h"
 #include "moequant/forward/expert_storage.h"
 #include "moequant/io/checkpoint_folder.h"
+#include "moequant/model/decoder_config.h"
 #include "moequant/model/model_config.h"
+#include "moequant/model/model_tensors.h"
 #include "moequant/model/source_quantization.h"
 
 namespace moequant::tool {
@@ -112,6 +114,8 @@ class Verifier {
     for (const std::string& p : checkpoint_problems(q_, config_, ConfigOf::kExport))
       problem("quantized folder: ", p);
     for (int layer : config_.moe_layers) check_layer(layer);
+    check_dense_linears();
+    check_kv_scales();
     check_passthrough();
     for (const std::string& name : q_.names())
       if (!accounted_.count(name))
@@ -132,7 +136,7 @@ class Verifier {
         args_.source.c_str(), config_.model_type.c_str(), config_.moe_layers.size(),
         config_.num_experts, args_.quantized.c_str(), format_name(format_), tolerance_);
     if (shown > 0) {
-      std::printf("\nworst expert weights (%zu of %zu):\n", shown, weights_.size());
+      std::printf("\nworst quantized weights (%zu of %zu):\n", shown, weights_.size());
       std::vector<std::vector<std::string>> rows = {
           {"tensor", "format", "shape", "max_abs_err", "rel_rms", "status"}};
       const std::vector<const WeightCheck*> worst_first = worst();
@@ -223,8 +227,8 @@ class Verifier {
 
   std::string verdict() const {
     if (!problems_.empty()) return str_cat("verify: FAILED with ", problems_.size(), " problem(s)");
-    return str_cat("verify: PASSED (", weights_.size(), " expert weights within tolerance ",
-                   tolerance_, ", ", passthrough_identical_, " passthrough tensors identical)");
+    return str_cat("verify: PASSED (", weights_.size(), " weights within tolerance ", tolerance_,
+                   ", ", passthrough_identical_, " passthrough tensors identical)");
   }
 
  private:
@@ -315,6 +319,46 @@ class Verifier {
       if (bases.count(ExpertProj::kGate) && bases.count(ExpertProj::kUp))
         check_gate_up_scales(layer, e, bases[ExpertProj::kGate], bases[ExpertProj::kUp]);
     }
+  }
+
+  // The dense linears an all-linear export stored quantized, against their source weights
+  // (the others are passthrough tensors, checked byte for byte).
+  void check_dense_linears() {
+    for (const DenseLinear& l : dense_linears(config_, decoder_config(config_))) {
+      if (stored_format(l.module) == QuantFormat::kNone || !src_.has(l.weight)) continue;
+      expert_sources_.insert(l.weight);
+      if (is_fp8_block_weight(src_, l.weight))
+        expert_sources_.insert(fp8_block_scale_name(l.weight));
+      SourceWeight w;
+      w.label = l.weight;
+      w.rows = l.shape[0];
+      w.cols = l.shape[1];
+      try {
+        w.data = checkpoint_tensor(src_, l.weight, l.shape).contiguous();
+      } catch (const std::exception& e) {
+        problem(e.what());
+        continue;
+      }
+      w.dtype = checkpoint_dtype(w.data);
+      check_weight(l.module, use_name(l.use), w);
+    }
+  }
+
+  // An FP8 KV cache's k_scale / v_scale (their values are checked with the engine view).
+  void check_kv_scales() {
+    if (!engine_.view.kv_cache_fp8) return;
+    if (decoder_config(config_).attention != AttentionKind::kGqa) {
+      problem(
+          "config.json declares an FP8 KV cache, which moequant writes for grouped-query "
+          "attention only");
+      return;
+    }
+    for (int layer = 0; layer < config_.num_layers; ++layer)
+      for (const bool keys : {true, false}) {
+        const std::string name = kv_scale_name(config_, layer, keys);
+        accounted_.insert(name);
+        if (!q_.has(name)) problem("KV-cache scale '", name, "' is missing");
+      }
   }
 
   // "gate_proj", or "w1 (gate)" where the checkpoint's names do not say the kind.

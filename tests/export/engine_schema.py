@@ -2,7 +2,7 @@
 """Reads an exported folder the way serving engines read it, and checks it against its source.
 
 Usage: engine_schema.py [--source SRC] --quantized OUT --format {fp8,nvfp4,fp8_block,int4,none}
-                        [--calibrated]
+                        [--calibrated] [--all-linear] [--kv-cache]
 
 Written from docs/formats.md ("The exported checkpoint") and the engines' loaders, independently of
 moequant's C++ (Python standard library only):
@@ -21,6 +21,15 @@ moequant's C++ (Python standard library only):
     (an export of a host program's modules) the modules are those the output's tensors show.
   - A static-activation algorithm (FP8, NVFP4) carries an input_scale beside every quantized
     weight, a finite float32 scalar > 0, equal for gate and up; the others carry none.
+  - The linears an engine fuses into one (q/k/v, gate/up of experts, shared experts and dense
+    MLPs, MLA's q_a_proj/kv_a_proj_with_mqa) carry equal scalar scales (weight_scale,
+    weight_scale_2, input_scale): the engines keep one.
+  - --all-linear: every linear of the decoder layers but the router, a shared expert's gate and
+    the MTP layers is stored quantized; the router and lm_head never are.
+  - --kv-cache: the FP8 KV-cache keys (flat kv_cache_scheme and kv_cache_quant_algo, nested
+    kv_cache_quant_algo "FP8") and, for every decoder layer, ModelOpt's
+    model.layers.N.self_attn.k_proj.k_scale / v_proj.v_scale, float32 scalars > 0; without it,
+    kv_cache_quant_algo null and no such tensor.
 Exit code 0 when everything holds, 1 with one line per problem otherwise.
 """
 import argparse
@@ -155,7 +164,70 @@ def expected_scheme(fmt, calibrated):
             ("none", True): "none", ("none", False): "none"}[(fmt, calibrated)]
 
 
-def check(src, out, fmt, calibrated, problems):
+FUSED = {"q_proj": "qkv", "k_proj": "qkv", "v_proj": "qkv", "gate_proj": "gate_up",
+         "up_proj": "gate_up", "w1": "gate_up", "w3": "gate_up", "q_a_proj": "qkv_a",
+         "kv_a_proj_with_mqa": "qkv_a"}
+
+
+def check_fused_scales(out, problems):
+    """Members of one engine-fused linear carry equal scalar scales."""
+    groups = {}
+    for name in out.tensors:
+        for suffix in ("weight_scale", "weight_scale_2", "input_scale"):
+            if not name.endswith("." + suffix) or out.shape(name) != []:
+                continue
+            module = name[: -len(suffix) - 1]
+            parent, _, leaf = module.rpartition(".")
+            if leaf in FUSED:
+                groups.setdefault((parent, FUSED[leaf], suffix), []).append(name)
+    for (parent, kind, suffix), names in groups.items():
+        values = {out.scalar_f32(n) for n in names}
+        if len(values) > 1:
+            problems.append("%s of the fused %s linear under '%s' differ: %s"
+                            % (suffix, kind, parent, sorted(names)))
+
+
+def check_kv(out, cfg, kv_cache, problems):
+    """The FP8 KV-cache scales ModelOpt writes, present exactly when declared."""
+    scales = [n for n in out.tensors if n.endswith(".k_scale") or n.endswith(".v_scale")]
+    if not kv_cache:
+        if scales:
+            problems.append("KV-cache scales %s without --kv-cache" % scales[:3])
+        return
+    for layer in range(cfg["num_hidden_layers"]):
+        for proj, s in (("k_proj", "k_scale"), ("v_proj", "v_scale")):
+            name = "model.layers.%d.self_attn.%s.%s" % (layer, proj, s)
+            v = out.scalar_f32(name) if out.has(name) else None
+            if not (v is not None and math.isfinite(v) and v > 0):
+                problems.append("'%s' must be a float32 scalar > 0, found %r" % (name, v))
+    want = 2 * cfg["num_hidden_layers"]
+    if len(scales) != want:
+        problems.append("%d KV-cache scales, expected %d" % (len(scales), want))
+
+
+NEVER_QUANTIZED = re.compile(r"(\.mlp\.gate|\.block_sparse_moe\.gate|shared_expert_gate|\.router|"
+                             r"^lm_head)$")
+# Left in bf16 by --quantize all-linear on purpose (docs/formats.md, "Dense linears"): Gated
+# DeltaNet's projections (Qwen3-Next, Qwen3.5), which moequant cannot calibrate yet.
+NOT_ALL_LINEAR = re.compile(r"\.linear_attn\.")
+
+
+def check_all_linear(modules, out, cfg, problems):
+    """--all-linear: every decoder linear but the router and shared-expert gates is quantized;
+    the router and lm_head never are."""
+    for name, _ in modules:
+        never = bool(NEVER_QUANTIZED.search(name))
+        m = re.match(r"model\.layers\.(\d+)\.", name)
+        decoder = m is not None and int(m.group(1)) < cfg["num_hidden_layers"]
+        if never and stored_quantized(out, name):
+            problems.append("'%s' is stored quantized, but the router, its gates and lm_head "
+                            "never are" % name)
+        if decoder and not never and not NOT_ALL_LINEAR.search(name) and \
+                not stored_quantized(out, name):
+            problems.append("'%s' is stored unquantized under --quantize all-linear" % name)
+
+
+def check(src, out, fmt, calibrated, problems, all_linear=False, kv_cache=False):
     scheme = expected_scheme(fmt, calibrated)
     q = out.config.get("quantization_config")
     hq_path = os.path.join(out.path, "hf_quant_config.json")
@@ -187,13 +259,20 @@ def check(src, out, fmt, calibrated, problems):
         static = algo in ("FP8", "NVFP4")
         nvfp4 = "NVFP4" in algo
         want = ["quant_method", "quant_algo", "ignore", "exclude_modules", "config_groups",
-                "producer"] + (["group_size"] if nvfp4 else [])
+                "producer"] + (["group_size"] if nvfp4 else []) + (
+                    ["kv_cache_scheme", "kv_cache_quant_algo"] if kv_cache else [])
         if keys_are(q, want, "config.json quantization_config"):
             if q["quant_method"] != "modelopt" or q["quant_algo"] != algo:
                 problems.append("quant_method/quant_algo %r/%r, expected modelopt/%s"
                                 % (q["quant_method"], q["quant_algo"], algo))
             if nvfp4 and q["group_size"] != 16:
                 problems.append("group_size %r, expected 16" % q["group_size"])
+            if kv_cache and (q["kv_cache_scheme"] != {"dynamic": False, "num_bits": 8,
+                                                      "type": "float"}
+                             or q["kv_cache_quant_algo"] != "FP8"):
+                problems.append("kv_cache_scheme %r / kv_cache_quant_algo %r: vLLM and SGLang "
+                                "read an FP8 KV cache from {type float, num_bits 8} / 'FP8'"
+                                % (q["kv_cache_scheme"], q["kv_cache_quant_algo"]))
             w = {"dynamic": False, "num_bits": 4 if nvfp4 else 8, "type": "float"}
             if nvfp4:
                 w["group_size"] = 16
@@ -216,7 +295,8 @@ def check(src, out, fmt, calibrated, problems):
             want = ["quant_algo", "kv_cache_quant_algo", "exclude_modules"] + (
                 ["group_size"] if nvfp4 else [])
             if keys_are(hqq, want, "hf_quant_config.json quantization"):
-                if hqq["quant_algo"] != algo or hqq["kv_cache_quant_algo"] is not None:
+                if hqq["quant_algo"] != algo or \
+                        hqq["kv_cache_quant_algo"] != ("FP8" if kv_cache else None):
                     problems.append("hf_quant_config.json quant_algo %r, kv_cache_quant_algo %r"
                                     % (hqq["quant_algo"], hqq["kv_cache_quant_algo"]))
                 nested = hqq["exclude_modules"]
@@ -252,12 +332,23 @@ def check(src, out, fmt, calibrated, problems):
                 if q[k] != v:
                     problems.append("gptq %s is %r, expected %r" % (k, q[k], v))
             regs = [re.compile(k[2:]) for k in q["dynamic"] if k.startswith("-:")]
-            readers.append(("vLLM/GPTQModel (dynamic)", lambda m: any(r.match(m) for r in regs)))
+            # vLLM quantizes a linear only when an entry of modules_in_block_to_quantize (a list,
+            # or GPTQModel's list of lists, flattened) is a substring of its name.
+            block = []
+            for e in q["modules_in_block_to_quantize"]:
+                block += e if isinstance(e, list) else [e]
+            readers.append(("vLLM/GPTQModel (dynamic, modules_in_block_to_quantize)",
+                            lambda m: any(r.match(m) for r in regs) or
+                            not any(e in m for e in block)))
+    check_kv(out, out.config, kv_cache, problems)
+    check_fused_scales(out, problems)
     if not readers:
         return
 
     layers = {}  # MoE prefix -> set of stored states of its experts
     modules = source_modules(src) if src is not None else output_modules(out)
+    if all_linear:
+        check_all_linear(modules, out, out.config, problems)
     for name, routed in modules:
         if routed:
             layers.setdefault(EXPERT_RE.match(name).group(1), set()).add(
@@ -301,10 +392,15 @@ def main(argv=None):
                     choices=("none", "fp8", "nvfp4", "fp8_block", "int4"))
     ap.add_argument("--calibrated", action="store_true",
                     help="the export was calibrated with data (static-activation schemes)")
+    ap.add_argument("--all-linear", action="store_true",
+                    help="the export quantized every linear (--quantize all-linear)")
+    ap.add_argument("--kv-cache", action="store_true",
+                    help="the export carries FP8 KV-cache scales (--kv-cache fp8)")
     args = ap.parse_args(argv)
     problems = []
     src = Folder(args.source) if args.source else None
-    n = check(src, Folder(args.quantized), args.format, args.calibrated, problems)
+    n = check(src, Folder(args.quantized), args.format, args.calibrated, problems,
+              args.all_linear, args.kv_cache)
     for p in problems[:40]:
         print("PROBLEM: " + p)
     if problems:

@@ -97,9 +97,15 @@ def main():
         expect("fp8 declared as ModelOpt static FP8 is caught", 1, src, fp8, "fp8",
                "--calibrated", must_say="keys")
         expect("the tool's int4 export passes", 0, src, int4, "int4")
-        expect("int4 without its negative regexes is caught", 1, src,
-               mutated(int4, tmp, "int4-dyn", q(lambda c: c.update(dynamic={}))), "int4",
-               must_say="reads 'lm_head' as quantized")
+        expect("int4 without its negative regexes, with a block list matching every module, "
+               "is caught", 1, src,
+               mutated(int4, tmp, "int4-dyn", q(lambda c: c.update(
+                   dynamic={}, modules_in_block_to_quantize=["model"]))), "int4",
+               must_say="reads 'model.layers.0.mlp.gate' as quantized")
+        expect("int4 whose block list misses the experts is caught", 1, src,
+               mutated(int4, tmp, "int4-block", q(lambda c: c.update(
+                   modules_in_block_to_quantize=["self_attn"]))), "int4",
+               must_say="excludes 'model.layers.0.mlp.experts.0.gate_proj'")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if failures:

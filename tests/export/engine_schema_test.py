@@ -4,14 +4,17 @@
 Usage: engine_schema_test.py --tool BIN --model DIR [--calib-data FILE|random]
 
 For each format (fp8, nvfp4, fp8_block, int4): a plain export, one with the experts of the last
-MoE layer excluded (every format; int4 also with single experts left out), and, with
---calib-data, a calibrated export (static activation scales): each passes engine_schema.py. An
+MoE layer excluded (every format; int4 also with single experts left out), --quantize all-linear
+(with one q_proj excluded, which takes its q/k/v group out), and, with --calib-data, calibrated
+exports (static activation scales; all-linear; FP8 KV-cache scales for fp8 and nvfp4 on models
+with grouped-query attention): each passes engine_schema.py. An
 --exclude that leaves a layer partly quantized is refused for every format but int4, with a clear
 error and no output folder.
 """
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -26,6 +29,26 @@ PARTIAL = {"fp8_block": ["--allow-partial-blocks"]}
 def run(cmd):
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     return p.returncode, p.stdout
+
+
+def first_attention_q(model, cfg):
+    """The q projection of the first softmax-attention layer (a hybrid model's first layers may
+    be Gated DeltaNet), by the names in the source's index or single shard."""
+    leaf = "q_b_proj" if cfg.get("q_lora_rank") else "q_proj"
+    names = set()
+    index = os.path.join(model, "model.safetensors.index.json")
+    if os.path.isfile(index):
+        with open(index) as f:
+            names = set(json.load(f)["weight_map"])
+    else:
+        with open(os.path.join(model, "model.safetensors"), "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            names = set(json.loads(f.read(n)))
+    found = sorted((int(m.group(1)), m.group(0)[:-len(".weight")]) for m in
+                   (re.match(r".*?layers\.(\d+)\.self_attn\.%s\.weight$" % leaf, k) for k in names) if m)
+    if not found:
+        sys.exit("engine_schema_test: %s has no self_attn.%s" % (model, leaf))
+    return found[0][1]
 
 
 def main():
@@ -47,12 +70,21 @@ def main():
     failures = 0
     with tempfile.TemporaryDirectory(prefix="mq-engine-schema-") as tmp:
         cases = []
+        mla = cfg.get("kv_lora_rank") is not None
+        calib = ["--calib-data", args.calib_data, "--calib-seq-len", "16"] if args.calib_data else []
+        one_q = first_attention_q(args.model, cfg)
         for fmt in ("fp8", "nvfp4", "fp8_block", "int4"):
             cases.append((fmt, [], False))
             cases.append((fmt, ["--exclude", whole_layer], False))
-            if args.calib_data:
-                cases.append((fmt, ["--calib-data", args.calib_data, "--calib-seq-len", "16"],
-                              True))
+            cases.append((fmt, ["--quantize", "all-linear"], False))
+            cases.append((fmt, ["--quantize", "all-linear", "--exclude", one_q], False))
+            if calib:
+                cases.append((fmt, calib, True))
+                cases.append((fmt, calib + ["--quantize", "all-linear"], True))
+                if fmt in ("fp8", "nvfp4") and not mla:
+                    cases.append((fmt, calib + ["--kv-cache", "fp8"], True))
+                    cases.append((fmt, calib + ["--quantize", "all-linear", "--kv-cache", "fp8"],
+                                  True))
         cases.append(("int4", ["--exclude", r"re:experts\.1\."], False))
         for i, (fmt, extra, calibrated) in enumerate(cases):
             out = os.path.join(tmp, "out%d" % i)
@@ -63,13 +95,24 @@ def main():
                 print("FAILED: quantize %s:\n%s" % (label, log))
                 failures += 1
                 continue
+            all_linear = "all-linear" in extra and "--exclude" not in extra
             cmd = [sys.executable, os.path.join(HERE, "engine_schema.py"), "--source", args.model,
-                   "--quantized", out, "--format", fmt] + (["--calibrated"] if calibrated else [])
+                   "--quantized", out, "--format", fmt] + (["--calibrated"] if calibrated else []) + (
+                       ["--all-linear"] if all_linear else []) + (
+                       ["--kv-cache"] if "--kv-cache" in extra else [])
             rc, log = run(cmd)
             print("%s: %s" % (label, log.strip().splitlines()[-1]))
             if rc != 0:
                 print(log)
                 failures += 1
+            if "all-linear" in extra and "--exclude" in extra and not mla:
+                # Excluding q_proj takes its fused q/k/v group out (engines load one qkv_proj).
+                rc2, listing = run([args.tool, "inspect", out])
+                # inspect lists a quantized module by its name, a plain weight by "....weight".
+                if "model.layers.0.self_attn.k_proj " in listing:
+                    print("FAILED: %s: k_proj is quantized though q_proj was excluded:\n%s"
+                          % (label, listing))
+                    failures += 1
             rc, log = run([args.tool, "inspect", out])
             if rc != 0 or "read as stored" not in log:
                 print("FAILED: inspect %s (exit %d):\n%s" % (label, rc, log[-2000:]))

@@ -7,6 +7,7 @@ standard library only (no numpy, no torch): it shares no code with the tool.
 
     formats_reference.py --source DIR --quantized DIR --format {none,fp8,nvfp4,fp8_block,int4}
                          [--expert-amax shared|per-expert] [--exclude-regex R]... [--exclude GLOB]...
+                         [--all-linear]
 
 Exit status: 0 everything matches, 1 a mismatch (or a structural/config error), 2 the inputs
 cannot be read (usage error, unreadable source, a source the formats cannot represent).
@@ -21,6 +22,12 @@ Amax semantics (this tool's calibration): with --expert-amax shared one amax per
 with per-expert, fc1 of expert E = max over its gate and up, fc2 = its down. Calibration observes
 every routed-expert weight, excluded ones included (an exclude pattern only changes what is
 written).
+
+With --all-linear (the tool's --quantize all-linear) the dense linears of the decoder layers are
+quantized too: attention (q/k/v/o; MLA's q_a/q_b/kv_a/kv_b), shared experts and dense MLPs, never
+the router, a shared expert's gate or lm_head. The linears an engine fuses share one amax: q/k/v;
+MLA's q_a_proj with kv_a_proj_with_mqa; gate with up of one MLP; = max |w| over the members.
+Excluding one member leaves its whole group unquantized.
 """
 
 import argparse
@@ -570,6 +577,33 @@ class SourceModel:
                     loader_for(e, 0, R)))
 
 
+DENSE_LINEAR = re.compile(
+    r"^(model\.layers\.(\d+)\.(?:self_attn\.(q_proj|k_proj|v_proj|o_proj|q_a_proj|q_b_proj|"
+    r"kv_a_proj_with_mqa|kv_b_proj)|mlp\.(?:shared_experts?\.)?(gate_proj|up_proj|down_proj)))"
+    r"\.weight$")
+FUSION = {"q_proj": "qkv", "k_proj": "qkv", "v_proj": "qkv", "q_a_proj": "qkv_a",
+          "kv_a_proj_with_mqa": "qkv_a", "gate_proj": "gate_up", "up_proj": "gate_up"}
+
+
+def dense_linears(model, src):
+    """base -> (fusion group key, ExpertWeight) for every dense linear --all-linear quantizes."""
+    layers = model.folder.config.get("num_hidden_layers", 0)
+    out = {}
+    for name in model.passthrough:
+        m = DENSE_LINEAR.match(name)
+        if not m or int(m.group(2)) >= layers:
+            continue
+        base = m.group(1)
+        leaf = base.rsplit(".", 1)[1]
+        parent = base.rsplit(".", 1)[0]
+        group = (parent, FUSION.get(leaf, leaf))
+        ref = src.tensors[name]
+        if len(ref.shape) != 2:
+            raise InputError("source: dense linear '%s' is not 2-D" % name)
+        out[base] = (group, ExpertWeight(base, ref.dtype, ref.shape[0], ref.shape[1], ref.data))
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # reference quantizers: each returns [(suffix, dtype, shape, bytes, describe)]
 # describe(flat_index) -> text about how the expected value was obtained
@@ -956,8 +990,42 @@ def run(args):
 
     expected_names = set()
 
+    # --all-linear: the dense linears, quantized with their fusion group's amax
+    dense = dense_linears(model, src) if args.all_linear and args.format != "none" else {}
+    groups = {}
+    for base, (group, w) in dense.items():
+        groups.setdefault(group, []).append(base)
+    for group, members in sorted(groups.items()):
+        if any(excluded(b) for b in members):
+            for b in members:
+                del dense[b]
+            continue
+        for b in members:
+            check_finite(dense[b][1])
+        amax = max(abs_max(dense[b][1].values()) for b in members)
+        for b in members:
+            w = dense[b][1]
+            for suffix, dtype, shape, data, describe in QUANTIZERS[args.format](w, amax):
+                name = b + "." + suffix
+                expected_names.add(name)
+                compare(report, out, name, "dense " + suffix, dtype, shape, data, describe)
+            if args.allow_input_scale and args.format in ("fp8", "nvfp4"):
+                name = b + ".input_scale"
+                if name in out.tensors:
+                    expected_names.add(name)
+                    report.count("dense input_scale (shape only)")
+            w.drop()
+        if args.allow_input_scale and args.format in ("fp8", "nvfp4"):
+            scales = {out.tensors[b + ".input_scale"].data() for b in members
+                      if b + ".input_scale" in out.tensors}
+            if len(scales) > 1:
+                report.fail("the fused group %s has different input_scale" % (members,))
+    dense_weights = {b + ".weight" for b in dense}
+
     # non-expert tensors: byte-identical
     for name in model.passthrough:
+        if name in dense_weights:
+            continue
         ref = src.tensors[name]
         expected_names.add(name)
         compare(report, out, name, "passthrough", ref.dtype, ref.shape, ref.data())
@@ -1050,6 +1118,8 @@ def main(argv=None):
                          "unquantized when the regex is found in its name (the tool's re:REGEX)")
     ap.add_argument("--exclude", action="append", default=[],
                     help="same with a glob matched against the whole module name")
+    ap.add_argument("--all-linear", action="store_true",
+                    help="the export quantized the dense linears too (--quantize all-linear)")
     ap.add_argument("--allow-input-scale", action="store_true",
                     help="accept calibrated input_scale tensors (checked for shape and sign only)")
     args = ap.parse_args(argv)

@@ -11,7 +11,15 @@ transformers models (Qwen3-MoE, Qwen2-MoE, Mixtral) and sharing no code with moe
      expert (what gate/up see) and max |silu(gate(x)) * up(x)| (what down sees);
   3. moequant quantize --calib-data (those tokens) --format fp8, with --expert-amax per-expert
      and shared, must export input_scale = amax / 448 with that amax (per expert; an expert no
-     token reached takes its layer's; shared: the layer's max), to 1e-5 relative.
+     token reached takes its layer's; shared: the layer's max), to 1e-5 relative;
+  4. --quantize all-linear --kv-cache fp8: the input_scale of every dense linear (q/k/v share the
+     normed hidden state, o the attention output, a shared expert's or dense MLP's gate/up their
+     input and down silu(gate) * up) and k_scale / v_scale (keys after the q/k norm and RoPE,
+     values) = amax / 448 of what the same pass saw, to 1e-4 relative;
+  5. --calib-all-experts on a prefix of the tokens so short that some experts get no routed
+     token: every expert's fc1 input amax is that of its layer's input over ALL tokens and its
+     fc2 amax that of its own silu(gate) * up over all tokens (per expert), while later layers
+     still see the routed outputs (their amax would differ otherwise), to 1e-5 relative.
 """
 import argparse
 import json
@@ -89,7 +97,11 @@ def softmax(xs):
     return [v / s for v in e]
 
 
-def forward(cfg, W, ids, observe):
+def forward(cfg, W, ids, observe, dense_obs=lambda *a: None, kv_obs=lambda *a: None,
+            all_obs=None):
+    """observe(layer, expert, fc1 amax, fc2 amax) per routed token; dense_obs(layer, group,
+    amax) per token at each dense linear's input; kv_obs(layer, 'k'|'v', amax) per cached key /
+    value; all_obs(layer, expert, fc1 amax, fc2 amax) for every expert on every token."""
     mt = cfg["model_type"]
     H = cfg["hidden_size"]
     nh, nkv = cfg["num_attention_heads"], cfg.get("num_key_value_heads") or cfg["num_attention_heads"]
@@ -138,6 +150,10 @@ def forward(cfg, W, ids, observe):
             K = [[rope(v, t) for v in heads(k_w, bias["k"], nkv, kn, xs[t])] for t in range(T)]
             V = [heads(v_w, bias["v"], nkv, None, xs[t]) for t in range(T)]
             for t in range(T):
+                dense_obs(L, "self_attn.q_proj", max(abs(v) for v in xs[t]))
+                kv_obs(L, "k", max(abs(v) for hv in K[t] for v in hv))
+                kv_obs(L, "v", max(abs(v) for hv in V[t] for v in hv))
+            for t in range(T):
                 att = []
                 for hd in range(nh):
                     g = hd // (nh // nkv)
@@ -145,6 +161,7 @@ def forward(cfg, W, ids, observe):
                               for s in range(t + 1)]
                     pr = softmax(scores)
                     att += [sum(pr[s] * V[s][g][j] for s in range(t + 1)) for j in range(D)]
+                dense_obs(L, "self_attn.o_proj", max(abs(v) for v in att))
                 h[t] = [a + b for a, b in zip(h[t], matvec(o_w, att))]
             # MLP
             post = p + "post_attention_layernorm.weight"
@@ -153,11 +170,21 @@ def forward(cfg, W, ids, observe):
                 if L in dense:
                     m = p + "mlp."
                     g, u = matvec(W.mat(m + "gate_proj.weight"), x), matvec(W.mat(m + "up_proj.weight"), x)
-                    y = matvec(W.mat(m + "down_proj.weight"), [silu(a) * b for a, b in zip(g, u)])
+                    mid = [silu(a) * b for a, b in zip(g, u)]
+                    dense_obs(L, "mlp.gate_proj", max(abs(v) for v in x))
+                    dense_obs(L, "mlp.down_proj", max(abs(v) for v in mid))
+                    y = matvec(W.mat(m + "down_proj.weight"), mid)
                 else:
                     b = p + block + "."
                     probs = softmax(matvec(W.mat(b + "gate.weight"), x))
                     top = sorted(range(E), key=lambda e: -probs[e])[:k]
+                    if all_obs:
+                        for e in range(E):
+                            ep = b + "experts.%d." % e
+                            g = matvec(W.mat(ep + projs[0] + ".weight"), x)
+                            u = matvec(W.mat(ep + projs[1] + ".weight"), x)
+                            all_obs(L, e, max(abs(v) for v in x),
+                                    max(abs(silu(a) * c) for a, c in zip(g, u)))
                     wsum = sum(probs[e] for e in top)
                     y = [0.0] * H
                     for e in top:
@@ -173,7 +200,10 @@ def forward(cfg, W, ids, observe):
                         se = b + "shared_expert."
                         g = matvec(W.mat(se + "gate_proj.weight"), x)
                         u = matvec(W.mat(se + "up_proj.weight"), x)
-                        s_out = matvec(W.mat(se + "down_proj.weight"), [silu(a) * c for a, c in zip(g, u)])
+                        s_mid = [silu(a) * c for a, c in zip(g, u)]
+                        dense_obs(L, "mlp.shared_expert.gate_proj", max(abs(v) for v in x))
+                        dense_obs(L, "mlp.shared_expert.down_proj", max(abs(v) for v in s_mid))
+                        s_out = matvec(W.mat(se + "down_proj.weight"), s_mid)
                         gate = 1.0 / (1.0 + math.exp(-matvec(W.mat(b + "shared_expert_gate.weight"), x)[0]))
                         y = [a + gate * c for a, c in zip(y, s_out)]
                 h[t] = [a + c for a, c in zip(h[t], y)]
@@ -181,6 +211,120 @@ def forward(cfg, W, ids, observe):
         for t in range(T):
             logits.append(matvec(head, rms_norm(h[t], W.vec("model.norm.weight"), eps)))
     return logits
+
+
+def exported_scales(folder, suffix):
+    """module -> the float32 scalar `suffix` beside it ("input_scale", "k_scale", "v_scale")."""
+    with open(os.path.join(folder, "model.safetensors.index.json")) as f:
+        files = sorted(set(json.load(f)["weight_map"].values()))
+    out = {}
+    for fn in files:
+        with open(os.path.join(folder, fn), "rb") as f:
+            b = f.read()
+        n = struct.unpack("<Q", b[:8])[0]
+        for name, info in json.loads(b[8:8 + n]).items():
+            if name.endswith("." + suffix):
+                s = info["data_offsets"][0]
+                out[name[:-len(suffix) - 1]] = struct.unpack("<f", b[8 + n + s:8 + n + s + 4])[0]
+    return out
+
+
+def running_max(table):
+    def add(*key_and_value):
+        *key, v = key_and_value
+        key = tuple(key)
+        table[key] = max(table.get(key, 0.0), v)
+    return add
+
+
+def running_max_pair(table):
+    def add(layer, e, fc1, fc2):
+        a, b = table.get((layer, e), (0.0, 0.0))
+        table[(layer, e)] = (max(a, fc1), max(b, fc2))
+    return add
+
+
+def close(got, want, rel):
+    return abs(got - want) <= rel * abs(want)
+
+
+def check_dense_and_kv(args, cfg, W, ids, seq_len, tmp):
+    """Step 4: all-linear input scales and KV-cache scales against the plain forward."""
+    dense, kv = {}, {}
+    forward(cfg, W, ids, lambda *a: None, running_max(dense), running_max(kv))
+    data = os.path.join(tmp, "ids4.jsonl")
+    with open(data, "w") as f:
+        for s in ids:
+            f.write(json.dumps({"input_ids": s}) + "\n")
+    out = os.path.join(tmp, "all-linear")
+    subprocess.run([args.tool, "quantize", "--model", args.model, "--format", "fp8", "--out", out,
+                    "-q", "--calib-data", data, "--calib-seq-len", str(seq_len), "--quantize",
+                    "all-linear", "--kv-cache", "fp8"], check=True)
+    scales = exported_scales(out, "input_scale")
+    # q/k/v share one input (and one scale); so do gate and up.
+    members = {"self_attn.q_proj": ("q_proj", "k_proj", "v_proj"), "self_attn.o_proj": ("o_proj",),
+               "mlp.gate_proj": ("gate_proj", "up_proj"), "mlp.down_proj": ("down_proj",),
+               "mlp.shared_expert.gate_proj": ("gate_proj", "up_proj"),
+               "mlp.shared_expert.down_proj": ("down_proj",)}
+    failures = checked = 0
+    for (layer, group), amax in sorted(dense.items()):
+        parent = "model.layers.%d.%s" % (layer, group.rsplit(".", 1)[0])
+        for leaf in members[group]:
+            module = parent + "." + leaf
+            got = scales.get(module, math.nan) * 448.0
+            checked += 1
+            if not close(got, amax, 1e-4):
+                failures += 1
+                print("FAILED: %s input amax %.9g, the plain forward says %.9g" % (module, got, amax))
+    for suffix, which, proj in (("k_scale", "k", "k_proj"), ("v_scale", "v", "v_proj")):
+        got_all = exported_scales(out, suffix)
+        for layer in range(cfg["num_hidden_layers"]):
+            module = "model.layers.%d.self_attn.%s" % (layer, proj)
+            got, want = got_all.get(module, math.nan) * 448.0, kv[(layer, which)]
+            checked += 1
+            if not close(got, want, 1e-4):
+                failures += 1
+                print("FAILED: %s.%s amax %.9g, the plain forward says %.9g"
+                      % (module, suffix, got, want))
+    print("all-linear + kv-cache: %d exported scales equal the plain forward's amax" % checked)
+    return failures
+
+
+def check_all_experts(args, cfg, W, ids, tmp):
+    """Step 5: --calib-all-experts on a few tokens."""
+    short = [ids[0][:3]]
+    routed, every = {}, {}
+    forward(cfg, W, short, running_max_pair(routed), all_obs=running_max_pair(every))
+    E = cfg.get("num_experts") or cfg["num_local_experts"]
+    layers = sorted({l for l, _ in every})
+    silent = [(l, e) for l in layers for e in range(E) if (l, e) not in routed]
+    if not silent:
+        print("FAILED: every expert got a routed token; the test needs some that did not")
+        return 1
+    data = os.path.join(tmp, "ids5.jsonl")
+    with open(data, "w") as f:
+        f.write(json.dumps({"input_ids": short[0]}) + "\n")
+    out = os.path.join(tmp, "all-experts")
+    subprocess.run([args.tool, "quantize", "--model", args.model, "--format", "fp8", "--out", out,
+                    "-q", "--calib-data", data, "--calib-seq-len", "3", "--expert-amax",
+                    "per-expert", "--calib-all-experts"], check=True)
+    scales = exported_scales(out, "input_scale")
+    mt = cfg["model_type"]
+    block = "block_sparse_moe" if mt == "mixtral" else "mlp"
+    projs = ("w1", "w3", "w2") if mt == "mixtral" else ("gate_proj", "up_proj", "down_proj")
+    failures = checked = 0
+    for (l, e), (fc1, fc2) in sorted(every.items()):
+        base = "model.layers.%d.%s.experts.%d." % (l, block, e)
+        for proj, amax in ((projs[0], fc1), (projs[1], fc1), (projs[2], fc2)):
+            got = scales[base + proj] * 448.0
+            checked += 1
+            if not close(got, amax, 1e-5):
+                failures += 1
+                print("FAILED: --calib-all-experts %s%s input amax %.9g, every token gives %.9g"
+                      % (base, proj, got, amax))
+    print("calib-all-experts: %d input scales equal the all-token amax (%d experts got no routed "
+          "token)" % (checked, len(silent)))
+    return failures
 
 
 def exported_input_scales(folder):
@@ -256,6 +400,8 @@ def main():
                             print("FAILED: %s %s%s input amax %.9g, the plain forward says %.9g"
                                   % (mode, base, proj, got, amax))
             print("%s: %d exported input scales equal the plain forward's amax" % (mode, checked))
+        failures += check_dense_and_kv(args, cfg, W, ids, shape[1], tmp)
+        failures += check_all_experts(args, cfg, W, ids, tmp)
     print("input_amax_reference: %s" % ("FAILED" if failures else "OK"))
     return 1 if failures else 0
 

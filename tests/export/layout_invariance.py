@@ -14,8 +14,13 @@ arithmetic allows, otherwise within 2^-20 relative (the sums inside a layer may 
 differently per layout; the count of bit-identical ones is printed). Each reference export is also
 read by engine_schema.py as the engines read it.
 
+With --extra "--quantize all-linear --kv-cache fp8" (any quantize flags) every export gets those
+flags too: the dense linears are split over TP the Megatron way for calibration and gathered by
+their producer, KV-cache amax is reduced over DP/TP; the bytes must not depend on the layout.
+
 usage: layout_invariance.py --tool BIN --mpiexec "mpiexec --oversubscribe ..." --model DIR
                             [--model DIR ...] [--formats fp8,nvfp4,...] [--calibrate]
+                            [--extra "FLAGS"]
 """
 import argparse
 import filecmp
@@ -81,10 +86,11 @@ def same_calibrated(a, b, stats):
     if sorted(ta) != sorted(tb):
         return "tensor lists differ"
     for k, va in ta.items():
+        activation = k.endswith("input_scale") or k.endswith("k_scale") or k.endswith("v_scale")
         if va == tb[k]:
-            stats["identical"] += k.endswith("input_scale")
+            stats["identical"] += activation
             continue
-        if not k.endswith("input_scale"):
+        if not activation:
             return f"{k} differs"
         x, y = struct.unpack("<f", va)[0], struct.unpack("<f", tb[k])[0]
         if abs(x - y) > abs(x) * 2.0 ** -20:
@@ -111,7 +117,11 @@ def main():
     ap.add_argument("--formats", default="none,fp8,nvfp4,fp8_block,int4")
     ap.add_argument("--max-shard-size", default="60KB")
     ap.add_argument("--calibrate", action="store_true")
+    ap.add_argument("--extra", default="", help="more quantize flags for every export")
     args = ap.parse_args()
+    extra_flags = shlex.split(args.extra)
+    all_linear = "all-linear" in extra_flags
+    kv_cache = "--kv-cache" in extra_flags
     mpiexec = shlex.split(args.mpiexec)
     here = os.path.dirname(os.path.abspath(__file__))
     checker = os.path.join(here, "formats_reference.py")
@@ -128,23 +138,27 @@ def main():
                     common.append("--allow-partial-blocks")
                 if args.calibrate:
                     common += write_calibration_ids(model, os.path.join(work, "calib.jsonl"))
+                common += extra_flags
                 ref = os.path.join(work, "ref")
                 shutil.rmtree(ref, ignore_errors=True)
                 if not run([args.tool] + common + ["--out", ref]):
                     failures.append(f"{model} {fmt}: single-rank export failed")
                     continue
-                extra = ["--allow-input-scale"] if args.calibrate else []
+                extra = (["--allow-input-scale"] if args.calibrate else []) + (
+                    ["--all-linear"] if all_linear else [])
                 # The independent checker reads bf16 sources (an FP8 block source is checked
                 # against its bf16 conversion by fp8_source_test.py).
                 with open(os.path.join(model, "config.json")) as f:
                     plain_source = "quantization_config" not in json.load(f)
-                if plain_source and os.path.exists(checker) and not run(
+                if plain_source and not kv_cache and os.path.exists(checker) and not run(
                         [sys.executable, checker, "--source", model, "--quantized", ref,
                          "--format", fmt] + extra):
                     failures.append(f"{model} {fmt}: differs from docs/formats.md (formats_reference)")
                 if args.calibrate and not run(
                         [sys.executable, os.path.join(here, "engine_schema.py"), "--source", model,
-                         "--quantized", ref, "--format", fmt, "--calibrated"]):
+                         "--quantized", ref, "--format", fmt, "--calibrated"] +
+                        (["--all-linear"] if all_linear else []) +
+                        (["--kv-cache"] if kv_cache else [])):
                     failures.append(f"{model} {fmt}: misread by engines (engine_schema)")
                 for name, np_, flags in LAYOUTS:
                     out = os.path.join(work, name)

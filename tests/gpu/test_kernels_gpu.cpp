@@ -1373,6 +1373,40 @@ TEST(GpuDequantize, Mxfp4Bf16MatchesCpu) {
   }
 }
 
+// An FP8 block source (DeepSeek-V3's release) read as bf16: CUDA == CPU bit for bit, partial
+// 128-blocks and misaligned buffers included, every e4m3 code (NaN codes too) and scales across
+// the float32 range.
+TEST(GpuDequantize, Fp8BlockSourceToBf16MatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  Seeded s;
+  SCOPED_TRACE(s.trace());
+  const Shape shapes[] = {{1, 1}, {8, 16}, {130, 300}, {256, 7168}, {2048, 160}};
+  for (const Shape& sh : shapes) {
+    const int64_t rows = sh.rows, cols = sh.cols, n = rows * cols;
+    SCOPED_TRACE("[" + std::to_string(rows) + ", " + std::to_string(cols) + "]");
+    for (size_t off = 0; off < 2; ++off) {
+      const std::vector<uint8_t> q = random_bytes(s.rng, static_cast<size_t>(n));
+      const std::vector<float> ts =
+          random_scales(s.rng, static_cast<size_t>(((rows + 127) / 128) * ((cols + 127) / 128)));
+      std::vector<uint16_t> cpu(static_cast<size_t>(n));
+      MQ_EXPECT_OK(mq_cpu_dequantize_fp8_block_bf16(q.data(), ts.data(), rows, cols, cpu.data()));
+      DeviceBuffer dq(q.size(), off), dts(ts.size() * 4), out(cpu.size() * 2, 2 * off);
+      dq.upload(q.data());
+      dts.upload(ts.data());
+      std::vector<std::vector<uint8_t>> a, b;
+      run_twice(
+          {&out},
+          [&] {
+            return mq_cuda_dequantize_fp8_block_bf16(dq.get<uint8_t>(), dts.get<float>(), rows,
+                                                     cols, out.get<uint16_t>(), nullptr);
+          },
+          &a, &b);
+      if (::testing::Test::HasFatalFailure()) return;
+      expect_output("fp8 block source as bf16", a[0], b[0], cpu.data(), cpu.size() * 2);
+    }
+  }
+}
+
 TEST(GpuKernels, AvailableAndErrorsNameTheFunction) {
   SKIP_WITHOUT_GPU();
   EXPECT_EQ(1, mq_cuda_available());

@@ -101,7 +101,8 @@ QuantFormat format_from_name(const std::string& name);
 QuantFormat stored_format(const std::function<bool(const std::string& suffix)>& has_suffix);
 // Every suffix some format stores beside a module, and "input_scale".
 const std::vector<std::string>& all_stored_suffixes();
-// True for a suffix that holds a scale in some format ("input_scale" included).
+// True for a suffix that holds a scale in some format ("input_scale", and the KV cache's
+// "k_scale" / "v_scale", included).
 bool is_scale_suffix(const std::string& suffix);
 
 }  // namespace moequant

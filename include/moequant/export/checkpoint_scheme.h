@@ -12,6 +12,7 @@ namespace moequant {
 struct CheckpointScheme {
   QuantFormat format = QuantFormat::kNone;
   bool static_activations = false;  // an input_scale beside every quantized weight
+  bool kv_cache_fp8 = false;        // k_scale / v_scale per attention layer (ModelOpt schemes)
 
   const FormatDescriptor& descriptor() const { return format_descriptor(format); }
   // quant_method, ModelOpt quant_algo and description of this flavour of the format.
@@ -21,7 +22,8 @@ struct CheckpointScheme {
   // ModelOpt's schemes: config.json's flat form plus hf_quant_config.json.
   bool is_modelopt() const { return names().quant_method == "modelopt"; }
   bool operator==(const CheckpointScheme& o) const {
-    return format == o.format && static_activations == o.static_activations;
+    return format == o.format && static_activations == o.static_activations &&
+           kv_cache_fp8 == o.kv_cache_fp8;
   }
   bool operator!=(const CheckpointScheme& o) const { return !(*this == o); }
 };

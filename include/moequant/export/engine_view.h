@@ -29,6 +29,11 @@ struct EngineView {
   std::vector<std::string> vllm_exclusions;  // ignore / ignored_layers / exclude_modules
   std::vector<std::string> transformers_exclusions;  // modules_to_not_convert (fp8)
   std::vector<std::string> negative_regexes;         // gptq dynamic "-:" keys, prefix stripped
+  // gptq modules_in_block_to_quantize: a linear is quantized only when an entry is a substring
+  // of its name (empty: no such rule)
+  std::vector<std::string> gptq_block_modules;
+  // An FP8 KV cache declared (ModelOpt's kv_cache_scheme / kv_cache_quant_algo "FP8").
+  bool kv_cache_fp8 = false;
 };
 
 // Reads config.json's "quantization_config" (absent or null: an unquantized view). Errors name
@@ -62,7 +67,9 @@ std::vector<std::string> engine_mismatches(
 // hf_quant_config.json's, which must agree), every linear module found in the folder's tensors
 // with whether it is stored quantized and whether the engines treat it so, and every problem:
 // a module the engines would misread, a static-activation checkpoint missing an input_scale (or
-// holding a zero or non-finite one), a dynamic one carrying input scales, configs that disagree.
+// holding a zero or non-finite one), a dynamic one carrying input scales, configs that disagree,
+// linears an engine fuses (q/k/v, gate/up, MLA's q_a/kv_a) with different scalar scales, KV-cache
+// scales present but not declared (or declared but absent, or not a valid float32 scalar).
 struct ModuleStatus {
   std::string name;
   bool stored_quantized = false;

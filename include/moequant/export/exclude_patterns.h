@@ -1,4 +1,4 @@
-// --exclude patterns must each name something: a pattern that matches no expert projection is a
+// --exclude patterns must each name something: a pattern that matches no quantized module is a
 // typo, and ignoring it would quantize what the user meant to keep.
 #pragma once
 
@@ -9,8 +9,10 @@
 
 namespace moequant {
 
-// Throws naming the first pattern (glob, or re:REGEX) that matches no expert projection module
-// of `config` ("model.layers.3.mlp.experts.5.gate_proj"), with the closest module names.
-void check_exclude_patterns(const ModelConfig& config, const std::vector<std::string>& patterns);
+// Throws naming the first pattern (glob, or re:REGEX) that matches no module the export quantizes
+// (every expert projection, "model.layers.3.mlp.experts.5.gate_proj"; with `dense`, every dense
+// linear of --quantize all-linear too), with the closest module names.
+void check_exclude_patterns(const ModelConfig& config, const std::vector<std::string>& patterns,
+                            bool dense = false);
 
 }  // namespace moequant

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,7 +30,9 @@ std::vector<StoredTensorSpec> planned_outputs(QuantFormat format, int64_t rows, 
                                               DType source, bool input_scale,
                                               const std::string& name);
 
-enum class TensorSource { kPassthrough, kExpertFc1, kExpertFc2 };
+// Where a planned tensor's bytes come from: the source as it is, a routed expert's fc1 (gate, up)
+// or fc2 (down), a dense linear (--quantize all-linear), or an attention layer's KV-cache scale.
+enum class TensorSource { kPassthrough, kExpertFc1, kExpertFc2, kDense, kKvScale };
 
 struct PlannedTensor {
   std::string name;
@@ -40,12 +43,12 @@ struct PlannedTensor {
   int layer = -1;   // global layer, -1 for tensors outside the layers
   int expert = -1;  // global expert index (expert tensors)
   ExpertProj proj = ExpertProj::kGate;
-  QuantFormat format = QuantFormat::kNone;  // expert tensors: the format of their projection
-  std::string suffix;                       // expert tensors: "weight", "weight_scale", ...
-  std::string source_name;                  // passthrough: the name in the source checkpoint
-  int producer = 0;                         // world rank that produces the bytes
-  int file = 0;                             // index into ExportPlan::files
-  uint64_t offset = 0;                      // byte offset in its file (header included)
+  QuantFormat format = QuantFormat::kNone;  // expert and dense tensors: their weight's format
+  std::string suffix;  // expert, dense and KV tensors: "weight", "weight_scale", "k_scale", ...
+  std::string source_name;  // passthrough: the name in the source; dense: the source weight
+  int producer = 0;         // world rank that produces the bytes
+  int file = 0;             // index into ExportPlan::files
+  uint64_t offset = 0;      // byte offset in its file (header included)
 };
 
 struct PlannedFile {
@@ -57,16 +60,17 @@ struct PlannedFile {
   uint64_t size() const { return header.size() + data_bytes; }
 };
 
-// One expert unit: what one producer assembles and quantizes at once (fc1 = gate + up of one
-// expert, fc2 = its down), with the tensors it emits.
+// One unit: what one producer assembles and quantizes at once (fc1 = gate + up of one expert,
+// fc2 = its down; or one dense linear), with the tensors it emits.
 struct PlannedUnit {
   int layer = 0;
-  int expert = 0;
+  int expert = 0;  // -1 for a dense linear
   bool fc1 = true;
   int producer = 0;
   QuantFormat format = QuantFormat::kNone;  // of every weight of the unit (gate and up are one)
   std::vector<std::string> weights;         // the checkpoint names of its weights: gate, up | down
   std::vector<size_t> tensors;              // indices into ExportPlan::tensors
+  std::optional<DenseLinear> dense;         // set for a dense linear's unit
 };
 
 // A linear module of the model as serving engines build them (each MoE layer's fused experts
@@ -105,6 +109,7 @@ std::vector<std::string> check_engine_shape_rules(const ModelConfig& config, Qua
 
 struct PlanOptions {
   CheckpointScheme scheme{QuantFormat::kFP8, false};
+  bool quantize_dense = false;  // --quantize all-linear: the dense linears too (model_tensors.h)
   bool allow_partial_blocks = false;  // write what check_engine_shape_rules refuses
   std::vector<std::string> exclude;   // expert projections left unquantized
   uint64_t max_shard_bytes =
@@ -112,10 +117,20 @@ struct PlanOptions {
   DType expert_dtype = DType::kBF16;
 };
 
+// The dense linears `options` quantizes: every one of dense_linears() whose fusion group no
+// --exclude pattern touches (excluding one of q/k/v or gate/up excludes its group: the engines
+// load the group as one linear).
+std::vector<DenseLinear> quantized_dense_linears(const ModelConfig& config,
+                                                 const std::vector<std::string>& exclude);
+
+// The name an attention layer's KV-cache scale is written under (ModelOpt's:
+// "model.layers.N.self_attn.k_proj.k_scale", "...v_proj.v_scale"; docs/formats.md).
+std::string kv_scale_name(const ModelConfig& config, int layer, bool keys);
+
 // Builds the plan. `passthrough` lists the source tensors copied unchanged (every tensor of the
-// source checkpoint but the routed experts'). Errors: a layer whose experts are only partly
-// excluded (an engine runs one method per fused MoE layer; GPTQ excepted), shapes the format
-// cannot store, a tensor named twice.
+// source checkpoint but the routed experts'; a dense linear quantized is taken out of it).
+// Errors: a layer whose experts are only partly excluded (an engine runs one method per fused MoE
+// layer; GPTQ excepted), shapes the format cannot store, a tensor named twice.
 ExportPlan make_export_plan(const ModelConfig& config, const parallel::ParallelState& ps,
                             const std::vector<PassthroughTensor>& passthrough,
                             const PlanOptions& options);

@@ -13,6 +13,7 @@
 
 #include "moequant/common/dtype.h"
 #include "moequant/core/tensor_quantizer.h"
+#include "moequant/model/model_tensors.h"
 
 namespace moequant {
 
@@ -68,6 +69,20 @@ class ExportSource {
   virtual std::vector<std::string> side_files() const;
   virtual at::Tensor passthrough_data(const std::string& name) const;
   virtual void release_passthrough(const std::string& name) const;
+
+  // ---- Beyond the routed experts (--quantize all-linear, --kv-cache fp8): none by default ----
+  // Whether the source holds the quantizers of every dense linear / KV cache of its stage.
+  virtual bool has_dense_quantizers() const { return false; }
+  virtual bool has_kv_cache_quantizers() const { return false; }
+  // A dense linear's whole weight [out, in] (its TP shards gathered: from a mapped source, the
+  // file itself; an FP8 block source's weight as the bf16 it encodes), on the CPU. Thread-safe.
+  virtual at::Tensor dense_weight(const DenseLinear& linear) const;
+  // The weight and input quantizers of layer `layer`'s fusion group `group` (model_tensors.h),
+  // on the ranks of the layer's pipeline stage.
+  virtual std::shared_ptr<TensorQuantizer> dense_weight_quantizer(int layer, TensorUse group) const;
+  virtual std::shared_ptr<TensorQuantizer> dense_input_quantizer(int layer, TensorUse group) const;
+  // An attention layer's KV-cache quantizer (keys or values), on the ranks of its stage.
+  virtual std::shared_ptr<TensorQuantizer> kv_cache_quantizer(int layer, bool keys) const;
 };
 
 }  // namespace moequant

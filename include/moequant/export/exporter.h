@@ -30,7 +30,12 @@ struct ExportOptions {
   // FP8 / NVFP4 with input_scale) are written; false gives the weight-only ones
   // (choose_scheme).
   bool activations_calibrated = false;
-  std::vector<std::string> exclude;   // expert projections (module names) left unquantized
+  std::vector<std::string> exclude;  // linear modules left unquantized (glob or re:)
+  // --quantize all-linear: the dense linears too (the source must hold their quantizers).
+  bool quantize_dense = false;
+  // --kv-cache fp8: k_scale / v_scale per attention layer and the config keys that declare them
+  // (ModelOpt schemes with calibrated activations only; the source holds the KV quantizers).
+  bool kv_cache_fp8 = false;
   bool allow_partial_blocks = false;  // write what the engines' shape rules refuse (export_plan.h)
   uint64_t max_shard_bytes =
       2000000000;              // "2GB": several files, so parallel writers rarely share one
@@ -60,13 +65,13 @@ struct ExportSummary {
   CheckpointScheme scheme;
   size_t tensors = 0;  // in the checkpoint
   size_t files = 0;
-  uint64_t bytes = 0;                  // tensor bytes in the checkpoint
-  uint64_t quantized_params = 0;       // elements of quantized expert weights
-  uint64_t quantized_bytes = 0;        // bytes they are stored in (data + scales)
-  std::vector<std::string> side_files; // copied from the source folder (tokenizer, ...), by name
-  std::vector<std::string> warnings;   // identical on every rank
-  std::vector<std::string> notes;      // what the engines take of it (export_plan.h)
-  std::vector<ExportRankStats> ranks;  // every rank's, indexed by rank
+  uint64_t bytes = 0;                   // tensor bytes in the checkpoint
+  uint64_t quantized_params = 0;        // elements of quantized weights (experts, dense linears)
+  uint64_t quantized_bytes = 0;         // bytes they are stored in (data + scales)
+  std::vector<std::string> side_files;  // copied from the source folder (tokenizer, ...), by name
+  std::vector<std::string> warnings;    // identical on every rank
+  std::vector<std::string> notes;       // what the engines take of it (export_plan.h)
+  std::vector<ExportRankStats> ranks;   // every rank's, indexed by rank
 };
 
 // Exports the checkpoint. Collective over `world` (every rank calls it, with its own source).

@@ -13,14 +13,17 @@ namespace moequant {
 // One decoder layer on hidden states h [B, T, H]: h + attention(norm(h)), then + the MoE block
 // (through `experts`) or the dense MLP of a layer without routed experts.
 at::Tensor decoder_layer(const at::Tensor& h, const DecoderLayerWeights& w, const DecoderConfig& d,
-                         const RopeTable& rope, ExpertRunner* experts);
+                         const RopeTable& rope, ExpertRunner* experts,
+                         const ForwardHooks& hooks = {});
 // Its two halves, for callers that batch them differently (calibration runs attention per batch
 // of samples and the MoE block over many batches' tokens at once): h + attention(norm(h)), and
-// attended + MoE block / dense MLP of norm(attended). Each keeps the shape [B, T, H].
+// attended + MoE block / dense MLP of norm(attended). Each keeps the shape [B, T, H]. `hooks`
+// sees the inputs of the dense linears (attention, shared expert, dense MLP) and the KV cache.
 at::Tensor attention_block(const at::Tensor& h, const DecoderLayerWeights& w,
-                           const DecoderConfig& d, const RopeTable& rope);
+                           const DecoderConfig& d, const RopeTable& rope,
+                           const ForwardHooks& hooks = {});
 at::Tensor mlp_block(const at::Tensor& attended, const DecoderLayerWeights& w,
-                     const DecoderConfig& d, ExpertRunner* experts);
+                     const DecoderConfig& d, ExpertRunner* experts, const ForwardHooks& hooks = {});
 
 // Final norm and the output projection: logits [B, T, V].
 at::Tensor output_logits(const at::Tensor& h, const ModelEnds& ends, const DecoderConfig& d);

@@ -8,6 +8,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "moequant/forward/decoder_weights.h"
+#include "moequant/forward/forward_hooks.h"
 #include "moequant/model/decoder_config.h"
 
 namespace moequant {
@@ -26,9 +27,10 @@ RopeTable rope_table(int64_t seq_len, const RopeSettings& rope, const at::Device
 at::Tensor rope_inv_freq(const RopeSettings& rope, const at::Device& device);
 
 // Self-attention of x [B, T, H] (already normed), of the config's kind: projections, norms, RoPE,
-// causal softmax attention, o_proj. Returns [B, T, H].
+// causal softmax attention, o_proj. Returns [B, T, H]. `hooks` sees (or replaces) the inputs of
+// the projections and the keys and values.
 at::Tensor attention(const at::Tensor& x, const AttentionWeights& w, const DecoderConfig& d,
-                     const RopeTable& rope);
+                     const RopeTable& rope, const ForwardHooks& hooks = {});
 
 // The router's choice for tokens x [N, H]: experts [N, k] (int64) and their weights [N, k]
 // (float32), by the config's router kind.
@@ -41,5 +43,9 @@ Routing route(const at::Tensor& x, const at::Tensor& router, const at::Tensor& r
 // down(silu(gate(x)) * up(x)); `hidden`, when given, receives silu(gate(x)) * up(x) (the input
 // of down).
 at::Tensor swiglu(const at::Tensor& x, const SwiGluWeights& w, at::Tensor* hidden = nullptr);
+// The same for a dense MLP or a shared expert, whose inputs `hooks` sees as the linears of
+// `gate_use` (gate and up) and `down_use`.
+at::Tensor swiglu(const at::Tensor& x, const SwiGluWeights& w, const ForwardHooks& hooks,
+                  TensorUse gate_use, TensorUse down_use);
 
 }  // namespace moequant

@@ -7,9 +7,12 @@
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 
+#include <functional>
+
 #include "moequant/forward/checkpoint_tensor.h"
 #include "moequant/io/checkpoint_folder.h"
 #include "moequant/model/decoder_config.h"
+#include "moequant/model/model_tensors.h"
 
 namespace moequant {
 
@@ -51,8 +54,13 @@ struct ModelEnds {
   at::Tensor embed, final_norm, lm_head;
 };
 
+// Reads a linear's weight [out, in] float32 on the device, or returns an undefined tensor for
+// the default (read_f32 of the checkpoint tensor): eval dequantizes an export's quantized ones.
+using LinearReader = std::function<at::Tensor(const ModelTensor& linear)>;
+
 DecoderLayerWeights read_layer_weights(const io::CheckpointFolder& ckpt, const ModelConfig& config,
-                                       const DecoderConfig& d, int layer, const at::Device& device);
+                                       const DecoderConfig& d, int layer, const at::Device& device,
+                                       const LinearReader& read_linear = {});
 ModelEnds read_model_ends(const io::CheckpointFolder& ckpt, const ModelConfig& config,
                           const DecoderConfig& d, const at::Device& device);
 

@@ -20,9 +20,17 @@ class DispatchedExperts : public ExpertRunner {
   // routed to it from every rank of its EP group; fc2: this shard's silu(gate) * up).
   DispatchedExperts(const parallel::ProcessGroups& groups, int num_experts,
                     std::map<int, SwiGluWeights> shards, ExpertInputObserver observe = {});
+  // --calib-all-experts: `observe` sees, for every local expert, the inputs of ALL tokens of the
+  // layer (every rank of the EP x ETP group brings its own; EDP replicas are covered by the amax
+  // sync), not only those routed to it; the output still follows the routing. `flush` is called
+  // after each chunk of observed rows (the observer may reduce and free them).
+  void observe_all_tokens(std::function<void()> flush);
   at::Tensor run(const at::Tensor& x, const Routing& routing) override;
 
  private:
+  // The all-token observation of one call's tokens x [N, H].
+  void observe_every_expert(const at::Tensor& x);
+
   // Rows [x_sorted] for each local expert in `counts` order -> fc2 outputs, summed over ETP.
   at::Tensor run_local(const at::Tensor& x_sorted, const std::vector<int64_t>& counts);
 
@@ -32,6 +40,8 @@ class DispatchedExperts : public ExpertRunner {
   int first_local_;
   std::map<int, SwiGluWeights> shards_;
   ExpertInputObserver observe_;
+  bool all_tokens_ = false;
+  std::function<void()> flush_;
 };
 
 }  // namespace moequant

@@ -61,7 +61,8 @@ struct ExpertOrder {
 ExpertOrder expert_order(const Routing& routing, int num_experts);
 
 // Router + experts (+ shared expert) of tokens x [N, H] (already post-attention normed).
+// `hooks` sees the shared expert's inputs.
 at::Tensor moe_block(const at::Tensor& x, const DecoderLayerWeights& w, const DecoderConfig& d,
-                     ExpertRunner& experts);
+                     ExpertRunner& experts, const ForwardHooks& hooks = {});
 
 }  // namespace moequant

@@ -23,6 +23,10 @@ namespace moequant {
 struct DataCalibrationOptions {
   int64_t batch = 8;           // samples per forward batch on a rank
   std::string device = "cpu";  // where the forward runs ("cpu", "cuda")
+  // --calib-all-experts: every routed expert observes the inputs of all tokens of its layer (its
+  // layer's output still follows the routing): no expert is left without an input amax. Costs
+  // E / top-k times the routed expert GEMMs.
+  bool all_experts = false;
   // Called on rank 0 after each layer of its stage: (layers done, layers of the stage).
   std::function<void(size_t, size_t)> progress;
 };

@@ -18,6 +18,8 @@
 
 #include "moequant/core/format.h"
 #include "moequant/export/export_source.h"
+#include "moequant/forward/forward_hooks.h"
+#include "moequant/hf/dense_quantizers.h"
 #include "moequant/io/checkpoint_folder.h"
 #include "moequant/model/model_config.h"
 #include "moequant/modules/moe_experts.h"
@@ -28,6 +30,8 @@ namespace moequant {
 struct HfLoadOptions {
   QuantFormat format = QuantFormat::kFP8;
   bool per_expert_amax = false;
+  bool quantize_dense = false;  // --quantize all-linear: quantizers of the dense linears too
+  bool kv_cache = false;        // --kv-cache fp8: key and value quantizers of every attention
 };
 
 class HfMoeModel : public torch::nn::Module, public ExportSource {
@@ -57,6 +61,17 @@ class HfMoeModel : public torch::nn::Module, public ExportSource {
   // All of this rank's layers; quantizers get their full names. Returns the tensors observed.
   size_t calibrate_weights();
 
+  // ---- Dense linears and the KV cache (dense_quantizers.h), for this rank's stage -----------
+  // Global indices of every decoder layer of this rank's pipeline stage.
+  std::vector<int> stage_layers() const;
+  // Weight calibration of a layer's dense linears (with quantize_dense): each TP rank observes
+  // its Megatron shard of every member of every fusion group. Returns the tensors observed.
+  size_t calibrate_dense_weights(int layer);
+  // What the calibration forward of `layer` calls at the dense linears' inputs and the KV cache:
+  // their quantizers observe (and the tensors go on unchanged). Empty without dense or KV
+  // quantizers.
+  ForwardHooks calibration_hooks(int layer) const;
+
   // Bytes of the whole checkpoint (what a run reads).
   uint64_t checkpoint_bytes() const;
 
@@ -75,6 +90,13 @@ class HfMoeModel : public torch::nn::Module, public ExportSource {
   std::vector<std::string> side_files() const override;
   at::Tensor passthrough_data(const std::string& name) const override;
   void release_passthrough(const std::string& name) const override;
+  bool has_dense_quantizers() const override { return options_.quantize_dense; }
+  bool has_kv_cache_quantizers() const override { return options_.kv_cache; }
+  at::Tensor dense_weight(const DenseLinear& linear) const override;
+  std::shared_ptr<TensorQuantizer> dense_weight_quantizer(int layer,
+                                                          TensorUse group) const override;
+  std::shared_ptr<TensorQuantizer> dense_input_quantizer(int layer, TensorUse group) const override;
+  std::shared_ptr<TensorQuantizer> kv_cache_quantizer(int layer, bool keys) const override;
 
  private:
   // The checkpoint tensors one expert unit reads (none for fused layouts; ExpertStorage).
@@ -83,6 +105,8 @@ class HfMoeModel : public torch::nn::Module, public ExportSource {
   void check_expert_tensors();
   GroupedLinear linear(int layer, bool fc1) const;
   int64_t local_index(int layer, int expert) const;
+  void build_dense_quantizers();
+  DenseGroup dense_group(int layer, TensorUse group) const;
 
   ModelConfig config_;
   parallel::ParallelState ps_;
@@ -91,6 +115,9 @@ class HfMoeModel : public torch::nn::Module, public ExportSource {
   std::vector<int> local_layers_;
   std::map<int, MoeExperts> experts_;
   std::shared_ptr<torch::nn::Module> layers_;  // children named by global layer index
+  // This stage's dense fusion groups and KV-cache quantizers, by (layer, group) and layer.
+  std::map<std::pair<int, TensorUse>, DenseGroup> dense_groups_;
+  std::map<int, KvCacheQuantizers> kv_cache_;
   DType expert_dtype_ = DType::kBF16;
 };
 

@@ -78,12 +78,28 @@ enum class TensorUse {
   kMtpHead,
 };
 
+// How Megatron splits a dense linear over tensor-parallel ranks: column-parallel (output rows:
+// q/k/v, gate/up, MLA's q_b/kv_b), row-parallel (input columns: o, down), or whole on every rank
+// (MLA's low-rank down projections).
+enum class TpSplit { kNone, kColumn, kRow };
+
 struct ModelTensor {
   TensorUse use;
   std::string name;
   std::vector<int64_t> shape;
   bool linear = false;  // the weight of a linear module (name ends in ".weight", [out, in])
 };
+
+// What `--quantize all-linear` does with a linear of this use (ModelOpt's default
+// configuration): quantized, unless it is the router, a shared expert's gate, lm_head or part of
+// an MTP layer.
+bool quantizable_dense_linear(TensorUse use);
+// Its Megatron TP split.
+TpSplit tp_split(TensorUse use);
+// The linears engines fuse into one (one input, one scale): q/k/v; MLA's q_a with kv_a; a dense
+// MLP's and a shared expert's gate with up. The group's first use names it; kNone-like uses
+// return themselves.
+TensorUse fusion_group(TensorUse use);
 
 // The tensors of one part of the model, found by use.
 class TensorSet {
@@ -104,6 +120,23 @@ class TensorSet {
 TensorSet layer_tensors(const ModelConfig& config, const DecoderConfig& d, int layer);
 // The embedding, the final norm and lm_head (not listed when tied to the embedding).
 TensorSet end_tensors(const ModelConfig& config, const DecoderConfig& d);
+
+// A dense linear that `--quantize all-linear` quantizes (docs/design.md, "Dense linears"), with
+// the fusion group whose members share its weight and input scales.
+struct DenseLinear {
+  int layer = 0;
+  TensorUse use = TensorUse::kQ;
+  TensorUse group = TensorUse::kQ;  // fusion_group(use)
+  std::string module;               // "model.layers.0.self_attn.q_proj"
+  std::string weight;               // module + ".weight"
+  std::vector<int64_t> shape;       // [out, in]
+  TpSplit split = TpSplit::kNone;
+};
+// Every such linear of the decoder layers (not of MTP layers), in model order.
+std::vector<DenseLinear> dense_linears(const ModelConfig& config, const DecoderConfig& d);
+// The members of layer `layer`'s fusion group `group` among `all`.
+std::vector<const DenseLinear*> fusion_members(const std::vector<DenseLinear>& all, int layer,
+                                               TensorUse group);
 
 // "q_proj" for kQ: the name of a use in messages.
 const char* use_name(TensorUse use);

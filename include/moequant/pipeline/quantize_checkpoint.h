@@ -32,8 +32,13 @@ struct QuantizeOptions {
   QuantFormat format = QuantFormat::kFP8;
   // Layout; 0 = not given. With no size given the world is pure expert parallelism (EP = world).
   int tp = 0, ep = 0, etp = 0, pp = 0;
-  bool per_expert_amax = false;       // one amax per expert instead of one per grouped linear
-  std::vector<std::string> exclude;   // expert projections left unquantized (glob or re:)
+  bool per_expert_amax = false;      // one amax per expert instead of one per grouped linear
+  std::vector<std::string> exclude;  // linear modules left unquantized (glob or re:)
+  // --quantize all-linear: attention, shared experts and dense MLPs too (ModelOpt's default
+  // set: never the router, its gates, embeddings, norms or lm_head).
+  bool quantize_dense = false;
+  // --kv-cache fp8: k_scale / v_scale of every attention layer, from the calibration forward.
+  bool kv_cache_fp8 = false;
   bool allow_partial_blocks = false;  // fp8_block whose blocks vLLM/SGLang's MoE cannot take
   std::string device = "cpu";         // where weights are quantized: "cpu" or "cuda"
   uint64_t max_shard_bytes =
@@ -43,10 +48,11 @@ struct QuantizeOptions {
   // {"input_ids": [...]} lines, or "random" (seeded random tokens, for trying and benchmarking).
   // With data the static-activation schemes are written (ModelOpt FP8 / NVFP4 + input_scale).
   std::string calib_data;
-  int64_t calib_samples = 0;  // 0: every line of the file (random: 16)
-  int64_t calib_seq_len = 0;  // 0: 512, or the model's max_position_embeddings when smaller
-  int64_t calib_batch = 8;    // samples per forward batch on a rank
-  uint64_t calib_seed = 0;    // for "random"
+  int64_t calib_samples = 0;       // 0: every line of the file (random: 16)
+  int64_t calib_seq_len = 0;       // 0: 512, or the model's max_position_embeddings when smaller
+  int64_t calib_batch = 8;         // samples per forward batch on a rank
+  bool calib_all_experts = false;  // every expert observes every token (DataCalibrationOptions)
+  uint64_t calib_seed = 0;         // for "random"
   // Stage progress on rank 0: (stage, done, total) with stage "calibrate" (layers, or layers x
   // batches with data) or "export" (bytes of rank 0's own share).
   std::function<void(const char* stage, uint64_t done, uint64_t total)> progress;

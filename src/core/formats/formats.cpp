@@ -82,7 +82,8 @@ const std::vector<std::string>& all_stored_suffixes() {
 
 bool is_scale_suffix(const std::string& suffix) {
   static const std::set<std::string> scales = [] {
-    std::set<std::string> out = {"input_scale"};
+    // Activation and KV-cache scales are scales whatever the weight format.
+    std::set<std::string> out = {"input_scale", "k_scale", "v_scale"};
     for (const FormatDescriptor* d : all_formats())
       for (const StoredTensorSpec& s : d->stored_tensors(8, 128, DType::kBF16, d->name))
         if (s.role == StoredRole::kScale) out.insert(s.suffix);

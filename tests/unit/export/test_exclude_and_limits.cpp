@@ -34,7 +34,8 @@ TEST(ExcludePatterns, EveryPatternMustMatchAnExpertProjection) {
     check_exclude_patterns(c, {"model.layers.1.*", "model.layers.0.mlp.expert.0.gate_proj"});
   });
   EXPECT_EQ(e.find("--exclude 'model.layers.0.mlp.expert.0.gate_proj' matches no expert "
-                   "projection of this model (closest: 'model.layers.0.mlp.experts.0.gate_proj'"),
+                   "projection this export quantizes (closest: "
+                   "'model.layers.0.mlp.experts.0.gate_proj'"),
             0u)
       << e;
   const ModelConfig m = read_model_config(kFixtures + "/mixtral");

@@ -43,8 +43,8 @@ TEST_P(ForwardGpu, CudaEqualsCpuAndTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, ForwardGpu,
-                         ::testing::Values("qwen3moe", "mixtral", "qwen2_moe", "olmoe",
-                                           "gpt_oss"));
+                         ::testing::Values("qwen3moe", "mixtral", "qwen2_moe", "deepseek_v3",
+                                           "glm4_moe", "olmoe", "gpt_oss"));
 
 }  // namespace
 }  // namespace moequant
