@@ -223,6 +223,8 @@ def main():
                           ("max-corpus-mb", 64.0)]:
         arg(f"--{name}", type=float, default=default)
     arg("--no-pkg-docs", action="store_true", help="stdlib sources only, no site-packages METADATA")
+    arg("--tie-embeddings", action="store_true",
+        help="lm_head shares the embedding (a third smaller checkpoint with a 32k vocabulary)")
     arg("--experts-impl", choices=["auto", "eager", "grouped_mm"], default="auto",
         help="auto: transformers' default if a training step works with it, else eager")
     arg("--dry-run", action="store_true", help="tiny model, few steps: a smoke test in seconds")
@@ -270,7 +272,7 @@ def main():
     cfg = Qwen3MoeConfig(
         vocab_size=vocab, hidden_size=a.hidden, intermediate_size=a.intermediate,
         num_hidden_layers=a.layers, num_attention_heads=a.heads, num_key_value_heads=a.kv_heads,
-        head_dim=a.head_dim, max_position_embeddings=max(4096, T), tie_word_embeddings=False,
+        head_dim=a.head_dim, max_position_embeddings=max(4096, T), tie_word_embeddings=a.tie_embeddings,
         num_experts=a.experts, num_experts_per_tok=a.top_k, moe_intermediate_size=a.moe_intermediate,
         norm_topk_prob=True, decoder_sparse_step=1, output_router_logits=False,
         router_aux_loss_coef=a.aux_coef, bos_token_id=bos_id, eos_token_id=eos_id)

@@ -1,5 +1,7 @@
 #include "moequant/calib/quantizer_sync.h"
 
+#include <vector>
+
 #include "moequant/calib/calibrate.h"
 
 namespace moequant {
@@ -34,6 +36,28 @@ parallel::AmaxSyncReport sync_quantizers(torch::nn::Module& root,
     }
   }
   return parallel::sync_amax(entries, groups);
+}
+
+void sync_weight_amax_in_stage(torch::nn::Module& root, const parallel::ProcessGroups& groups) {
+  std::vector<TensorQuantizer*> weights;
+  for (const QuantModuleRef& ref : find_quant_modules(root))
+    for (auto& nq : ref.module->named_quantizers())
+      if (nq.first.rfind("weight_quantizer", 0) == 0 && nq.second->enabled() &&
+          !nq.second->amax_slots().empty())
+        weights.push_back(nq.second.get());
+  for (parallel::Group g : parallel::kAmaxSyncOrder) {
+    if (groups.state().size(g) == 1) continue;
+    std::vector<float> buf;
+    for (TensorQuantizer* q : weights)
+      if (reduce_mask(q->scope()) & parallel::group_bit(g))
+        buf.insert(buf.end(), q->amax_slots().begin(), q->amax_slots().end());
+    if (buf.empty()) continue;
+    groups.get(g).all_reduce_max(buf.data(), buf.size());
+    size_t at = 0;
+    for (TensorQuantizer* q : weights)
+      if (reduce_mask(q->scope()) & parallel::group_bit(g))
+        for (float& v : q->amax_slots()) v = buf[at++];
+  }
 }
 
 }  // namespace moequant

@@ -180,7 +180,7 @@ class RankProducer {
         if (u.producer != me_) continue;
         source_.prefetch_expert(u.layer, u.expert, u.fc1);
         const bool quantized = plan_.tensors[u.tensors.front()].format != QuantFormat::kNone;
-        if (!batched_ || !quantized) {
+        if (!batched_ || !quantized || precomputed(u)) {
           push({kNone, unit, {}, {}});
           continue;
         }
@@ -362,8 +362,18 @@ class RankProducer {
     return amax;
   }
 
+  // A unit the source already quantized (GPTQ during calibration), or nullptr.
+  const std::vector<std::vector<StoredTensor>>* precomputed(const PlannedUnit& u) const {
+    if (u.dense || u.format == QuantFormat::kNone) return nullptr;
+    return source_.precomputed_unit(u.layer, u.expert, u.fc1);
+  }
+
   void produce_unit(const WorkItem& item, ThreadStats& st) {
     const PlannedUnit& u = plan_.units[item.unit];
+    if (const auto* stored = precomputed(u)) {
+      produce_precomputed(u, *stored, st);
+      return;
+    }
     Clock::time_point t0 = Clock::now();
     std::vector<ExpertShard> shards = item.shards;
     if (shards.empty()) shards.push_back(source_.expert_shard(u.layer, u.expert, u.fc1));
@@ -376,6 +386,24 @@ class RankProducer {
     for (size_t k = 0; k < u.tensors.size(); ++k)
       write(plan_.tensors[u.tensors[k]], bytes[k].data_ptr(), st);
     source_.release_expert(u.layer, u.expert, u.fc1);
+  }
+
+  // A unit whose codes the source holds (GPTQ): its stored tensors, checked against the plan and
+  // written with the input scale of a static scheme.
+  void produce_precomputed(const PlannedUnit& u,
+                           const std::vector<std::vector<StoredTensor>>& stored, ThreadStats& st) {
+    const Clock::time_point t0 = Clock::now();
+    float input = -1.0f;
+    if (plan_.scheme.static_activations) {
+      bool fell_back = false;
+      input = unit_input_amax(source_, u, &fell_back);
+      if (fell_back)
+        note_fallback(source_.input_quantizer(u.layer, u.expert, u.fc1)->name() + " (input)");
+    }
+    const std::vector<at::Tensor> bytes = finish_unit(plan_, u, stored, input);
+    st.quantize_s += seconds_since(t0);
+    for (size_t k = 0; k < u.tensors.size(); ++k)
+      write(plan_.tensors[u.tensors[k]], bytes[k].data_ptr(), st);
   }
 
   // A dense linear (--quantize all-linear): its whole weight, quantized with the amax its fusion

@@ -6,6 +6,7 @@
 #include <future>
 #include <map>
 
+#include "moequant/calib/quantizer_sync.h"
 #include "moequant/common/error.h"
 #include "moequant/common/stopwatch.h"
 #include "moequant/core/multi_amax.h"
@@ -108,11 +109,12 @@ constexpr int64_t kMoeTokens = 16384;
 class LayerInputObserver {
  public:
   LayerInputObserver(const ModelConfig& c, const parallel::ParallelState& ps, const MoeExperts& m,
-                     int layer, std::vector<int64_t>& routed)
-      : c_(c), ps_(ps), m_(m), layer_(layer), routed_(routed) {}
+                     int layer, std::vector<int64_t>& routed, ExpertHessianSet* hessians)
+      : c_(c), ps_(ps), m_(m), layer_(layer), routed_(routed), hessians_(hessians) {}
 
   void observe(int e, bool fc1, const at::Tensor& input) {
     if (input.numel() == 0) return;
+    if (hessians_) hessians_->add(e, fc1, input);
     if (fc1) routed_[static_cast<size_t>(layer_) * c_.num_experts + e] += input.size(0);
     const auto q = quantizer(e, fc1);
     const std::string what =
@@ -153,6 +155,7 @@ class LayerInputObserver {
   const MoeExperts m_;
   const int layer_;
   std::vector<int64_t>& routed_;
+  ExpertHessianSet* hessians_;  // GPTQ: every observed row also goes into its expert's H
   std::vector<AmaxTask> tasks_;
   std::vector<std::pair<int, bool>> owners_;
 };
@@ -208,6 +211,7 @@ DataCalibrationReport calibrate_with_data(HfMoeModel& model, const parallel::Pro
   const RopeTable rope = rope_table(T, d.rope, dev);
   const parallel::IndexRange layers = ps.local_layers();
   std::vector<int64_t> routed(static_cast<size_t>(c.num_layers) * c.num_experts, 0);
+  std::vector<int64_t> too_few(routed.size(), 0);  // GPTQ: experts rounded to nearest instead
   auto load = [&](int layer) {
     return std::async(std::launch::async, load_layer, std::ref(model), std::cref(d), layer,
                       o.device);
@@ -224,8 +228,16 @@ DataCalibrationReport calibrate_with_data(HfMoeModel& model, const parallel::Pro
     const DecoderLayerWeights& w = loaded.weights;
     std::unique_ptr<DispatchedExperts> experts;
     std::unique_ptr<LayerInputObserver> inputs;
+    std::unique_ptr<ExpertHessianSet> hessians;
+    if (c.is_moe_layer(layer) && o.gptq.enabled) {
+      std::vector<int> local;
+      for (const auto& [e, w] : loaded.experts) local.push_back(e);
+      hessians =
+          std::make_unique<ExpertHessianSet>(std::move(local), c.hidden, c.intermediate, dev);
+    }
     if (c.is_moe_layer(layer)) {
-      inputs = std::make_unique<LayerInputObserver>(c, ps, model.experts(layer), layer, routed);
+      inputs = std::make_unique<LayerInputObserver>(c, ps, model.experts(layer), layer, routed,
+                                                    hessians.get());
       experts = std::make_unique<DispatchedExperts>(
           groups, c.num_experts, std::move(loaded.experts),
           [obs = inputs.get()](int e, bool fc1, const at::Tensor& x) { obs->observe(e, fc1, x); });
@@ -248,6 +260,28 @@ DataCalibrationReport calibrate_with_data(HfMoeModel& model, const parallel::Pro
       outs.push_back(mlp_block(h.narrow(0, begin, end - begin), w, d, experts.get(), hooks));
       if (inputs) inputs->flush();
     }
+    if (hessians) {
+      // GPTQ: H summed over the experts' data-parallel replicas, the layer's weight amax made
+      // final (one amax for all its experts: nvfp4's weight_scale_2 depends on it), every local
+      // expert solved; then the layer's MoE output again, from the quantized experts, so that
+      // the next layer sees what the quantized model computes (GPTQ's sequential mode). Only
+      // collectives inside this stage: the other stages are elsewhere in their own layers.
+      hessians->all_reduce(groups.get(Group::kEDP));
+      sync_weight_amax_in_stage(*model.experts(layer), groups);
+      const LayerGptqResult g =
+          quantize_layer_gptq(model, layer, *hessians, experts->shards(), o.gptq);
+      hessians.reset();
+      report.gptq_solved += g.solved.size();
+      report.gptq_s += g.seconds;
+      for (int e : g.too_few_tokens) too_few[static_cast<size_t>(layer) * c.num_experts + e] = 1;
+      experts->stop_observing();
+      outs.clear();
+      for (int64_t k = 0; k < moe_calls; ++k) {
+        const int64_t begin = std::min(k * moe_samples, mine.size());
+        const int64_t end = std::min(begin + moe_samples, mine.size());
+        outs.push_back(mlp_block(h.narrow(0, begin, end - begin), w, d, experts.get()));
+      }
+    }
     h = at::cat(outs, 0);
     report.forward_s += seconds_since(t0);
     if (o.progress && world.rank() == 0) o.progress(layer + 1 - layers.begin, layers.size());
@@ -259,6 +293,14 @@ DataCalibrationReport calibrate_with_data(HfMoeModel& model, const parallel::Pro
 
   // The experts no token reached, over every rank (each counted what its experts saw).
   world.all_reduce_sum(routed.data(), routed.size());
+  if (o.gptq.enabled) {
+    world.all_reduce_max(too_few.data(), too_few.size());
+    for (int layer : c.moe_layers)
+      for (int e = 0; e < c.num_experts; ++e)
+        if (too_few[static_cast<size_t>(layer) * c.num_experts + e])
+          report.gptq_too_few_tokens.push_back("layer " + std::to_string(layer) + " expert " +
+                                               std::to_string(e));
+  }
   for (int layer : c.moe_layers)
     for (int e = 0; e < c.num_experts; ++e)
       if (routed[static_cast<size_t>(layer) * c.num_experts + e] == 0)

@@ -144,6 +144,17 @@ ForwardHooks HfMoeModel::calibration_hooks(int layer) const {
   return hooks;
 }
 
+void HfMoeModel::set_precomputed(int layer, int expert, bool fc1,
+                                 std::vector<std::vector<StoredTensor>> stored) {
+  precomputed_[{layer, expert, fc1}] = std::move(stored);
+}
+
+const std::vector<std::vector<StoredTensor>>* HfMoeModel::precomputed_unit(int layer, int expert,
+                                                                           bool fc1) const {
+  auto it = precomputed_.find({layer, expert, fc1});
+  return it == precomputed_.end() ? nullptr : &it->second;
+}
+
 at::Tensor HfMoeModel::dense_weight(const DenseLinear& linear) const {
   return checkpoint_tensor(*checkpoint_, linear.weight, linear.shape);
 }

@@ -87,6 +87,12 @@ void Communicator::all_reduce_sum(float* data, size_t n) {
   guarded(failure_, [&] { do_all_reduce(data, n, ElemType::kFloat32, ReduceOp::kSum); });
 }
 
+void Communicator::all_reduce_sum(double* data, size_t n) {
+  begin("all_reduce_sum", true);
+  MQ_CHECK(data != nullptr || n == 0, name_, " all_reduce_sum: null buffer");
+  guarded(failure_, [&] { do_all_reduce(data, n, ElemType::kFloat64, ReduceOp::kSum); });
+}
+
 void Communicator::broadcast(void* bytes, size_t n, int root) {
   begin("broadcast", true);
   MQ_CHECK(root >= 0 && root < size_, name_, " broadcast: root ", root, " is outside size ", size_);

@@ -213,8 +213,10 @@ void MpiCommunicator::wait(Pending& p, const Deadline& deadline, MPI_Status* sta
 }
 
 void MpiCommunicator::do_all_reduce(void* data, size_t n, ElemType type, ReduceOp op) {
-  const size_t elem = type == ElemType::kFloat32 ? sizeof(float) : sizeof(int64_t);
-  const MPI_Datatype dtype = type == ElemType::kFloat32 ? MPI_FLOAT : MPI_INT64_T;
+  const size_t elem = elem_size(type);
+  const MPI_Datatype dtype = type == ElemType::kFloat32   ? MPI_FLOAT
+                             : type == ElemType::kFloat64 ? MPI_DOUBLE
+                                                          : MPI_INT64_T;
   const MPI_Op mop = op == ReduceOp::kMax ? MPI_MAX : MPI_SUM;
   const Deadline deadline(timeout());
   Pending* p = begin_operation<Pending>();

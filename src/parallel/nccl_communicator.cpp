@@ -221,14 +221,16 @@ void NcclCommunicator::reserve(size_t bytes) {
 void NcclCommunicator::do_all_reduce(void* data, size_t n, ElemType type, ReduceOp op) {
   DeviceGuard guard(device_);
   const Deadline deadline(timeout());
-  const size_t bytes = n * (type == ElemType::kFloat32 ? sizeof(float) : sizeof(int64_t));
+  const size_t bytes = n * elem_size(type);
   reserve(bytes);
   std::memcpy(host_staging_, data, bytes);
   auto s = as_stream(stream_);
   check_cuda(cudaMemcpyAsync(device_staging_, host_staging_, bytes, cudaMemcpyHostToDevice, s),
              "cudaMemcpyAsync");
   enqueued(ncclAllReduce(device_staging_, device_staging_, n,
-                         type == ElemType::kFloat32 ? ncclFloat32 : ncclInt64,
+                         type == ElemType::kFloat32   ? ncclFloat32
+                         : type == ElemType::kFloat64 ? ncclFloat64
+                                                      : ncclInt64,
                          op == ReduceOp::kMax ? ncclMax : ncclSum, comm_, s),
            "ncclAllReduce", deadline);
   check_cuda(cudaMemcpyAsync(host_staging_, device_staging_, bytes, cudaMemcpyDeviceToHost, s),

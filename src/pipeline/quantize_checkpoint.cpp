@@ -1,5 +1,7 @@
 #include "moequant/pipeline/quantize_checkpoint.h"
 
+#include <cmath>
+
 #include <chrono>
 #include <optional>
 #include <set>
@@ -62,6 +64,22 @@ void check_early(const QuantizeOptions& o, const ModelConfig& config, int rank, 
     pause_for_test("output-locked");
   }
   check_exclude_patterns(config, o.exclude, o.quantize_dense);
+  if (o.gptq.enabled) {
+    MQ_CHECK(!o.calib_data.empty(),
+             "--algorithm gptq needs --calib-data: its Hessians are built from the rows the "
+             "calibration forward routes to each expert");
+    MQ_CHECK(o.format == QuantFormat::kINT4 || o.format == QuantFormat::kNVFP4,
+             "--algorithm gptq is for --format int4 or nvfp4, not ", format_name(o.format),
+             " (8-bit codes leave GPTQ nothing to gain over rounding to nearest)");
+    MQ_CHECK(layout_of(o, world_size).etp == 1, "--algorithm gptq with --etp ",
+             layout_of(o, world_size).etp,
+             " is not supported: GPTQ solves each expert's rows against the Hessian of its whole "
+             "input, so an expert must stay on one rank (use --ep instead)");
+    MQ_CHECK(std::isfinite(o.gptq.damp) && o.gptq.damp > 0 && o.gptq.damp <= 1, "--gptq-damp ",
+             o.gptq.damp, " is not in (0, 1]");
+    MQ_CHECK(o.gptq.min_tokens >= 1, "--gptq-min-tokens ", o.gptq.min_tokens,
+             " must be at least 1");
+  }
   MQ_CHECK(!o.calib_all_experts || !o.calib_data.empty(),
            "--calib-all-experts needs --calib-data: it widens what the calibration forward "
            "shows each expert");
@@ -221,6 +239,7 @@ QuantizeReport quantize_checkpoint(const QuantizeOptions& o,
     dco.batch = o.calib_batch;
     dco.device = o.device;
     dco.all_experts = o.calib_all_experts;
+    dco.gptq = o.gptq;
     if (o.progress) dco.progress = [&](size_t d, size_t t) { o.progress("calibrate", d, t); };
     // Collective inside (the expert dispatch): a rank that fails there ends the job.
     report.calibration = calibrate_with_data(*model, groups, data, dco);

@@ -18,6 +18,9 @@ struct QuantizeArgs {
   std::string quantize = "experts";  // or "all-linear"
   std::string kv_cache = "none";     // or "fp8"
   bool calib_all_experts = false;
+  std::string algorithm = "max";  // or "gptq"
+  double gptq_damp = 0.01;
+  int64_t gptq_min_tokens = 256;
   bool overwrite = false;
   bool allow_partial_blocks = false;
   std::string expert_amax = "shared";

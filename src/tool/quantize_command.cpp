@@ -97,6 +97,20 @@ CLI::App* add_quantize_command(CLI::App& app, QuantizeArgs& a) {
               "scale; the layer output still uses the real routing. Costs about E / top-k times "
               "the expert GEMMs of calibration (Qwen3-30B: 128 / 8 = 16x), distributed over the "
               "EP ranks");
+  c->add_option("--algorithm", a.algorithm,
+                "max: round every weight to its nearest code (amax calibration); gptq: GPTQ "
+                "(Frantar et al.) for the routed experts of --format int4 or nvfp4, with "
+                "--calib-data: Hessians from the routed tokens, solved for all experts of a layer "
+                "at once, the next layer computed from the quantized experts")
+      ->check(CLI::IsMember({"max", "gptq"}))
+      ->capture_default_str();
+  c->add_option("--gptq-damp", a.gptq_damp,
+                "GPTQ dampening: this fraction of the mean of diag(H) is added to H's diagonal")
+      ->capture_default_str();
+  c->add_option("--gptq-min-tokens", a.gptq_min_tokens,
+                "Experts reached by fewer calibration rows are rounded to nearest instead (listed "
+                "in a warning); --calib-all-experts gives every expert all rows")
+      ->capture_default_str();
   c->add_option("--calib-batch", a.calib_batch, "Sequences per forward batch on a rank")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
       ->capture_default_str();
@@ -245,7 +259,10 @@ void write_report_json(const std::string& path, const QuantizeReport& r) {
         {"export", r.export_s},
         {"calibration_read", r.calibration.read_s},
         {"calibration_read_wait", r.calibration.read_wait_s},
-        {"calibration_forward", r.calibration.forward_s}}},
+        {"calibration_forward", r.calibration.forward_s},
+        {"gptq", r.calibration.gptq_s}}},
+      {"gptq_experts_solved", r.calibration.gptq_solved},
+      {"gptq_experts_too_few_tokens", r.calibration.gptq_too_few_tokens.size()},
       {"ranks", ranks}};
   write_text_file(path, j.dump(2) + "\n");
 }
@@ -294,6 +311,9 @@ int run_quantize(const QuantizeArgs& a) {
   o.quantize_dense = a.quantize == "all-linear";
   o.kv_cache_fp8 = a.kv_cache == "fp8";
   o.calib_all_experts = a.calib_all_experts;
+  o.gptq.enabled = a.algorithm == "gptq";
+  o.gptq.damp = a.gptq_damp;
+  o.gptq.min_tokens = a.gptq_min_tokens;
   o.allow_partial_blocks = a.allow_partial_blocks;
   o.device = a.device;
   o.max_shard_bytes =
@@ -374,6 +394,15 @@ int run_quantize(const QuantizeArgs& a) {
                     static_cast<long long>(cr.samples),
                     static_cast<long long>(cr.tokens / std::max<int64_t>(cr.samples, 1)),
                     static_cast<long long>(cr.tokens), cr.source.c_str());
+        if (o.gptq.enabled)
+          std::printf(
+              "GPTQ: %zu expert(s) solved on rank 0 in %.2f s%s\n", cr.gptq_solved, cr.gptq_s,
+              cr.gptq_too_few_tokens.empty()
+                  ? ""
+                  : str_cat("; ", cr.gptq_too_few_tokens.size(),
+                            " expert(s) with fewer than --gptq-min-tokens ", o.gptq.min_tokens,
+                            " rows rounded to nearest: ", join(cr.gptq_too_few_tokens))
+                        .c_str());
         if (!cr.experts_without_tokens.empty())
           std::printf(
               "warning: %zu routed expert(s) got no calibration token (their input_scale is "

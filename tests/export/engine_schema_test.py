@@ -81,6 +81,10 @@ def main():
             if calib:
                 cases.append((fmt, calib, True))
                 cases.append((fmt, calib + ["--quantize", "all-linear"], True))
+                if fmt in ("nvfp4", "int4"):  # GPTQ changes the codes, never the schema
+                    gptq = ["--algorithm", "gptq", "--gptq-min-tokens", "1"]
+                    cases.append((fmt, calib + gptq, True))
+                    cases.append((fmt, calib + gptq + ["--quantize", "all-linear"], True))
                 if fmt in ("fp8", "nvfp4") and not mla:
                     cases.append((fmt, calib + ["--kv-cache", "fp8"], True))
                     cases.append((fmt, calib + ["--quantize", "all-linear", "--kv-cache", "fp8"],

@@ -6,6 +6,14 @@
 #                                               transformers / tokenizers references, eval
 #   bash tests/gpu/run_device_round.sh export   bench/bench_export.sh on the 12-layer
 #                                               Qwen3-30B-A3B shape (CPU ranks, CUDA, calibrated)
+#   bash tests/gpu/run_device_round.sh coverage one call for the families, all-linear and GPTQ
+#                                               round: the small model trained for docs/accuracy.md
+#                                               and transformers' references (GPU, in the
+#                                               background) while the tool builds, GPU tests, CUDA
+#                                               == CPU exports of every family and option, then
+#                                               the GPTQ, DeepSeek-V3 FP8 and GPT-OSS MXFP4
+#                                               benchmarks, each only if BUDGET_S (default 520 s
+#                                               from the start) leaves it its time
 #
 # Logs and the files worth keeping land in $OUT; a summary is printed last; non-zero exit when a
 # step failed.
@@ -126,6 +134,144 @@ if [[ $phase == export ]]; then
     --formats "${FORMATS:-nvfp4,fp8,fp8_block,int4}" --ranks "${RANKS:-1,2,4,8}" --cuda --calib \
     2>&1 | tee "$OUT/bench_export.txt" || fail+=("bench_export")
   tar czf "$OUT/bench_export_reports.tar.gz" -C /tmp/mqbench $(cd /tmp/mqbench && ls report-*.json log-*.txt 2>/dev/null) 2>/dev/null || true
+fi
+
+if [[ $phase == coverage ]]; then
+  START=$(date +%s)
+  left() { echo $(( ${BUDGET_S:-520} - ($(date +%s) - START) )); }
+  # Runs "$@" only if at least $1 seconds remain, bounded by what remains.
+  since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
+  timed() { local need=$1; shift; local l; l=$(left)
+    if (( l < need )); then echo "SKIPPED (only ${l}s left, needs ${need}s): $*"; fail+=("skipped: $1 $2"); return 1; fi
+    timeout "$l" "$@"; }
+  step "machine"
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nproc; df -h /tmp | tail -1
+  python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
+
+  # GPU python work in the background while the CPU builds: the model docs/accuracy.md is measured
+  # on, then transformers' references for the FP8 source and the fused / MXFP4 layouts.
+  (
+    python3 bench/train_tiny_moe.py --tokenizer .tok/llama2/tokenizer.json --out /tmp/tiny-moe \
+      --minutes "${TRAIN_MINUTES:-2.5}" --tie-embeddings > "$OUT/train.log" 2>&1 && echo "train: OK" >> "$OUT/train.log"
+    tar cf - -C /tmp tiny-moe | gzip -1 | split -b 14m - "$OUT/tiny-moe.tar.gz.part-"
+    python3 tests/gpu/transformers_fp8_reference.py --model "$FIX/deepseek_v3_fp8" \
+      --out "$OUT/deepseek_v3_fp8" > "$OUT/fp8_reference.log" 2>&1
+    python3 tests/gpu/transformers_layout_check.py --fixtures "$FIX" --device cuda \
+      --out "$OUT/layouts" > "$OUT/layout_check.log" 2>&1
+    echo "background: done" >> "$OUT/train.log"
+  ) &
+  bg=$!
+  build moequant_tool test_kernels_gpu test_core_gpu test_forward_gpu
+
+  step "GPU tests"
+  (cd "$B" && timed 120 ctest -L gpu --output-on-failure 2>&1 | grep -E "Test +#|tests passed|Failed|\[  FAILED" ) || true
+  (cd "$B" && ctest -L gpu 2>&1 | grep -q "100% tests passed") || fail+=("gpu tests")
+
+  step "CUDA == CPU exports: every family, --quantize all-linear, --kv-cache fp8, GPTQ"
+  cmp_dirs() { python3 - "$@" <<'PY'
+import json, struct, sys
+def tensors(d):
+    out = {}
+    idx = json.load(open(d + "/model.safetensors.index.json"))["weight_map"]
+    for fn in sorted(set(idx.values())):
+        b = open(d + "/" + fn, "rb").read(); n = struct.unpack("<Q", b[:8])[0]
+        for k, v in json.loads(b[8:8 + n]).items():
+            if k != "__metadata__": out[k] = b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]]
+    return out
+a, b = tensors(sys.argv[1]), tensors(sys.argv[2])
+scale = lambda k: k.endswith(("input_scale", "k_scale", "v_scale"))
+w = [k for k in a if not scale(k)]
+same = sum(a[k] == b.get(k) for k in w)
+rel = [abs(struct.unpack("<f", a[k])[0] - struct.unpack("<f", b[k])[0]) / max(struct.unpack("<f", a[k])[0], 1e-30) for k in a if scale(k)]
+print(f"{sys.argv[3]}: weights {same}/{len(w)} identical CUDA vs CPU" + (f"; scales max rel diff {max(rel):.1e}" if rel else ""))
+sys.exit(0 if same == len(w) and (not rel or max(rel) < 1e-4) else 1)
+PY
+  }
+  cuda_vs_cpu() { local name=$1; shift
+    rm -rf /tmp/cc; mkdir -p /tmp/cc
+    timed 30 "$TOOL" quantize "$@" --out /tmp/cc/cpu -q --device cpu || { fail+=("cpu $name"); return; }
+    timed 30 "$TOOL" quantize "$@" --out /tmp/cc/gpu -q --device cuda || { fail+=("cuda $name"); return; }
+    cmp_dirs /tmp/cc/cpu /tmp/cc/gpu "$name" || fail+=("cuda differs: $name"); }
+  CAL=(--calib-data random --calib-samples 8 --calib-seq-len 32)
+  for m in deepseek_v3 glm4_moe olmoe gpt_oss qwen3_5_moe_text qwen3_next llama4_text; do
+    [[ -d $FIX/$m ]] || continue
+    cuda_vs_cpu "$m nvfp4" --model "$FIX/$m" --format nvfp4
+  done
+  cuda_vs_cpu "deepseek_v3_fp8 source nvfp4 calibrated" --model "$FIX/deepseek_v3_fp8" --format nvfp4 "${CAL[@]}"
+  for m in olmoe gpt_oss; do
+    [[ -d $FIX/$m ]] && cuda_vs_cpu "$m fp8 calibrated" --model "$FIX/$m" --format fp8 "${CAL[@]}"
+  done
+  cuda_vs_cpu "qwen3moe all-linear + kv fp8" --model "$FIX/qwen3moe" --format fp8 --quantize all-linear --kv-cache fp8 "${CAL[@]}"
+  cuda_vs_cpu "deepseek_v3 all-linear all-experts" --model "$FIX/deepseek_v3" --format nvfp4 --quantize all-linear --calib-all-experts "${CAL[@]}"
+  cuda_vs_cpu "glm4_moe all-linear" --model "$FIX/glm4_moe" --format int4 --quantize all-linear
+  for f in int4 nvfp4; do
+    cuda_vs_cpu "qwen3moe gptq $f" --model "$FIX/qwen3moe" --format $f --algorithm gptq --gptq-min-tokens 8 "${CAL[@]}"
+  done
+
+  step "GPTQ on the 12-layer Qwen3-30B-A3B shape, 128 x 2048 tokens, against --calib-data max"
+  Q=/tmp/q30
+  if timed 120 "$TOOL" generate --out $Q --layers 12 --experts 128 --hidden 2048 --intermediate 768 \
+       --shards 12 --heads 32 --kv-heads 4 --head-dim 128 --vocab 151936 --top-k 8 > /dev/null; then
+    CAL30=(--calib-data random --calib-samples 128 --calib-seq-len 2048 --device cuda --format int4)
+    for alg in max gptq; do
+      rm -rf /tmp/q30-$alg
+      t0=$(date +%s.%N)
+      timed 200 "$TOOL" quantize --model $Q --out /tmp/q30-$alg "${CAL30[@]}" --algorithm $alg \
+        --report-json "$OUT/gptq30_$alg.json" 2>&1 | tail -4 || fail+=("q30 $alg")
+      echo "$alg: wall $(since $t0) s"
+      rm -rf /tmp/q30-$alg
+    done
+  fi
+  rm -rf $Q
+
+  step "DeepSeek-V3-shaped FP8 source (hidden 7168, 256 experts x 2048) to nvfp4 against cp"
+  D=/tmp/dsv3
+  if timed 150 "$TOOL" generate --out $D --model-type deepseek_v3 --source-dtype fp8 --layers 2 \
+       --experts 256 --hidden 7168 --intermediate 2048 --dense-intermediate 2048 --top-k 8 \
+       --heads 32 --head-dim 128 --vocab 129280 --shards 8 > /dev/null; then
+    du -sb $D; sync; cat $D/* > /dev/null
+    t0=$(date +%s.%N); cp -r $D /tmp/dsv3-cp; sync; echo "cp (incl. sync): $(since $t0) s"
+    rm -rf /tmp/dsv3-cp; sync
+    for dev in cpu cuda; do
+      t0=$(date +%s.%N)
+      timed 90 "$TOOL" quantize --model $D --out /tmp/dsv3-$dev --format nvfp4 --device $dev -q \
+        --report-json "$OUT/dsv3_$dev.json" || fail+=("dsv3 $dev"); sync
+      echo "quantize $dev (incl. sync): $(since $t0) s"
+      [[ $dev == cuda ]] && { diff -rq /tmp/dsv3-cpu /tmp/dsv3-cuda > /dev/null && echo "dsv3 CUDA == CPU" || fail+=("dsv3 cuda differs"); }
+    done
+    rm -rf /tmp/dsv3-cpu /tmp/dsv3-cuda
+  fi
+  rm -rf $D
+
+  step "GPT-OSS-120B-shaped MXFP4 source (hidden 2880, 128 experts x 2880) to nvfp4 against cp"
+  G=/tmp/gptoss
+  if timed 100 "$TOOL" generate --out $G --model-type gpt_oss --source-dtype mxfp4 --layers 8 \
+       --experts 128 --hidden 2880 --intermediate 2880 --top-k 4 --heads 64 --kv-heads 8 \
+       --head-dim 64 --vocab 201088 --shards 8 > /dev/null; then
+    du -sb $G; sync; cat $G/* > /dev/null
+    t0=$(date +%s.%N); cp -r $G /tmp/gptoss-cp; sync; echo "cp (incl. sync): $(since $t0) s"
+    rm -rf /tmp/gptoss-cp; sync
+    for dev in cpu cuda; do
+      t0=$(date +%s.%N)
+      timed 60 "$TOOL" quantize --model $G --out /tmp/gptoss-$dev --format nvfp4 --device $dev -q \
+        --report-json "$OUT/gptoss_$dev.json" || fail+=("gptoss $dev"); sync
+      echo "quantize $dev (incl. sync): $(since $t0) s"
+    done
+    rm -rf /tmp/gptoss-*
+  fi
+
+  step "background (training, transformers references)"
+  l=$(left); (( l > 5 )) && timeout "$((l - 5))" tail --pid=$bg -f /dev/null
+  kill $bg 2>/dev/null
+  tail -5 "$OUT/train.log"; tail -3 "$OUT/fp8_reference.log" "$OUT/layout_check.log" 2>/dev/null
+  grep -q "train: OK" "$OUT/train.log" || fail+=("training")
+  # At most 8 files come back: the log, the model's parts and one archive of everything else.
+  # The archive is written outside $OUT (tar would otherwise read its own output) and the
+  # clean-up runs whatever tar says about files a late background writer still touches.
+  (cd "$OUT" && { tar czf /tmp/results.tar.gz --warning=no-file-changed \
+     --exclude='tiny-moe.tar.gz.part-*' --exclude="round_$phase.log" . || true; } &&
+     find . -mindepth 1 -not -name 'tiny-moe.tar.gz.part-*' -not -name "round_$phase.log" -delete &&
+     mv /tmp/results.tar.gz results.tar.gz)
 fi
 
 step "summary"

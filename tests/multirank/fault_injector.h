@@ -37,9 +37,14 @@ class FaultInjector final : public Communicator {
       if (fault_ == Fault::kDie) _exit(9);
       std::this_thread::sleep_for(stall_);
     }
-    if (type == ElemType::kFloat32)
+    const bool max = op == ReduceOp::kMax;
+    if (type == ElemType::kFloat32 && max)
       inner_->all_reduce_max(static_cast<float*>(data), n);
-    else if (op == ReduceOp::kMax)
+    else if (type == ElemType::kFloat32)
+      inner_->all_reduce_sum(static_cast<float*>(data), n);
+    else if (type == ElemType::kFloat64)
+      inner_->all_reduce_sum(static_cast<double*>(data), n);
+    else if (max)
       inner_->all_reduce_max(static_cast<int64_t*>(data), n);
     else
       inner_->all_reduce_sum(static_cast<int64_t*>(data), n);

@@ -1198,6 +1198,47 @@ def test_all_linear_and_kv_cache_options_checked(ctx):
     ctx.ok("verify", "-q", "--source", src, "--quantized", out)
 
 
+def test_gptq_options_checked_mpi(ctx):
+    src = ctx.fixture("qwen3moe")
+    out = ctx.path("out")
+    calib = ["--calib-data", "random", "--calib-samples", "4", "--calib-seq-len", "16"]
+    # GPTQ's Hessians come from calibration rows: none without data.
+    proc = ctx.run("quantize", "--model", src, "--out", out, "--format", "int4", "--algorithm",
+                   "gptq")
+    expect_error(proc, "--algorithm gptq", "--calib-data")
+    expect_no_output(out)
+    # Only the formats whose rounding error GPTQ feeds back (int4, nvfp4).
+    for fmt in ("fp8", "fp8_block"):
+        proc = ctx.run("quantize", "--model", src, "--out", out, "--format", fmt, "--algorithm",
+                       "gptq", *calib)
+        expect_error(proc, "--algorithm gptq", fmt)
+        expect_no_output(out)
+    for damp in ("0", "-0.1", "1.5", "nan"):
+        proc = ctx.run("quantize", "--model", src, "--out", out, "--format", "int4", "--algorithm",
+                       "gptq", "--gptq-damp", damp, *calib)
+        expect_error(proc, "--gptq-damp")
+        expect_no_output(out)
+    proc = ctx.run("quantize", "--model", src, "--out", out, "--format", "int4", "--algorithm",
+                   "gptq", "--gptq-min-tokens", "0", *calib)
+    expect_error(proc, "--gptq-min-tokens")
+    expect_no_output(out)
+    proc = ctx.run("quantize", "--model", src, "--out", out, "--algorithm", "awq", *calib)
+    check(proc.returncode != 0 and "--algorithm: awq not in {max,gptq}" in proc.stderr,
+          f"--algorithm awq: {proc.returncode} {proc.stderr}")  # the option parser's own line
+    expect_no_output(out)
+    if ctx.mpiexec:  # an expert split over ETP has no whole H on any rank
+        proc = ctx.run("quantize", "--model", src, "--out", out, "--format", "int4", "--algorithm",
+                       "gptq", "--etp", "2", *calib, launcher=ctx.mpiexec + ["-np", "2"])
+        expect_error(proc, "--algorithm gptq", "--etp 2")
+        expect_no_output(out)
+    # Experts below --gptq-min-tokens are rounded to nearest and named in the summary.
+    proc = ctx.ok("quantize", "--model", src, "--out", out, "--format", "int4", "--algorithm",
+                  "gptq", "--gptq-min-tokens", "100000", *calib)
+    check("GPTQ: 0 expert(s) solved" in proc.stdout and "rounded to nearest" in proc.stdout,
+          f"the summary does not say that every expert fell back: {proc.stdout}")
+    ctx.ok("verify", "-q", "--source", src, "--quantized", out)
+
+
 def test_eval_shows_all_linear_and_kv_cache_cost(ctx):
     src = ctx.fixture("qwen3moe")
     calib = ["--calib-data", "random", "--calib-samples", "8", "--calib-seq-len", "32"]

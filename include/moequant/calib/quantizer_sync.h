@@ -16,4 +16,11 @@ namespace moequant {
 parallel::AmaxSyncReport sync_quantizers(torch::nn::Module& root,
                                          const parallel::ProcessGroups& groups);
 
+// The weight quantizers under `root` only, MAX-reduced over the groups their scope names, with
+// no agreement check over the world: collective over those groups alone, so that one pipeline
+// stage can make its layer's weight amax final mid-run (GPTQ needs nvfp4's weight_scale_2 before
+// it solves) while the other stages are elsewhere. Every rank of the stage must hold the same
+// quantizers under `root` (one layer's experts); sync_quantizers later checks the names.
+void sync_weight_amax_in_stage(torch::nn::Module& root, const parallel::ProcessGroups& groups);
+
 }  // namespace moequant

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "moequant/common/dtype.h"
+#include "moequant/core/quantize.h"
 #include "moequant/core/tensor_quantizer.h"
 #include "moequant/model/model_tensors.h"
 
@@ -69,6 +70,15 @@ class ExportSource {
   virtual std::vector<std::string> side_files() const;
   virtual at::Tensor passthrough_data(const std::string& name) const;
   virtual void release_passthrough(const std::string& name) const;
+
+  // The stored tensors of an expert unit already quantized by the source (GPTQ during calibration:
+  // per weight of the unit, gate and up | down, in the format's layout order, on the CPU), or
+  // nullptr: the exporter quantizes the weights itself (round to nearest).
+  virtual const std::vector<std::vector<StoredTensor>>* precomputed_unit(int layer, int expert,
+                                                                         bool fc1) const {
+    (void)layer, (void)expert, (void)fc1;
+    return nullptr;
+  }
 
   // ---- Beyond the routed experts (--quantize all-linear, --kv-cache fp8): none by default ----
   // Whether the source holds the quantizers of every dense linear / KV cache of its stage.

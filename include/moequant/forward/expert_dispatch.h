@@ -25,6 +25,13 @@ class DispatchedExperts : public ExpertRunner {
   // sync), not only those routed to it; the output still follows the routing. `flush` is called
   // after each chunk of observed rows (the observer may reduce and free them).
   void observe_all_tokens(std::function<void()> flush);
+  // No observation from here on (GPTQ's second pass over the layer, from the quantized weights).
+  void stop_observing() {
+    observe_ = {};
+    all_tokens_ = false;
+  }
+  // This rank's shards, to replace them (GPTQ's dequantized weights) between calls.
+  std::map<int, SwiGluWeights>& shards() { return shards_; }
   at::Tensor run(const at::Tensor& x, const Routing& routing) override;
 
  private:

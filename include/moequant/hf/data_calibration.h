@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "moequant/calib/calibration_data.h"
+#include "moequant/hf/expert_gptq.h"
 #include "moequant/hf/hf_moe_model.h"
 #include "moequant/parallel/process_groups.h"
 
@@ -27,6 +28,9 @@ struct DataCalibrationOptions {
   // layer's output still follows the routing): no expert is left without an input amax. Costs
   // E / top-k times the routed expert GEMMs.
   bool all_experts = false;
+  // --algorithm gptq: the experts' Hessians accumulated in the same pass and solved after each
+  // layer, whose output is then recomputed from the quantized experts (hf/expert_gptq.h).
+  GptqSettings gptq;
   // Called on rank 0 after each layer of its stage: (layers done, layers of the stage).
   std::function<void(size_t, size_t)> progress;
 };
@@ -41,6 +45,11 @@ struct DataCalibrationReport {
   // This rank: reading weights (a loader thread, overlapped with the forward of the layer
   // before), the part of it the forward waited for, and running the forward.
   double read_s = 0, read_wait_s = 0, forward_s = 0;
+  // GPTQ: experts solved on this rank, "layer L expert E" of those with too few tokens (rounded
+  // to nearest; the same on every rank), and the seconds of this rank's solves.
+  size_t gptq_solved = 0;
+  std::vector<std::string> gptq_too_few_tokens;
+  double gptq_s = 0;
 };
 
 // Collective over `groups` (every rank calls it with the same data). Observes the input and

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "moequant/core/format.h"
@@ -75,6 +76,11 @@ class HfMoeModel : public torch::nn::Module, public ExportSource {
   // Bytes of the whole checkpoint (what a run reads).
   uint64_t checkpoint_bytes() const;
 
+  // Keeps an expert unit's stored tensors, quantized during calibration (GPTQ); the exporter then
+  // writes them instead of rounding the weights itself (precomputed_unit).
+  void set_precomputed(int layer, int expert, bool fc1,
+                       std::vector<std::vector<StoredTensor>> stored);
+
   // ---- ExportSource ---------------------------------------------------------------------------
   DType expert_dtype() const override { return expert_dtype_; }
   QuantFormat weight_format() const override { return options_.format; }
@@ -90,6 +96,8 @@ class HfMoeModel : public torch::nn::Module, public ExportSource {
   std::vector<std::string> side_files() const override;
   at::Tensor passthrough_data(const std::string& name) const override;
   void release_passthrough(const std::string& name) const override;
+  const std::vector<std::vector<StoredTensor>>* precomputed_unit(int layer, int expert,
+                                                                 bool fc1) const override;
   bool has_dense_quantizers() const override { return options_.quantize_dense; }
   bool has_kv_cache_quantizers() const override { return options_.kv_cache; }
   at::Tensor dense_weight(const DenseLinear& linear) const override;
@@ -118,6 +126,8 @@ class HfMoeModel : public torch::nn::Module, public ExportSource {
   // This stage's dense fusion groups and KV-cache quantizers, by (layer, group) and layer.
   std::map<std::pair<int, TensorUse>, DenseGroup> dense_groups_;
   std::map<int, KvCacheQuantizers> kv_cache_;
+  // GPTQ's codes by (layer, expert, fc1): written during calibration, read by the exporter.
+  std::map<std::tuple<int, int, bool>, std::vector<std::vector<StoredTensor>>> precomputed_;
   DType expert_dtype_ = DType::kBF16;
 };
 

@@ -41,6 +41,7 @@ class Communicator {
   void all_reduce_max(int64_t* data, size_t n);
   void all_reduce_sum(int64_t* data, size_t n);
   void all_reduce_sum(float* data, size_t n);
+  void all_reduce_sum(double* data, size_t n);  // GPTQ's Hessians
   // Copies `n` bytes at `root` into `bytes` on every other rank.
   void broadcast(void* bytes, size_t n, int root);
   // Every rank's `local` (sizes may differ), indexed by rank.
@@ -84,7 +85,8 @@ class Communicator {
   uint64_t p2p_count() const { return p2p_; }
 
  protected:
-  enum class ElemType { kFloat32, kInt64 };
+  enum class ElemType { kFloat32, kFloat64, kInt64 };
+  static size_t elem_size(ElemType t) { return t == ElemType::kFloat32 ? 4 : 8; }
   enum class ReduceOp { kMax, kSum };
 
   Communicator(int rank, int size, std::string name, int world_rank,

@@ -52,7 +52,10 @@ struct QuantizeOptions {
   int64_t calib_seq_len = 0;       // 0: 512, or the model's max_position_embeddings when smaller
   int64_t calib_batch = 8;         // samples per forward batch on a rank
   bool calib_all_experts = false;  // every expert observes every token (DataCalibrationOptions)
-  uint64_t calib_seed = 0;         // for "random"
+  // --algorithm gptq (int4, nvfp4; with calibration data): the experts quantized by GPTQ during
+  // the calibration forward instead of rounded to nearest (hf/expert_gptq.h).
+  GptqSettings gptq;
+  uint64_t calib_seed = 0;  // for "random"
   // Stage progress on rank 0: (stage, done, total) with stage "calibrate" (layers, or layers x
   // batches with data) or "export" (bytes of rank 0's own share).
   std::function<void(const char* stage, uint64_t done, uint64_t total)> progress;
