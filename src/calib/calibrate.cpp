@@ -56,7 +56,7 @@ std::vector<QuantModuleRef> find_quant_modules(torch::nn::Module& root,
   return found;
 }
 
-WeightCalibrationReport calibrate_pairs(const std::vector<CalibPair>& pairs) {
+WeightCalibrationReport calibrate_pairs(const std::vector<CalibPair>& pairs, bool reset) {
   struct SlotRange {
     size_t first;
     size_t count;
@@ -74,7 +74,7 @@ WeightCalibrationReport calibrate_pairs(const std::vector<CalibPair>& pairs) {
     const size_t count = per_channel ? static_cast<size_t>(pair.weight.size(0)) : 1;
     auto it = range_of.find(q);
     if (it == range_of.end()) {
-      q->reset();
+      if (reset) q->reset();
       it = range_of.emplace(q, SlotRange{num_slots, count}).first;
       num_slots += count;
       quantizers.push_back(pair.quantizer);

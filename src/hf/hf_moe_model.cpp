@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+
 #include "moequant/calib/calibrate.h"
 #include "moequant/common/error.h"
 #include "moequant/common/strings.h"
@@ -273,30 +275,47 @@ std::string HfMoeModel::shard_label(int layer, int expert, ExpertProj p) const {
 }
 
 size_t HfMoeModel::calibrate_layer_weights(int layer) {
-  const size_t tensors =
-      calibrate_layer_weights(layer, [&](int e, bool fc1) { return expert_shard(layer, e, fc1); });
-  const MoeExperts m = experts(layer);
-  for (int64_t i = 0; i < m->options().num_local_experts; ++i) {
-    const int e = static_cast<int>(m->options().first_global_expert + i);
-    release_expert(layer, e, true);
-    release_expert(layer, e, false);
-  }
-  return tensors;
+  return calibrate_layer_weights(
+      layer, [&](int e, bool fc1) { return expert_shard(layer, e, fc1); },
+      [&](int e) {
+        release_expert(layer, e, true);
+        release_expert(layer, e, false);
+      });
 }
 
 size_t HfMoeModel::calibrate_layer_weights(
-    int layer, const std::function<ExpertShard(int expert, bool fc1)>& shard_of) {
+    int layer, const std::function<ExpertShard(int expert, bool fc1)>& shard_of,
+    const std::function<void(int expert)>& done) {
+  // kChunk experts per amax pass: a decoded source's bf16 copies of a whole layer would be
+  // gigabytes (GPT-OSS-120B: 6.4 GB, DeepSeek-V3: 22.5 GB); one launch per chunk costs nothing.
+  constexpr int64_t kChunk = 16;
   const MoeExperts m = experts(layer);
-  std::vector<CalibPair> pairs;
-  for (int64_t i = 0; i < m->options().num_local_experts; ++i) {
-    const int e = static_cast<int>(m->options().first_global_expert + i);
-    const ExpertShard fc1 = shard_of(e, true), fc2 = shard_of(e, false);
-    const auto q1 = m->linear_fc1->quantizer_for(i), q2 = m->linear_fc2->quantizer_for(i);
-    pairs.push_back({shard_label(layer, e, ExpertProj::kGate), fc1.gate, q1});
-    pairs.push_back({shard_label(layer, e, ExpertProj::kUp), fc1.up, q1});
-    pairs.push_back({shard_label(layer, e, ExpertProj::kDown), fc2.down, q2});
+  const int64_t n = m->options().num_local_experts;
+  const auto global = [&](int64_t i) {
+    return static_cast<int>(m->options().first_global_expert + i);
+  };
+  // Reset once; every chunk then MAX-merges into the (possibly shared) quantizers.
+  for (int64_t i = 0; i < n; ++i) {
+    m->linear_fc1->quantizer_for(i)->reset();
+    m->linear_fc2->quantizer_for(i)->reset();
   }
-  return calibrate_pairs(pairs).tensors;
+  size_t tensors = 0;
+  for (int64_t first = 0; first < n; first += kChunk) {
+    const int64_t last = std::min(n, first + kChunk);
+    std::vector<CalibPair> pairs;
+    for (int64_t i = first; i < last; ++i) {
+      const int e = global(i);
+      const ExpertShard fc1 = shard_of(e, true), fc2 = shard_of(e, false);
+      const auto q1 = m->linear_fc1->quantizer_for(i), q2 = m->linear_fc2->quantizer_for(i);
+      pairs.push_back({shard_label(layer, e, ExpertProj::kGate), fc1.gate, q1});
+      pairs.push_back({shard_label(layer, e, ExpertProj::kUp), fc1.up, q1});
+      pairs.push_back({shard_label(layer, e, ExpertProj::kDown), fc2.down, q2});
+    }
+    tensors += calibrate_pairs(pairs, /*reset=*/false).tensors;
+    if (done)
+      for (int64_t i = first; i < last; ++i) done(global(i));
+  }
+  return tensors;
 }
 
 size_t HfMoeModel::calibrate_weights() {

@@ -65,6 +65,7 @@ struct GenerateArgs {
   bool fused = false;
   std::string source_dtype = "bf16";
   int64_t dense_intermediate = 0;
+  int mtp_layers = -1;  // -1: the family's own
   uint64_t seed = 0;
 };
 CLI::App* add_generate_command(CLI::App& app, GenerateArgs& args);

@@ -64,6 +64,10 @@ CLI::App* add_generate_command(CLI::App& app, GenerateArgs& a) {
   c->add_option("--dense-intermediate", a.dense_intermediate,
                 "Width of the dense MLP layers and shared experts (default: 4 x intermediate)")
       ->check(CLI::PositiveNumber);
+  c->add_option("--mtp-layers", a.mtp_layers,
+                "Multi-token-prediction layers past --layers, carried over unquantized "
+                "(DeepSeek-V3 and GLM-4.5 families; default: as released, 1)")
+      ->check(CLI::Range(0, 16));
   c->add_option("--seed", a.seed, "Random seed")->capture_default_str();
   return c;
 }
@@ -114,6 +118,7 @@ int run_generate(const GenerateArgs& a) {
   spec.mxfp4_source = a.source_dtype == "mxfp4";
   spec.dense_intermediate = a.dense_intermediate;
   spec.seed = a.seed;
+  spec.mtp_layers = a.mtp_layers;
   write_synthetic_model(a.out, spec);
   std::printf(
       "wrote %s: %s, %d layers, %d experts, hidden %lld, expert intermediate %lld%s%s, %d "

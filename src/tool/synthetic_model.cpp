@@ -1,15 +1,19 @@
 #include "synthetic_model.h"
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <sys/statvfs.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <deque>
 #include <filesystem>
 #include <functional>
+#include <future>
 #include <map>
+#include <thread>
 
 #include "moequant/common/error.h"
 #include "moequant/common/interrupt_cleanup.h"
@@ -31,19 +35,23 @@ struct PlannedWeight {
   std::string name;
   DType dtype;
   std::vector<int64_t> shape;
-  std::function<at::Tensor()> make;  // contiguous, of `dtype`'s storage type
+  // Contiguous, of `dtype`'s storage type, drawn from `gen` (one generator per tensor, so that
+  // tensors are made on several threads and the values do not depend on which ran first).
+  std::function<at::Tensor(at::Generator&)> make;
 };
 
 // Seeded values of a weight: uniform with the spread of a unit-variance normal, scaled by
 // gain / sqrt(in) (activations stay of order one through the layers). at::rand, not randn: a
 // DeepSeek-sized checkpoint is gigabytes of values.
-at::Tensor linear_values(const std::vector<int64_t>& shape, double gain) {
+at::Tensor linear_values(const std::vector<int64_t>& shape, double gain, at::Generator& gen) {
   const double in = static_cast<double>(shape.back());
-  return ((at::rand(shape) * 2 - 1) * (std::sqrt(3.0) * gain / std::sqrt(in))).to(at::kBFloat16);
+  const double k = std::sqrt(3.0) * gain / std::sqrt(in);
+  return at::rand(shape, gen).mul_(2 * k).sub_(k).to(at::kBFloat16);  // in place: no temporaries
 }
 
-at::Tensor vector_values(int64_t n, double mean, double spread, at::ScalarType type) {
-  return ((at::rand({n}) * 2 - 1) * spread + mean).to(type);
+at::Tensor vector_values(int64_t n, double mean, double spread, at::ScalarType type,
+                         at::Generator& gen) {
+  return ((at::rand({n}, gen) * 2 - 1) * spread + mean).to(type);
 }
 
 class Planner {
@@ -54,22 +62,20 @@ class Planner {
   void linear(const std::string& name, const std::vector<int64_t>& shape, double gain = 1.0,
               bool fp8_allowed = true) {
     if (!(s_.fp8_source && fp8_allowed)) {
-      w_.push_back({name, DType::kBF16, shape, [=] { return linear_values(shape, gain); }});
+      w_.push_back({name, DType::kBF16, shape,
+                    [=](at::Generator& g) { return linear_values(shape, gain, g); }});
       return;
     }
-    // Quantized once for both tensors (the codes first, the scales right after).
+    // Quantized once for both tensors: the codes are made first, the scales right after, by the
+    // same task (write_weights keeps a weight and its `_scale_inv` together).
     auto stored = std::make_shared<std::vector<StoredTensor>>();
-    auto quantize = [=] {
-      if (stored->empty())
-        *stored = quantize_weight(linear_values(shape, gain), QuantFormat::kFP8Block, {}, name);
-    };
     const std::vector<int64_t> tiles = {(shape[0] + 127) / 128, (shape[1] + 127) / 128};
-    w_.push_back({name, DType::kF8E4M3, shape, [=] {
-                    quantize();
+    w_.push_back({name, DType::kF8E4M3, shape, [=](at::Generator& g) {
+                    *stored = quantize_weight(linear_values(shape, gain, g), QuantFormat::kFP8Block,
+                                              {}, name);
                     return find_stored(*stored, "weight", name).data;
                   }});
-    w_.push_back({name + "_scale_inv", DType::kF32, tiles, [=] {
-                    quantize();
+    w_.push_back({name + "_scale_inv", DType::kF32, tiles, [=](at::Generator&) {
                     const at::Tensor t = find_stored(*stored, "weight_scale_inv", name).data;
                     stored->clear();
                     return t;
@@ -78,13 +84,16 @@ class Planner {
   void vector(const std::string& name, int64_t n, double mean, double spread,
               DType dtype = DType::kBF16) {
     const at::ScalarType type = dtype == DType::kF32 ? at::kFloat : at::kBFloat16;
-    w_.push_back({name, dtype, {n}, [=] { return vector_values(n, mean, spread, type); }});
+    w_.push_back({name, dtype, {n}, [=](at::Generator& g) {
+                    return vector_values(n, mean, spread, type, g);
+                  }});
   }
   // A tensor of any shape that is no linear weight (expert biases, DeltaNet's conv1d).
   void values(const std::string& name, const std::vector<int64_t>& shape, double mean,
               double spread) {
-    w_.push_back({name, DType::kBF16, shape,
-                  [=] { return ((at::rand(shape) * 2 - 1) * spread + mean).to(at::kBFloat16); }});
+    w_.push_back({name, DType::kBF16, shape, [=](at::Generator& g) {
+                    return ((at::rand(shape, g) * 2 - 1) * spread + mean).to(at::kBFloat16);
+                  }});
   }
 
   void tensors(const TensorSet& set) {
@@ -132,9 +141,9 @@ class Planner {
       };
       const double g1 = gain(gate_up, H), g2 = gain(down, I);
       w_.push_back({c_.fused_gate_up_name(layer), DType::kBF16, gate_up,
-                    [=] { return linear_values(gate_up, g1); }});
-      w_.push_back(
-          {c_.fused_down_name(layer), DType::kBF16, down, [=] { return linear_values(down, g2); }});
+                    [=](at::Generator& g) { return linear_values(gate_up, g1, g); }});
+      w_.push_back({c_.fused_down_name(layer), DType::kBF16, down,
+                    [=](at::Generator& g) { return linear_values(down, g2, g); }});
       return;
     }
     for (int e = 0; e < E; ++e) {
@@ -152,11 +161,11 @@ class Planner {
     const int64_t blocks = cols / 32;
     const int shift =
         static_cast<int>(std::lround(std::log2(std::sqrt(static_cast<double>(cols)))));
-    w_.push_back({name + "_blocks", DType::kU8, {E, rows, blocks, 16}, [=] {
-                    return at::randint(0, 256, {E, rows, blocks, 16}, at::kByte);
+    w_.push_back({name + "_blocks", DType::kU8, {E, rows, blocks, 16}, [=](at::Generator& g) {
+                    return at::randint(0, 256, {E, rows, blocks, 16}, g, at::kByte);
                   }});
-    w_.push_back({name + "_scales", DType::kU8, {E, rows, blocks}, [=] {
-                    return at::randint(124 - shift, 127 - shift, {E, rows, blocks}, at::kByte);
+    w_.push_back({name + "_scales", DType::kU8, {E, rows, blocks}, [=](at::Generator& g) {
+                    return at::randint(124 - shift, 127 - shift, {E, rows, blocks}, g, at::kByte);
                   }});
   }
 
@@ -202,6 +211,11 @@ nlohmann::json make_config(const SyntheticModelSpec& s) {
   shape.vocab = s.vocab;
   shape.dense_layers = s.dense_layers;
   nlohmann::json c = family_for_model_type(s.model_type, "synthetic model").synthetic_config(shape);
+  if (s.mtp_layers >= 0) {
+    MQ_CHECK(c.contains("num_nextn_predict_layers"), "generate: --mtp-layers: ", s.model_type,
+             " has no multi-token-prediction layers");
+    c["num_nextn_predict_layers"] = s.mtp_layers;
+  }
   if (s.mxfp4_source)  // GPT-OSS's release config
     c["quantization_config"] = {{"quant_method", "mxfp4"},
                                 {"modules_to_not_convert",
@@ -272,7 +286,6 @@ void write_synthetic_model(const std::string& dir, const SyntheticModelSpec& s) 
   const nlohmann::json config_json = make_config(s);
   const ModelConfig config = parse_model_config(config_json, dir, "synthetic config.json");
   const DecoderConfig d = decoder_config(config);
-  at::manual_seed(s.seed);
   const std::vector<PlannedWeight> weights = plan_weights(config, d, s);
   check_fits(dir, s, weights);
   std::filesystem::create_directories(dir);
@@ -289,6 +302,80 @@ void write_synthetic_model(const std::string& dir, const SyntheticModelSpec& s) 
 
 namespace {
 
+// Makes the tensors ahead of the writer, in order, on worker threads: random numbers on one thread
+// are the limit otherwise (a DeepSeek-V3-sized layer is 11 G values). A weight and its
+// `_scale_inv` are one task; tasks in flight are bounded by the threads and a quarter of memory.
+class TensorMaker {
+ public:
+  TensorMaker(const std::vector<PlannedWeight>& weights, uint64_t seed)
+      : weights_(weights), seed_(seed) {
+    threads_ = std::max(1u, std::thread::hardware_concurrency());
+    for (const PlannedWeight& w : weights_) budget_ = std::max(budget_, work_bytes(w));
+    budget_ = std::max(budget_, static_cast<double>(physical_memory_bytes()) / 4);
+  }
+  // The next tensor, in the order of `weights`.
+  at::Tensor next() {
+    if (current_pos_ == current_.size()) {
+      launch();
+      Task t = std::move(ahead_.front());
+      ahead_.pop_front();
+      current_ = t.tensors.get();
+      current_pos_ = 0;
+      in_flight_ -= t.bytes;
+      launch();
+    }
+    return std::move(current_[current_pos_++]);
+  }
+
+ private:
+  struct Task {
+    std::future<std::vector<at::Tensor>> tensors;
+    double bytes;
+  };
+  // float32 values, their bf16 copy and the codes: about 3 x 4 bytes per element.
+  static double work_bytes(const PlannedWeight& w) {
+    double n = 12;
+    for (int64_t d : w.shape) n *= static_cast<double>(d);
+    return n;
+  }
+  void launch() {
+    while (next_ < weights_.size() && ahead_.size() < threads_ &&
+           (ahead_.empty() || in_flight_ + work_bytes(weights_[next_]) <= budget_)) {
+      size_t count = 1;
+      while (next_ + count < weights_.size() &&
+             weights_[next_ + count].name == weights_[next_].name + "_scale_inv")
+        ++count;
+      const size_t first = next_;
+      // splitmix64 of (seed, index): independent streams, the same whichever thread runs first.
+      uint64_t z = seed_ + 0x9E3779B97F4A7C15ull * (first + 1);
+      z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+      z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+      const uint64_t stream_seed = z ^ (z >> 31);
+      const double bytes = work_bytes(weights_[first]);
+      ahead_.push_back({std::async(std::launch::async,
+                                   [this, first, count, stream_seed] {
+                                     at::Generator g = at::detail::createCPUGenerator(stream_seed);
+                                     std::vector<at::Tensor> out;
+                                     for (size_t k = 0; k < count; ++k)
+                                       out.push_back(weights_[first + k].make(g).contiguous());
+                                     return out;
+                                   }),
+                        bytes});
+      in_flight_ += bytes;
+      next_ += count;
+    }
+  }
+
+  const std::vector<PlannedWeight>& weights_;
+  const uint64_t seed_;
+  unsigned threads_ = 1;
+  double budget_ = 0, in_flight_ = 0;
+  size_t next_ = 0;
+  std::deque<Task> ahead_;
+  std::vector<at::Tensor> current_;
+  size_t current_pos_ = 0;
+};
+
 void write_weights(const std::string& dir, const SyntheticModelSpec& s,
                    const std::vector<PlannedWeight>& weights, const nlohmann::json& config_json) {
   // Shard k holds weights [cut[k], cut[k+1]); an FP8 weight and its scales stay in one shard.
@@ -300,6 +387,7 @@ void write_weights(const std::string& dir, const SyntheticModelSpec& s,
   while (static_cast<int>(cut.size()) <= s.shards) cut.push_back(weights.size());
   std::map<std::string, std::string> weight_map;
   uint64_t total = 0;
+  TensorMaker maker(weights, s.seed);
   for (int k = 0; k < s.shards; ++k) {
     char buf[64];
     std::snprintf(buf, sizeof(buf), "model-%05d-of-%05d.safetensors", k + 1, s.shards);
@@ -310,7 +398,7 @@ void write_weights(const std::string& dir, const SyntheticModelSpec& s,
       specs.push_back({weights[i].name, weights[i].dtype, weights[i].shape});
     io::SafetensorsWriter writer(dir + "/" + file, specs, {{"format", "pt"}});
     for (size_t i = begin; i < end; ++i) {
-      const at::Tensor t = weights[i].make().contiguous();
+      const at::Tensor t = maker.next();
       writer.write(weights[i].name, t.data_ptr(), t.nbytes());
       weight_map[weights[i].name] = file;
       total += t.nbytes();

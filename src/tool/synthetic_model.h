@@ -31,11 +31,13 @@ struct SyntheticModelSpec {
   bool fused_experts = false;     // store experts as 3-D gate_up_proj / down_proj
   bool fp8_source = false;        // DeepSeek's release format: decoder linears in FP8 blocks
   bool mxfp4_source = false;      // GPT-OSS's release format: experts in MXFP4 blocks
+  int mtp_layers = -1;            // num_nextn_predict_layers where the family has it (-1: its own)
   int shards = 1;                 // >1: model-0000k-of-0000n.safetensors + index
   uint64_t seed = 0;
 };
 
-// Creates `dir` (must not exist) with config.json and the weights. Memory: one tensor at a time.
+// Creates `dir` (must not exist) with config.json and the weights, made ahead of the writer on
+// every core (memory: the tensors in flight, a quarter of the machine's or the largest one).
 void write_synthetic_model(const std::string& dir, const SyntheticModelSpec& spec);
 
 }  // namespace moequant

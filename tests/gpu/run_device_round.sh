@@ -6,6 +6,11 @@
 #                                               transformers / tokenizers references, eval
 #   bash tests/gpu/run_device_round.sh export   bench/bench_export.sh on the 12-layer
 #                                               Qwen3-30B-A3B shape (CPU ranks, CUDA, calibrated)
+#   bash tests/gpu/run_device_round.sh scale1   build, GPU kernel tests in full, GPTQ timing (12
+#                                               layers of Qwen3-30B-A3B's shape)
+#   bash tests/gpu/run_device_round.sh scale2   DeepSeek-V3 FP8 and GPT-OSS MXFP4 sources to nvfp4
+#                                               against cp (right after scale1: the machine keeps
+#                                               the build while warm)
 #   bash tests/gpu/run_device_round.sh coverage one call for the families, all-linear and GPTQ
 #                                               round: the small model trained for docs/accuracy.md
 #                                               and transformers' references (GPU, in the
@@ -272,6 +277,79 @@ PY
      --exclude='tiny-moe.tar.gz.part-*' --exclude="round_$phase.log" . || true; } &&
      find . -mindepth 1 -not -name 'tiny-moe.tar.gz.part-*' -not -name "round_$phase.log" -delete &&
      mv /tmp/results.tar.gz results.tar.gz)
+fi
+
+# Two calls on one warm machine (each under the device tool's 10 minutes): `scale1` builds, runs
+# the batched-kernel tests with their full output and the 12-layer GPTQ timing; `scale2` the
+# DeepSeek-V3 FP8 and GPT-OSS MXFP4 source benchmarks against cp of the same folder.
+if [[ $phase == scale1 || $phase == scale2 ]]; then
+  START=$(date +%s)
+  since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
+  step "machine"
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nproc; free -g | head -2; df -h /tmp | tail -1
+  [[ -x $TOOL && -x $B/tests/gpu/test_kernels_gpu ]] || build moequant_tool test_kernels_gpu
+fi
+
+if [[ $phase == scale1 ]]; then
+  step "GPU kernel tests (full output of the batched ones, the descriptor-ring test 5 times)"
+  "$B/tests/gpu/test_kernels_gpu" --gtest_brief=1 2>&1 | tail -30 || fail+=("test_kernels_gpu")
+  "$B/tests/gpu/test_kernels_gpu" --gtest_filter='GpuQuantizeBatched.StreamsAndGrowing*' \
+    --gtest_repeat=5 --gtest_brief=1 2>&1 | tail -30 || fail+=("descriptor ring test")
+
+  step "GPTQ on the 12-layer Qwen3-30B-A3B shape, 128 x 2048 tokens, against --calib-data max"
+  Q=/tmp/q30; rm -rf $Q
+  t0=$(date +%s.%N)
+  timeout 200 "$TOOL" generate --out $Q --layers 12 --experts 128 --hidden 2048 --intermediate 768 \
+    --shards 12 --heads 32 --kv-heads 4 --head-dim 128 --vocab 151936 --top-k 8 || fail+=("generate q30")
+  echo "generate: $(since $t0) s"; du -sb $Q
+  CAL30=(--calib-data random --calib-samples 128 --calib-seq-len 2048 --device cuda --format int4)
+  for alg in max gptq; do
+    rm -rf /tmp/q30-$alg
+    t0=$(date +%s.%N)
+    timeout 240 "$TOOL" quantize --model $Q --out /tmp/q30-$alg "${CAL30[@]}" --algorithm $alg \
+      --no-table --report-json "$OUT/gptq30_$alg.json" 2>&1 | tail -4 || fail+=("q30 $alg")
+    echo "$alg: wall $(since $t0) s"
+    rm -rf /tmp/q30-$alg
+  done
+  rm -rf $Q
+fi
+
+if [[ $phase == scale2 ]]; then
+  # Source, then its cp (timed, with sync, then deleted), then each export (timed, with sync).
+  source_vs_cp() { local name=$1 dir=$2 budget=$3
+    du -sb "$dir"; df -h /tmp | tail -1; sync; cat "$dir"/* > /dev/null
+    t0=$(date +%s.%N); cp -r "$dir" "$dir-cp"; sync; echo "$name cp -r (incl. sync): $(since $t0) s"
+    rm -rf "$dir-cp"; sync
+    for dev in cpu cuda; do
+      t0=$(date +%s.%N)
+      timeout "$budget" "$TOOL" quantize --model "$dir" --out "$dir-$dev" --format nvfp4 --device $dev -q \
+        --report-json "$OUT/${name}_$dev.json" || fail+=("$name $dev"); sync
+      echo "$name quantize $dev (incl. sync): $(since $t0) s"
+      [[ $dev == cuda ]] && { diff -rq "$dir-cpu" "$dir-cuda" > /dev/null && echo "$name CUDA == CPU" || fail+=("$name cuda differs"); }
+      [[ $dev == cuda ]] && rm -rf "$dir-cpu" "$dir-cuda"
+      [[ $dev == cpu ]] && { "$TOOL" inspect "$dir-cpu" 2>&1 | tail -3; }
+    done
+  }
+  # As many MoE layers (11.3 GB each in FP8) as leave room for the cp: 2 x (L x 11.4 + 4) GB.
+  free_gb=$(df -BG --output=avail /tmp | tail -1 | tr -dc 0-9)
+  DS_LAYERS=${DS_LAYERS:-$(( (free_gb / 2 - 5) / 12 ))}; (( DS_LAYERS >= 1 )) || DS_LAYERS=1
+  step "DeepSeek-V3-shaped FP8 source (hidden 7168, 256 experts x 2048, $DS_LAYERS MoE layers, ${free_gb} GB free) to nvfp4 against cp"
+  D=/tmp/dsv3; rm -rf $D
+  t0=$(date +%s.%N)
+  timeout 200 "$TOOL" generate --out $D --model-type deepseek_v3 --source-dtype fp8 --layers "$DS_LAYERS" --mtp-layers 0 \
+    --experts 256 --hidden 7168 --intermediate 2048 --dense-intermediate 2048 --top-k 8 \
+    --heads 128 --head-dim 128 --vocab 129280 --shards 16 && echo "generate: $(since $t0) s" &&
+    source_vs_cp dsv3 $D 200 || fail+=("dsv3")
+  rm -rf $D $D-*
+
+  step "GPT-OSS-120B-shaped MXFP4 source (hidden 2880, 128 experts x 2880, 8 layers) to nvfp4 against cp"
+  G=/tmp/gptoss; rm -rf $G
+  t0=$(date +%s.%N)
+  timeout 120 "$TOOL" generate --out $G --model-type gpt_oss --source-dtype mxfp4 --layers 8 \
+    --experts 128 --hidden 2880 --intermediate 2880 --top-k 4 --heads 64 --kv-heads 8 \
+    --head-dim 64 --vocab 201088 --shards 8 && echo "generate: $(since $t0) s" &&
+    source_vs_cp gptoss $G 120 || fail+=("gptoss")
+  rm -rf $G $G-*
 fi
 
 step "summary"

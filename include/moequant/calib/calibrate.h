@@ -53,8 +53,10 @@ WeightCalibrationReport calibrate_weights(torch::nn::Module& root, const ModuleF
 
 // The same pass over explicit (weight, quantizer) pairs, whose weight_name names the tensor in
 // errors (a loader that reads weights as views of a checkpoint, without modules holding them).
-// Each quantizer is reset first; quantizers shared by several pairs observe all of them.
-WeightCalibrationReport calibrate_pairs(const std::vector<CalibPair>& pairs);
+// Each quantizer is reset first (unless `reset` is false: then the pass MAX-merges into what the
+// quantizers hold, for a caller that observes a layer's weights a few at a time); quantizers
+// shared by several pairs observe all of them.
+WeightCalibrationReport calibrate_pairs(const std::vector<CalibPair>& pairs, bool reset = true);
 
 // While alive: input quantizers of accepted modules observe |x| in forward(), and autograd is
 // off (no graph is recorded, no gradients change). Ends calibration mode when destroyed.

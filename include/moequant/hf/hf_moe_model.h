@@ -51,14 +51,17 @@ class HfMoeModel : public torch::nn::Module, public ExportSource {
   const std::vector<int>& local_moe_layers() const { return local_layers_; }
   MoeExperts experts(int layer) const;
 
-  // Weight calibration of one layer's experts held here: one batched amax pass over views of the
-  // mapping, the layer's pages dropped afterwards. NaN/Inf is an error naming the checkpoint
-  // tensors. Returns the tensors observed.
+  // Weight calibration of one layer's experts held here: batched amax passes over views of the
+  // mapping (the bf16 an FP8 or MXFP4 source decodes to: a few experts at a time), each expert's
+  // pages dropped after its pass. NaN/Inf is an error naming the checkpoint tensors. Returns the
+  // tensors observed.
   size_t calibrate_layer_weights(int layer);
   // The same from copies of the shards the caller already holds (e.g. on the GPU, for the
-  // forward): `shard_of(expert, fc1)` gives them; the checkpoint's pages are not touched.
+  // forward): `shard_of(expert, fc1)` gives them; the checkpoint's pages are not touched unless
+  // `done(expert)` (called after the expert's pass) releases them.
   size_t calibrate_layer_weights(int layer,
-                                 const std::function<ExpertShard(int expert, bool fc1)>& shard_of);
+                                 const std::function<ExpertShard(int expert, bool fc1)>& shard_of,
+                                 const std::function<void(int expert)>& done = {});
   // All of this rank's layers; quantizers get their full names. Returns the tensors observed.
   size_t calibrate_weights();
 

@@ -59,6 +59,29 @@ TEST(Mxfp4Dequantize, EveryCodeUnderEveryScaleIsExact) {
   EXPECT_GT(infinities, 0);  // and the largest overflow
 }
 
+// Every byte (both nibbles at once, as the kernel's table reads them) under every scale.
+TEST(Mxfp4Dequantize, EveryByteUnderEveryScale) {
+  const int64_t rows = 255, cols = 512;  // 256 bytes a row: byte k holds k
+  std::vector<uint8_t> blocks(rows * cols / 2), scales(rows * cols / 32);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t k = 0; k < cols / 2; ++k) blocks[r * cols / 2 + k] = static_cast<uint8_t>(k);
+    for (int64_t b = 0; b < cols / 32; ++b) scales[r * cols / 32 + b] = static_cast<uint8_t>(r);
+  }
+  std::vector<uint16_t> out(rows * cols, 0xdead);
+  ASSERT_EQ(MQ_OK,
+            mq_cpu_dequantize_mxfp4_bf16(blocks.data(), scales.data(), rows, cols, out.data()))
+      << mq_last_error();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      const int byte = static_cast<int>(c / 2);
+      const int code = (c % 2 == 0) ? (byte & 15) : (byte >> 4);
+      const double mag = std::ldexp(kE2m1[code & 7], static_cast<int>(r) - 127);
+      int want = bf16_bits_of((code & 8) ? -mag : mag);
+      if (code == 8) want = 0x8000;
+      ASSERT_EQ(want, out[r * cols + c]) << "scale " << r << " byte " << byte << " element " << c;
+    }
+}
+
 TEST(Mxfp4Dequantize, ScaleNanAndBadArguments) {
   std::vector<uint8_t> blocks(16, 0x21), scales(1, 255);
   std::vector<uint16_t> out(32);
