@@ -52,6 +52,13 @@ TEST(DecoderForward, Qwen2MoeWithSharedExpertEqualsTransformers) {
 TEST(DecoderForward, DeepseekV3WithLatentAttentionAndGroupedRouterEqualsTransformers) {
   expect_transformers_logits("deepseek_v3");
 }
+// DeepSeek's FP8 release format (tests/data/make_fp8_source.py): transformers' logits of the folder
+// loaded with FineGrainedFP8Config(dequantize=True) in bf16
+// (tests/gpu/transformers_fp8_reference.py on the GPU machine), as our reader gives every F8_E4M3
+// weight times its block scale in bf16.
+TEST(DecoderForward, DeepseekV3FromItsFp8ReleaseEqualsTransformers) {
+  expect_transformers_logits("deepseek_v3_fp8");
+}
 TEST(DecoderForward, Glm4MoeWithPartialRotaryEqualsTransformers) {
   expect_transformers_logits("glm4_moe");
 }
