@@ -1,5 +1,6 @@
 #include "moequant/common/interrupt_cleanup.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -142,17 +143,47 @@ std::string remove_path(const std::string& path, const std::string& what) {
   std::_Exit(code);  // no atexit handlers, no destructors racing the other threads
 }
 
+// The pipe from the signal handler to the watcher thread.
+int signal_pipe[2] = {-1, -1};
+
+// Runs on whichever thread the kernel picks among those not blocking the signal: the watcher, or
+// a thread a library started before main() (OpenBLAS starts its pool when it is loaded, with no
+// signal blocked). Only async-signal-safe work here: the signal number goes to the watcher.
+void on_watched_signal(int sig) {
+  const int saved = errno;
+  const unsigned char b = static_cast<unsigned char>(sig);
+  const ssize_t ignored = ::write(signal_pipe[1], &b, 1);
+  (void)ignored;
+  errno = saved;
+}
+
 }  // namespace
 
 void install_interrupt_cleanup(const std::string& program) {
   registry().program = program;
+  if (signal_pipe[0] >= 0) return;  // installed already
+  MQ_CHECK(::pipe2(signal_pipe, O_CLOEXEC) == 0,
+           "cannot create the signal pipe: ", std::strerror(errno));
   const sigset_t set = watched_signals();
+  // A handler, not only a block: a thread that existed before this call does not block the
+  // signals, and with the default action a signal it takes would end the process uncleaned.
+  struct sigaction sa {};
+  sa.sa_handler = on_watched_signal;
+  sa.sa_flags = SA_RESTART;
+  sigfillset(&sa.sa_mask);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, fault_signal()})
+    MQ_CHECK(::sigaction(sig, &sa, nullptr) == 0, "cannot handle signal ", sig, ": ",
+             std::strerror(errno));
+  // Threads started from here on inherit the block, so the kernel hands the signal to the watcher
+  // (or to an earlier library thread, whose handler passes it on all the same).
   const int rc = pthread_sigmask(SIG_BLOCK, &set, nullptr);
   MQ_CHECK(rc == 0, "cannot block SIGTERM/SIGINT: ", std::strerror(rc));
   std::thread([set] {
+    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
     for (;;) {
-      int sig = 0;
-      if (sigwait(&set, &sig) == 0) clean_up_and_exit(sig);
+      unsigned char sig = 0;
+      if (::read(signal_pipe[0], &sig, 1) == 1) clean_up_and_exit(sig);
+      // EINTR: the handler ran on this thread, and its byte is in the pipe now.
     }
   }).detach();
   install_bus_error_report();

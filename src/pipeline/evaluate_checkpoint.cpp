@@ -172,28 +172,33 @@ EvalReport evaluate_checkpoints(const EvalOptions& o, const CalibrationData& dat
     if (o.progress) o.progress(layer + 1, c.num_layers);
   }
 
-  // Next-token metrics, a batch of sequences at a time (logits are vocab-wide).
+  // Next-token metrics over chunks of kRows token positions: the logits are vocab-wide and taken
+  // in double (KL of nearly equal distributions), so a whole batch would be hundreds of MB per
+  // tensor, fresh pages each time (Llama-2's vocabulary: 8 x 255 positions = 522 MB).
+  constexpr int64_t kRows = 64;
   const ModelEnds ends = read_model_ends(models[0].ckpt, c, d, dev);
-  const at::Tensor targets = ids.narrow(1, 1, T - 1).to(dev);
+  const at::Tensor targets = ids.narrow(1, 1, T - 1).reshape({-1, 1}).to(dev);
+  std::vector<at::Tensor> hidden;  // [n * (T - 1), H] per model: every position but the last
+  for (const Model& m : models)
+    hidden.push_back(m.h.narrow(1, 0, T - 1).reshape({n * (T - 1), -1}));
   std::vector<double> nll(models.size(), 0.0), kl(models.size(), 0.0), agree(models.size(), 0.0);
-  for (int64_t b = 0; b < n; b += o.batch) {
-    const int64_t m = std::min(o.batch, n - b);
-    const at::Tensor tgt = targets.narrow(0, b, m).reshape({-1, 1});
-    at::Tensor ref_logp, ref_top;
+  for (int64_t r = 0; r < n * (T - 1); r += kRows) {
+    const int64_t rows = std::min(kRows, n * (T - 1) - r);
+    const at::Tensor tgt = targets.narrow(0, r, rows);
+    at::Tensor ref_logp, ref_p, ref_top;
     for (size_t i = 0; i < models.size(); ++i) {
       const at::Tensor logits =
-          output_logits(models[i].h.narrow(0, b, m).narrow(1, 0, T - 1), ends, d)
-              .reshape({-1, d.vocab})
-              .to(at::kDouble);
+          output_logits(hidden[i].narrow(0, r, rows), ends, d).to(at::kDouble);
       const at::Tensor logp = at::log_softmax(logits, -1);
       nll[i] -= logp.gather(1, tgt).sum().item<double>();
       const at::Tensor top = logp.argmax(-1);
       if (i == 0) {
         ref_logp = logp;
+        ref_p = logp.exp();
         ref_top = top;
         continue;
       }
-      kl[i] += (ref_logp.exp() * (ref_logp - logp)).sum().item<double>();
+      kl[i] += (ref_p * (ref_logp - logp)).sum().item<double>();
       agree[i] += top.eq(ref_top).sum().item<double>();
     }
   }

@@ -14,9 +14,10 @@
 
 namespace moequant {
 
-// Blocks SIGTERM, SIGINT and SIGHUP and starts the watcher thread. Call first in main(), before
-// any other thread exists (threads inherit the mask: a thread started earlier could take the
-// signal and die of it). `program` starts the message ("moequant").
+// Handles SIGTERM, SIGINT and SIGHUP, blocks them in this thread (threads started later inherit
+// the mask) and starts the watcher thread that cleans up and exits. Call first in main(). A thread
+// started earlier (a library's pool, e.g. OpenBLAS's) may still take a signal: its handler passes
+// the signal to the watcher. `program` starts the message ("moequant"). Once per process.
 void install_interrupt_cleanup(const std::string& program);
 
 // Also part of install_interrupt_cleanup: a SIGBUS (a mapped input file cut while it is read;

@@ -4,6 +4,7 @@
 // signals of the whole process, which the test runner must not inherit.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -63,6 +64,29 @@ TEST_F(InterruptCleanup, SigtermRemovesWhatIsRegisteredAndExits143) {
   EXPECT_FALSE(fs::exists(partial));
   EXPECT_FALSE(fs::exists(lock));
   EXPECT_TRUE(fs::exists(released));  // released: not the watcher's any more
+}
+
+// A thread that existed before the watcher was installed does not block the signals (OpenBLAS
+// starts its pool when the library is loaded, before main()): a signal it takes is handled all the
+// same, not the default action that ends the process with nothing cleaned up.
+TEST_F(InterruptCleanup, ASignalTakenByAThreadStartedBeforeInstallingIsHandled) {
+  TempDir t;
+  const fs::path partial = t.path / "out.moequant-partial";
+  fs::create_directories(partial);
+  EXPECT_EXIT(
+      {
+        std::thread early([] {
+          for (;;) ::pause();
+        });
+        install_interrupt_cleanup("moequant");
+        RemoveOnInterrupt p(partial.string(), "the partial folder");
+        ::pthread_kill(early.native_handle(), SIGTERM);  // to that thread, not the process
+        std::this_thread::sleep_for(std::chrono::seconds(30));
+        early.join();
+      },
+      ::testing::ExitedWithCode(128 + SIGTERM),
+      "interrupted by SIGTERM; removed the partial folder");
+  EXPECT_FALSE(fs::exists(partial));
 }
 
 TEST_F(InterruptCleanup, SigintExits130AndSaysWhenNothingWasLeft) {
