@@ -283,12 +283,24 @@ fi
 # Two calls on one warm machine (each under the device tool's 10 minutes): `scale1` builds, runs
 # the batched-kernel tests with their full output and the 12-layer GPTQ timing; `scale2` the
 # DeepSeek-V3 FP8 and GPT-OSS MXFP4 source benchmarks against cp of the same folder.
-if [[ $phase == scale1 || $phase == scale2 ]]; then
+if [[ $phase == scale1 || $phase == scale2 || $phase == gptq ]]; then
   START=$(date +%s)
   since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
   step "machine"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nproc; free -g | head -2; df -h /tmp | tail -1
-  [[ -x $TOOL && -x $B/tests/gpu/test_kernels_gpu ]] || build moequant_tool test_kernels_gpu
+  if [[ $phase == gptq ]]; then build moequant_tool test_core_gpu
+  elif [[ ! -x $TOOL || ! -x $B/tests/gpu/test_kernels_gpu ]]; then build moequant_tool test_kernels_gpu; fi
+fi
+
+# The GPTQ engine on CUDA against the CPU (test_core_gpu, exports of the fixture), then its timing.
+if [[ $phase == gptq ]]; then
+  step "test_core_gpu (GPTQ on CUDA == CPU)"
+  "$B/tests/unit/test_core_gpu" --gtest_brief=1 2>&1 | tail -12 || fail+=("test_core_gpu")
+  timed() { shift; timeout 120 "$@"; }
+  CAL=(--calib-data random --calib-samples 8 --calib-seq-len 32)
+  for f in int4 nvfp4; do
+    cuda_vs_cpu "qwen3moe gptq $f" --model "$FIX/qwen3moe" --format $f --algorithm gptq --gptq-min-tokens 8 "${CAL[@]}"
+  done
 fi
 
 if [[ $phase == scale1 ]]; then
@@ -309,6 +321,9 @@ if [[ $phase == scale1 ]]; then
     cuda_vs_cpu "$m fp8 all-linear" --model "$FIX/$m" --format fp8 --quantize all-linear
   done
 
+fi
+
+if [[ $phase == scale1 || $phase == gptq ]]; then
   step "GPTQ on the 12-layer Qwen3-30B-A3B shape, 128 x 2048 tokens, against --calib-data max"
   Q=/tmp/q30; rm -rf $Q
   t0=$(date +%s.%N)
