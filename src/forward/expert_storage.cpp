@@ -130,13 +130,9 @@ SwiGluWeights ExpertStorage::read(int layer, int expert, bool fc1, int64_t begin
   const int64_t I = c_.intermediate, H = c_.hidden, n = end - begin;
   const FusedExpertLayout layout = c_.family->fused_layout();
   SwiGluWeights w;
-  // A strided read-only view of the mapping: nothing is copied until a kernel reads it.
   auto view = [&](const std::string& name, int64_t offset, std::vector<int64_t> sizes,
                   std::vector<int64_t> strides) {
-    const io::TensorInfo& info = ckpt_.info(name);
-    const uint8_t* p = ckpt_.data(name) + offset * dtype_size(info.dtype);
-    return at::from_blob(const_cast<uint8_t*>(p), sizes, strides,
-                         at::TensorOptions().dtype(storage_scalar_type(info.dtype)));
+    return mapped(name, offset, std::move(sizes), std::move(strides));
   };
   switch (kind(layer)) {
     case Kind::kPerExpert: {
@@ -195,6 +191,47 @@ SwiGluWeights ExpertStorage::read(int layer, int expert, bool fc1, int64_t begin
     }
   }
   return w;
+}
+
+at::Tensor ExpertStorage::mapped(const std::string& name, int64_t offset,
+                                 std::vector<int64_t> sizes, std::vector<int64_t> strides) const {
+  const io::TensorInfo& info = ckpt_.info(name);
+  const uint8_t* p = ckpt_.data(name) + offset * dtype_size(info.dtype);
+  return at::from_blob(const_cast<uint8_t*>(p), sizes, strides,
+                       at::TensorOptions().dtype(storage_scalar_type(info.dtype)));
+}
+
+std::optional<ExpertStorage::Amax> ExpertStorage::encoded_amax(int layer, int expert, bool fc1,
+                                                               int64_t begin, int64_t end) const {
+  constexpr int64_t kBlock = num::kMxfp4Block;
+  if (kind(layer) != Kind::kFusedMxfp4) return std::nullopt;
+  if (!fc1 && (begin % kBlock != 0 || end % kBlock != 0)) return std::nullopt;
+  const int64_t I = c_.intermediate, H = c_.hidden;
+  const std::string name = fc1 ? c_.fused_gate_up_name(layer) : c_.fused_down_name(layer);
+  const int64_t rows = fc1 ? 2 * I : H, nb = (fc1 ? H : I) / kBlock;
+  // Rows r0, r0 + step, ... (count of them), blocks [b0, b0 + nblk) of each.
+  auto amax = [&](int64_t r0, int64_t count, int64_t step, int64_t b0, int64_t nblk, ExpertProj p) {
+    const int64_t first = (expert * rows + r0) * nb + b0;
+    const at::Tensor blocks =
+        mapped(name + "_blocks", first * 16, {count, nblk, 16}, {step * nb * 16, 16, 1});
+    const at::Tensor scales = mapped(name + "_scales", first, {count, nblk}, {step * nb, 1});
+    return mxfp4_amax(blocks, scales, label(layer, expert, p));
+  };
+  // NaN scales named as the decoder names them: by their index in the expert's whole matrix.
+  check_mxfp4_scales(mapped(name + "_scales", expert * rows * nb, {rows, nb}, {nb, 1}),
+                     str_cat(name, "_blocks[", expert, "]"));
+  Amax a;
+  const int64_t n = end - begin;
+  if (!fc1) {
+    a.down = amax(0, H, 1, begin / kBlock, (end - begin) / kBlock, ExpertProj::kDown);
+  } else if (c_.family->fused_layout().interleaved) {
+    a.gate = amax(2 * begin, n, 2, 0, nb, ExpertProj::kGate);
+    a.up = amax(2 * begin + 1, n, 2, 0, nb, ExpertProj::kUp);
+  } else {
+    a.gate = amax(begin, n, 1, 0, nb, ExpertProj::kGate);
+    a.up = amax(I + begin, n, 1, 0, nb, ExpertProj::kUp);
+  }
+  return a;
 }
 
 std::vector<std::string> ExpertStorage::unit_tensors(int layer, int expert, bool fc1) const {

@@ -11,6 +11,8 @@
 #   bash tests/gpu/run_device_round.sh scale2   DeepSeek-V3 FP8 and GPT-OSS MXFP4 sources to nvfp4
 #                                               against cp (right after scale1: the machine keeps
 #                                               the build while warm)
+#   bash tests/gpu/run_device_round.sh gptq     GPTQ on CUDA == CPU and its timing; `final`: that and
+#                                               the GPT-OSS benchmark of scale2
 #   bash tests/gpu/run_device_round.sh coverage one call for the families, all-linear and GPTQ
 #                                               round: the small model trained for docs/accuracy.md
 #                                               and transformers' references (GPU, in the
@@ -283,17 +285,17 @@ fi
 # Two calls on one warm machine (each under the device tool's 10 minutes): `scale1` builds, runs
 # the batched-kernel tests with their full output and the 12-layer GPTQ timing; `scale2` the
 # DeepSeek-V3 FP8 and GPT-OSS MXFP4 source benchmarks against cp of the same folder.
-if [[ $phase == scale1 || $phase == scale2 || $phase == gptq ]]; then
+if [[ $phase == scale1 || $phase == scale2 || $phase == gptq || $phase == final ]]; then
   START=$(date +%s)
   since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
   step "machine"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nproc; free -g | head -2; df -h /tmp | tail -1
-  if [[ $phase == gptq ]]; then build moequant_tool test_core_gpu
+  if [[ $phase == gptq || $phase == final ]]; then build moequant_tool test_core_gpu
   elif [[ ! -x $TOOL || ! -x $B/tests/gpu/test_kernels_gpu ]]; then build moequant_tool test_kernels_gpu; fi
 fi
 
 # The GPTQ engine on CUDA against the CPU (test_core_gpu, exports of the fixture), then its timing.
-if [[ $phase == gptq ]]; then
+if [[ $phase == gptq || $phase == final ]]; then
   step "test_core_gpu (GPTQ on CUDA == CPU)"
   "$B/tests/unit/test_core_gpu" --gtest_brief=1 2>&1 | tail -12 || fail+=("test_core_gpu")
   timed() { shift; timeout 120 "$@"; }
@@ -323,7 +325,7 @@ if [[ $phase == scale1 ]]; then
 
 fi
 
-if [[ $phase == scale1 || $phase == gptq ]]; then
+if [[ $phase == scale1 || $phase == gptq || $phase == final ]]; then
   step "GPTQ on the 12-layer Qwen3-30B-A3B shape, 128 x 2048 tokens, against --calib-data max"
   Q=/tmp/q30; rm -rf $Q
   t0=$(date +%s.%N)
@@ -342,7 +344,7 @@ if [[ $phase == scale1 || $phase == gptq ]]; then
   rm -rf $Q
 fi
 
-if [[ $phase == scale2 ]]; then
+if [[ $phase == scale2 || $phase == final ]]; then
   # Source, then its cp (timed, with sync, then deleted), then each export (timed, with sync).
   source_vs_cp() { local name=$1 dir=$2 budget=$3
     du -sb "$dir"; df -h /tmp | tail -1; sync; cat "$dir"/* > /dev/null
@@ -359,17 +361,19 @@ if [[ $phase == scale2 ]]; then
     done
     return 0  # failures are in fail[]; the loop's last test is not one
   }
-  # As many MoE layers (11.3 GB each in FP8) as leave room for the cp: 2 x (L x 11.4 + 4) GB.
-  free_gb=$(df -BG --output=avail /tmp | tail -1 | tr -dc 0-9)
-  DS_LAYERS=${DS_LAYERS:-$(( (free_gb / 2 - 5) / 12 ))}; (( DS_LAYERS >= 1 )) || DS_LAYERS=1
-  step "DeepSeek-V3-shaped FP8 source (hidden 7168, 256 experts x 2048, $DS_LAYERS MoE layers, ${free_gb} GB free) to nvfp4 against cp"
-  D=/tmp/dsv3; rm -rf $D
-  t0=$(date +%s.%N)
-  timeout 200 "$TOOL" generate --out $D --model-type deepseek_v3 --source-dtype fp8 --layers "$DS_LAYERS" --mtp-layers 0 \
-    --experts 256 --hidden 7168 --intermediate 2048 --dense-intermediate 2048 --top-k 8 \
-    --heads 128 --head-dim 128 --vocab 129280 --shards 16 && echo "generate: $(since $t0) s" &&
-    source_vs_cp dsv3 $D 200 || fail+=("dsv3")
-  rm -rf $D $D-*
+  if [[ $phase == scale2 ]]; then
+    # As many MoE layers (11.3 GB each in FP8) as leave room for the cp: 2 x (L x 11.4 + 4) GB.
+    free_gb=$(df -BG --output=avail /tmp | tail -1 | tr -dc 0-9)
+    DS_LAYERS=${DS_LAYERS:-$(( (free_gb / 2 - 5) / 12 ))}; (( DS_LAYERS >= 1 )) || DS_LAYERS=1
+    step "DeepSeek-V3-shaped FP8 source (hidden 7168, 256 experts x 2048, $DS_LAYERS MoE layers, ${free_gb} GB free) to nvfp4 against cp"
+    D=/tmp/dsv3; rm -rf $D
+    t0=$(date +%s.%N)
+    timeout 200 "$TOOL" generate --out $D --model-type deepseek_v3 --source-dtype fp8 --layers "$DS_LAYERS" --mtp-layers 0 \
+      --experts 256 --hidden 7168 --intermediate 2048 --dense-intermediate 2048 --top-k 8 \
+      --heads 128 --head-dim 128 --vocab 129280 --shards 16 && echo "generate: $(since $t0) s" &&
+      source_vs_cp dsv3 $D 200 || fail+=("dsv3")
+    rm -rf $D $D-*
+  fi
 
   step "GPT-OSS-120B-shaped MXFP4 source (hidden 2880, 128 experts x 2880, 8 layers) to nvfp4 against cp"
   G=/tmp/gptoss; rm -rf $G

@@ -17,4 +17,15 @@ namespace moequant {
 at::Tensor dequantize_mxfp4(const at::Tensor& blocks, const at::Tensor& scales,
                             const std::string& name);
 
+// No scale byte is 255 (e8m0's NaN); the error names `name` and the first such scale's index in
+// `scales` (any shape, on the CPU or a device), flattened.
+void check_mxfp4_scales(const at::Tensor& scales, const std::string& name);
+
+// max |x| over what dequantize_mxfp4 returns, from the codes without decoding them: the largest
+// magnitude code of each block (e2m1 magnitudes grow with the code) times the block's scale, in
+// bf16, so exactly the decoded tensor's amax (inf where a value overflows bf16). `blocks`
+// [rows, nb, 16] and `scales` [rows, nb] on the CPU, any strides (a view of some rows of a fused
+// tensor). Errors as dequantize_mxfp4's.
+float mxfp4_amax(const at::Tensor& blocks, const at::Tensor& scales, const std::string& name);
+
 }  // namespace moequant

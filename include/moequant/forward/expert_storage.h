@@ -9,6 +9,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,14 @@ class ExpertStorage {
   // [begin, end) (fc2: [H, end - begin]): read-only views of the mapping where the layout allows
   // (strided for x @ W and interleaved layouts), else bf16 copies on the CPU.
   SwiGluWeights read(int layer, int expert, bool fc1, int64_t begin, int64_t end) const;
+  // max |x| of each matrix read(layer, expert, fc1, begin, end) returns, taken without decoding
+  // where the storage allows: MXFP4 blocks (from their codes and scales, mxfp4_source.h) whose
+  // down columns [begin, end) are whole blocks. nullopt elsewhere: read the weights.
+  struct Amax {
+    float gate = 0, up = 0, down = 0;
+  };
+  std::optional<Amax> encoded_amax(int layer, int expert, bool fc1, int64_t begin,
+                                   int64_t end) const;
   // The checkpoint tensors that read(layer, expert, fc1, ...) touches alone (to prefetch and
   // release); none for fused tensors, whose pages serve every expert of the layer.
   std::vector<std::string> unit_tensors(int layer, int expert, bool fc1) const;
@@ -49,6 +58,10 @@ class ExpertStorage {
   std::string label(int layer, int expert, ExpertProj p) const;
 
  private:
+  // A strided read-only view of the mapping: nothing is copied until a kernel reads it.
+  at::Tensor mapped(const std::string& name, int64_t offset, std::vector<int64_t> sizes,
+                    std::vector<int64_t> strides) const;
+
   const ModelConfig& c_;
   const io::CheckpointFolder& ckpt_;
 };

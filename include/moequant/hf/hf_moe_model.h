@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -63,6 +64,7 @@ class HfMoeModel : public torch::nn::Module, public ExportSource {
                                  const std::function<ExpertShard(int expert, bool fc1)>& shard_of,
                                  const std::function<void(int expert)>& done = {});
   // All of this rank's layers; quantizers get their full names. Returns the tensors observed.
+  // (An MXFP4 source's amax is read from its codes, calibrate_encoded_layer_weights.)
   size_t calibrate_weights();
 
   // ---- Dense linears and the KV cache (dense_quantizers.h), for this rank's stage -----------
@@ -110,6 +112,9 @@ class HfMoeModel : public torch::nn::Module, public ExportSource {
   std::shared_ptr<TensorQuantizer> kv_cache_quantizer(int layer, bool keys) const override;
 
  private:
+  // Weight calibration from encoded experts without decoding them (ExpertStorage::encoded_amax);
+  // nullopt where the layer's storage or quantizers do not allow it.
+  std::optional<size_t> calibrate_encoded_layer_weights(int layer);
   // The checkpoint tensors one expert unit reads (none for fused layouts; ExpertStorage).
   std::vector<std::string> unit_tensors(int layer, int expert, bool fc1) const;
   std::string shard_label(int layer, int expert, ExpertProj p) const;
