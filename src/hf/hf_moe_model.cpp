@@ -276,6 +276,18 @@ std::string HfMoeModel::shard_label(int layer, int expert, ExpertProj p) const {
   return ExpertStorage(config_, *checkpoint_).label(layer, expert, p);
 }
 
+namespace {
+
+// Every weight quantizer of a layer's local experts back to uncalibrated.
+void reset_expert_quantizers(const MoeExperts& m) {
+  for (int64_t i = 0; i < m->options().num_local_experts; ++i) {
+    m->linear_fc1->quantizer_for(i)->reset();
+    m->linear_fc2->quantizer_for(i)->reset();
+  }
+}
+
+}  // namespace
+
 size_t HfMoeModel::calibrate_layer_weights(int layer) {
   if (const std::optional<size_t> n = calibrate_encoded_layer_weights(layer)) return *n;
   return calibrate_layer_weights(
@@ -291,30 +303,23 @@ std::optional<size_t> HfMoeModel::calibrate_encoded_layer_weights(int layer) {
   const MoeExperts m = experts(layer);
   const int64_t n = m->options().num_local_experts;
   const parallel::IndexRange r = ps_.local_etp_shard(config_.intermediate);
-  std::vector<ExpertStorage::Amax> fc1(static_cast<size_t>(n)), fc2(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
+  for (int64_t i = 0; i < n; ++i)
     if (m->linear_fc1->quantizer_for(i)->axis() != AmaxAxis::kPerTensor ||
         m->linear_fc2->quantizer_for(i)->axis() != AmaxAxis::kPerTensor)
       return std::nullopt;
+  // As calibrate_pairs: reset, then a MAX over each quantizer's weights (shared or per expert).
+  // A storage that cannot give an amax falls back to the decoded pass, which resets again.
+  reset_expert_quantizers(m);
+  for (int64_t i = 0; i < n; ++i) {
     const int e = static_cast<int>(m->options().first_global_expert + i);
     const auto a1 = storage.encoded_amax(layer, e, true, r.begin, r.end);
     const auto a2 = storage.encoded_amax(layer, e, false, r.begin, r.end);
-    if (!a1 || !a2) return std::nullopt;  // decoded like any other source
+    if (!a1 || !a2) return std::nullopt;
     for (const auto& [v, p] :
          {std::pair{a1->gate, ExpertProj::kGate}, std::pair{a1->up, ExpertProj::kUp},
           std::pair{a2->down, ExpertProj::kDown}})
       MQ_CHECK(std::isfinite(v), "NaN or Inf in 1 tensor(s): '", shard_label(layer, e, p), "'");
-    fc1[static_cast<size_t>(i)] = *a1;
-    fc2[static_cast<size_t>(i)] = *a2;
-  }
-  // As calibrate_pairs: reset, then a MAX over each quantizer's weights (shared or per expert).
-  for (int64_t i = 0; i < n; ++i) {
-    m->linear_fc1->quantizer_for(i)->reset();
-    m->linear_fc2->quantizer_for(i)->reset();
-  }
-  for (int64_t i = 0; i < n; ++i) {
-    const ExpertStorage::Amax& a = fc1[static_cast<size_t>(i)];
-    const float v1[] = {std::max(a.gate, a.up)}, v2[] = {fc2[static_cast<size_t>(i)].down};
+    const float v1[] = {std::max(a1->gate, a1->up)}, v2[] = {a2->down};
     m->linear_fc1->quantizer_for(i)->merge_amax(v1, 1);
     m->linear_fc2->quantizer_for(i)->merge_amax(v2, 1);
   }
@@ -333,10 +338,7 @@ size_t HfMoeModel::calibrate_layer_weights(
     return static_cast<int>(m->options().first_global_expert + i);
   };
   // Reset once; every chunk then MAX-merges into the (possibly shared) quantizers.
-  for (int64_t i = 0; i < n; ++i) {
-    m->linear_fc1->quantizer_for(i)->reset();
-    m->linear_fc2->quantizer_for(i)->reset();
-  }
+  reset_expert_quantizers(m);
   size_t tensors = 0;
   for (int64_t first = 0; first < n; first += kChunk) {
     const int64_t last = std::min(n, first + kChunk);

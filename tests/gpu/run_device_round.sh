@@ -102,22 +102,7 @@ if [[ $phase == checks ]]; then
         "$TOOL" quantize --model "$FIX/$m" --format $f --out /tmp/r/cpu_c -q --calib-data random --calib-seq-len 32 || fail+=("cpu calib $m $f")
         "$TOOL" quantize --model "$FIX/$m" --format $f --out /tmp/r/gpu_c -q --calib-data random --calib-seq-len 32 --device cuda || fail+=("gpu calib $m $f")
         python3 tests/export/engine_schema.py --source "$FIX/$m" --quantized /tmp/r/gpu_c --format $f --calibrated | tail -1 || fail+=("schema $m $f")
-        python3 - /tmp/r/cpu_c /tmp/r/gpu_c "$m $f" <<'PY'
-import json, struct, sys
-def tensors(d):
-    out = {}
-    idx = json.load(open(d + "/model.safetensors.index.json"))["weight_map"]
-    for fn in sorted(set(idx.values())):
-        b = open(d + "/" + fn, "rb").read(); n = struct.unpack("<Q", b[:8])[0]
-        for k, v in json.loads(b[8:8 + n]).items():
-            if k != "__metadata__": out[k] = b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]]
-    return out
-a, b = tensors(sys.argv[1]), tensors(sys.argv[2])
-w = [k for k in a if not k.endswith("input_scale")]
-same_w = sum(a[k] == b[k] for k in w)
-rel = [abs(struct.unpack("<f", a[k])[0] - struct.unpack("<f", b[k])[0]) / struct.unpack("<f", a[k])[0] for k in a if k.endswith("input_scale")]
-print(f"{sys.argv[3]} calibrated: weights {same_w}/{len(w)} identical CUDA vs CPU; input_scale max rel diff {max(rel):.2e}, {sum(r == 0 for r in rel)}/{len(rel)} identical")
-PY
+        cmp_dirs /tmp/r/cpu_c /tmp/r/gpu_c "$m $f calibrated" || fail+=("cuda calibrated differs: $m $f")
       fi
     done
   done
