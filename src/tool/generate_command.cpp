@@ -66,8 +66,7 @@ CLI::App* add_generate_command(CLI::App& app, GenerateArgs& a) {
       ->check(CLI::PositiveNumber);
   c->add_option("--mtp-layers", a.mtp_layers,
                 "Multi-token-prediction layers past --layers, carried over unquantized "
-                "(DeepSeek-V3 and GLM-4.5 families; default: as released, 1)")
-      ->check(CLI::Range(0, 16));
+                "(DeepSeek-V3 and GLM-4.5 families, 0 to 16; default: as released, 1)");
   c->add_option("--seed", a.seed, "Random seed")->capture_default_str();
   return c;
 }
@@ -92,6 +91,9 @@ void check_flag_limits(const GenerateArgs& a) {
   for (const auto& l : limits)
     MQ_CHECK(l.value <= l.max, "generate: ", l.flag, " ", l.value,
              " exceeds the largest a config.json may hold (", l.max, ")");
+  MQ_CHECK(a.mtp_layers == -1 || (a.mtp_layers >= 0 && a.mtp_layers <= 16),
+           "generate: --mtp-layers ", a.mtp_layers,
+           " is out of range: 0 to 16 (config.json's num_nextn_predict_layers)");
 }
 
 }  // namespace

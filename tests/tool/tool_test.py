@@ -1070,6 +1070,13 @@ def test_numeric_flags_are_range_checked(ctx):
         proc = ctx.run("generate", "--out", gen, *flags, timeout=60)
         expect_error(proc, flags[-2])
         check(not os.path.exists(gen), f"generate {flags} left a folder")
+    # --mtp-layers: out of range, or for a family without multi-token-prediction layers.
+    for flags, words in ((("--model-type", "deepseek_v3", "--mtp-layers", "17"), ("--mtp-layers",)),
+                         (("--mtp-layers", "1"), ("--mtp-layers", "qwen3_moe", "no multi-token-prediction"))):
+        gen = ctx.path("gen")
+        proc = ctx.run("generate", "--out", gen, *flags, timeout=60)
+        expect_error(proc, *words)
+        check(not os.path.exists(gen), f"generate {flags} left a folder")
 
 
 def instrumented_by_asan(binary):
