@@ -333,13 +333,15 @@ if [[ $phase == scale2 || $phase == final ]]; then
   # Source, then its cp (timed, with sync, then deleted), then each export (timed, with sync).
   source_vs_cp() { local name=$1 dir=$2 budget=$3
     du -sb "$dir"; df -h /tmp | tail -1; sync; cat "$dir"/* > /dev/null
-    t0=$(date +%s.%N); cp -r "$dir" "$dir-cp"; sync; echo "$name cp -r (incl. sync): $(since $t0) s"
+    t0=$(date +%s.%N); cp -r "$dir" "$dir-cp"; sync; local cp_s; cp_s=$(since $t0)
+    echo "$name cp -r (incl. sync): $cp_s s"
     rm -rf "$dir-cp"; sync
     for dev in cpu cuda; do
       t0=$(date +%s.%N)
       timeout "$budget" "$TOOL" quantize --model "$dir" --out "$dir-$dev" --format nvfp4 --device $dev -q \
         --report-json "$OUT/${name}_$dev.json" || fail+=("$name $dev"); sync
-      echo "$name quantize $dev (incl. sync): $(since $t0) s"
+      local q_s; q_s=$(since $t0)
+      echo "$name quantize $dev (incl. sync): $q_s s = $(awk -v c="$cp_s" -v q="$q_s" 'BEGIN { printf "%.2f", c / q }') of cp"
       [[ $dev == cuda ]] && { diff -rq "$dir-cpu" "$dir-cuda" > /dev/null && echo "$name CUDA == CPU" || fail+=("$name cuda differs"); }
       [[ $dev == cuda ]] && rm -rf "$dir-cpu" "$dir-cuda"
       [[ $dev == cpu ]] && { "$TOOL" inspect "$dir-cpu" 2>&1 | tail -3; }
