@@ -3,7 +3,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/DeviceGuard.h>
 
-#include <cstring>
+#include <cmath>
 #include <vector>
 
 #include "kernel_bridge.h"
@@ -60,26 +60,17 @@ float mxfp4_amax(const at::Tensor& blocks, const at::Tensor& scales, const std::
       name, ": MXFP4 scales must be U8 ", shape_string(want), " for blocks ",
       shape_string(blocks.sizes().vec()), ", got ", shape_string(scales.sizes().vec()));
   if (blocks.numel() == 0) return 0.0f;
-  check_mxfp4_scales(scales, name);
-  // |value| of (scale, magnitude code 0..7), as the decoder's bf16 gives it.
-  static const at::Tensor table = [] {
-    std::vector<float> t(256 * 8);
-    for (int s = 0; s < 256; ++s)
-      for (int c = 0; c < 8; ++c) {
-        const uint32_t bits = static_cast<uint32_t>(num::mxfp4_to_bf16(static_cast<uint8_t>(c),
-                                                                       static_cast<uint8_t>(s)))
-                              << 16;
-        float f;
-        std::memcpy(&f, &bits, sizeof(f));
-        t[s * 8 + c] = f;
-      }
-    return at::tensor(t, at::kFloat);
-  }();
-  const at::Tensor low = blocks.bitwise_and(7),
-                   high = blocks.bitwise_right_shift(4).bitwise_and_(7);
-  const at::Tensor code = at::maximum(low, high).amax(2);  // [rows, nb]: the block's largest
-  const at::Tensor index = scales.to(at::kLong).mul_(8).add_(code.to(at::kLong));
-  return table.index({index}).max().item<float>();
+  // The kernel walks rows `pitch` blocks apart; other strides are made so by a copy.
+  at::Tensor b = blocks, s = scales;
+  if (b.stride(2) != 1 || b.stride(1) != 16 || s.stride(1) != 1 || b.stride(0) != 16 * s.stride(0))
+    b = blocks.contiguous(), s = scales.contiguous();
+  const int64_t pitch = b.size(0) > 1 ? s.stride(0) : b.size(1);  // one row: any stride
+  float amax = 0.0f;
+  MQ_CHECK_KERNEL(mq_cpu_mxfp4_amax(b.data_ptr<uint8_t>(), s.data_ptr<uint8_t>(), b.size(0),
+                                    b.size(1), pitch, &amax),
+                  name, ": MXFP4 amax");
+  if (std::isnan(amax)) check_mxfp4_scales(scales, name);  // names the first NaN scale
+  return amax;
 }
 
 }  // namespace moequant

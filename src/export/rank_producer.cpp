@@ -163,7 +163,7 @@ class RankProducer {
       batch = WorkItem{};
       batch_bytes = 0;
     };
-    for (size_t i : walk_order()) {
+    for (size_t i : walk_order(unit_starting_at)) {
       const PlannedTensor& t = plan_.tensors[i];
       if (t.source == TensorSource::kPassthrough || t.source == TensorSource::kKvScale) {
         if (t.producer == me_) push({i, kNone, {}, {}});
@@ -213,19 +213,43 @@ class RankProducer {
     flush();
   }
 
-  // The plan's tensors file by file, starting at a file that depends on this rank's ETP group:
-  // ranks then write into different files (writes into one file take turns on its lock), while
-  // the ETP peers of a unit, one group, still walk one order and transfer in step.
-  std::vector<size_t> walk_order() const {
+  // The plan's tensors in rounds over the files: each round takes from every file in turn its
+  // next item (a passthrough tensor, or a unit with its tensors), on a GPU its next batch's worth
+  // (kBatchBytes, so that batches stay whole). Buffered writes into one file take turns on its
+  // inode lock (ext4, XFS), so producer threads writing different files copy in parallel: a
+  // file-by-file walk left 16 threads queued on one file. The rounds start at a file that
+  // depends on this rank's ETP group, so ranks too begin in different files, while the ETP
+  // peers of a unit, one group, walk one order and transfer in step.
+  std::vector<size_t> walk_order(const std::vector<size_t>& unit_starting_at) const {
     const size_t groups = ps_.all_groups(parallel::Group::kETP).size();
     const size_t group = static_cast<size_t>(ps_.group_index(parallel::Group::kETP));
     const size_t files = plan_.files.size();
     const size_t start = files == 0 ? 0 : group * files / groups;
+    const uint64_t round_bytes = batched_ ? kBatchBytes : 1;
+    auto starts_item = [&](size_t i) {
+      const TensorSource src = plan_.tensors[i].source;
+      return src == TensorSource::kPassthrough || src == TensorSource::kKvScale ||
+             unit_starting_at[i] != kNone;
+    };
+    std::vector<size_t> next(files);  // each file's next tensor
+    for (size_t f = 0; f < files; ++f) next[f] = plan_.files[f].first;
     std::vector<size_t> order;
     order.reserve(plan_.tensors.size());
-    for (size_t k = 0; k < files; ++k) {
-      const PlannedFile& f = plan_.files[(start + k) % files];
-      for (size_t i = f.first; i <= f.last; ++i) order.push_back(i);
+    for (bool more = true; more;) {
+      more = false;
+      for (size_t k = 0; k < files; ++k) {
+        const size_t f = (start + k) % files;
+        const size_t last = plan_.files[f].last;
+        uint64_t bytes = 0;
+        // Whole items until the round's bytes are reached (at least one).
+        while (next[f] <= last && bytes < round_bytes) {
+          do {
+            bytes += plan_.tensors[next[f]].nbytes;
+            order.push_back(next[f]++);
+          } while (next[f] <= last && !starts_item(next[f]));
+        }
+        more = more || next[f] <= last;
+      }
     }
     return order;
   }

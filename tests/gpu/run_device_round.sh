@@ -13,6 +13,8 @@
 #                                               the build while warm)
 #   bash tests/gpu/run_device_round.sh gptq     GPTQ on CUDA == CPU and its timing; `final`: that and
 #                                               the GPT-OSS benchmark of scale2
+#   bash tests/gpu/run_device_round.sh gptoss   build the tool, the GPT-OSS benchmark alone (as
+#                                               many layers as the disk holds; GPTOSS_LAYERS)
 #   bash tests/gpu/run_device_round.sh coverage one call for the families, all-linear and GPTQ
 #                                               round: the small model trained for docs/accuracy.md
 #                                               and transformers' references (GPU, in the
@@ -270,12 +272,13 @@ fi
 # Two calls on one warm machine (each under the device tool's 10 minutes): `scale1` builds, runs
 # the batched-kernel tests with their full output and the 12-layer GPTQ timing; `scale2` the
 # DeepSeek-V3 FP8 and GPT-OSS MXFP4 source benchmarks against cp of the same folder.
-if [[ $phase == scale1 || $phase == scale2 || $phase == gptq || $phase == final ]]; then
+if [[ $phase == scale1 || $phase == scale2 || $phase == gptq || $phase == final || $phase == gptoss ]]; then
   START=$(date +%s)
   since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
   step "machine"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nproc; free -g | head -2; df -h /tmp | tail -1
   if [[ $phase == gptq || $phase == final ]]; then build moequant_tool test_core_gpu
+  elif [[ $phase == gptoss ]]; then build moequant_tool
   elif [[ ! -x $TOOL || ! -x $B/tests/gpu/test_kernels_gpu ]]; then build moequant_tool test_kernels_gpu; fi
 fi
 
@@ -329,8 +332,11 @@ if [[ $phase == scale1 || $phase == gptq || $phase == final ]]; then
   rm -rf $Q
 fi
 
-if [[ $phase == scale2 || $phase == final ]]; then
+if [[ $phase == scale2 || $phase == final || $phase == gptoss ]]; then
   # Source, then its cp (timed, with sync, then deleted), then each export (timed, with sync).
+  # The CPU export is hashed and deleted before the CUDA one runs, so the disk holds the source
+  # and one export at a time (more layers fit); the CUDA export must hash the same.
+  hash_dir() { (cd "$1" && ls | xargs -P16 -n1 sha256sum | sort -k2); }
   source_vs_cp() { local name=$1 dir=$2 budget=$3
     du -sb "$dir"; df -h /tmp | tail -1; sync; cat "$dir"/* > /dev/null
     t0=$(date +%s.%N); cp -r "$dir" "$dir-cp"; sync; local cp_s; cp_s=$(since $t0)
@@ -342,9 +348,12 @@ if [[ $phase == scale2 || $phase == final ]]; then
         --report-json "$OUT/${name}_$dev.json" || fail+=("$name $dev"); sync
       local q_s; q_s=$(since $t0)
       echo "$name quantize $dev (incl. sync): $q_s s = $(awk -v c="$cp_s" -v q="$q_s" 'BEGIN { printf "%.2f", c / q }') of cp"
-      [[ $dev == cuda ]] && { diff -rq "$dir-cpu" "$dir-cuda" > /dev/null && echo "$name CUDA == CPU" || fail+=("$name cuda differs"); }
-      [[ $dev == cuda ]] && rm -rf "$dir-cpu" "$dir-cuda"
+      python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); print("seconds", {k: round(v, 2) for k, v in r["seconds"].items() if v}, "rank 0", {k: round(v, 2) for k, v in r["ranks"][0].items() if k.endswith("_s")}, "peak RSS GB", round(r["ranks"][0]["peak_rss_bytes"] / 1e9, 1))' \
+        "$OUT/${name}_$dev.json" 2>/dev/null || true
+      hash_dir "$dir-$dev" > "/tmp/$name-$dev.sums"
       [[ $dev == cpu ]] && { "$TOOL" inspect "$dir-cpu" 2>&1 | tail -3; }
+      [[ $dev == cuda ]] && { cmp -s "/tmp/$name-cpu.sums" "/tmp/$name-cuda.sums" && echo "$name CUDA == CPU ($(wc -l < /tmp/$name-cpu.sums) files)" || fail+=("$name cuda differs"); }
+      rm -rf "$dir-$dev"; sync
     done
     return 0  # failures are in fail[]; the loop's last test is not one
   }
@@ -362,13 +371,19 @@ if [[ $phase == scale2 || $phase == final ]]; then
     rm -rf $D $D-*
   fi
 
-  step "GPT-OSS-120B-shaped MXFP4 source (hidden 2880, 128 experts x 2880, 8 layers) to nvfp4 against cp"
+  # The source S (1.75 GB a layer + 2.3 GB of embeddings) needs 2 S for its cp and 2.05 S with
+  # one export: as many of gpt-oss-120b's 36 layers as fit the free disk (8 in scale2 / final).
+  free_gb=$(df -BG --output=avail /tmp | tail -1 | tr -dc 0-9)
+  go_layers=8
+  [[ $phase == gptoss ]] && go_layers=$(( ((free_gb - 4) * 10 / 21 - 3) * 100 / 175 ))
+  go_layers=${GPTOSS_LAYERS:-$go_layers}; (( go_layers > 36 )) && go_layers=36; (( go_layers >= 1 )) || go_layers=1
+  step "GPT-OSS-120B-shaped MXFP4 source (hidden 2880, 128 experts x 2880, $go_layers layers, ${free_gb} GB free) to nvfp4 against cp"
   G=/tmp/gptoss; rm -rf $G
   t0=$(date +%s.%N)
-  timeout 120 "$TOOL" generate --out $G --model-type gpt_oss --source-dtype mxfp4 --layers 8 \
+  timeout 300 "$TOOL" generate --out $G --model-type gpt_oss --source-dtype mxfp4 --layers $go_layers \
     --experts 128 --hidden 2880 --intermediate 2880 --top-k 4 --heads 64 --kv-heads 8 \
-    --head-dim 64 --vocab 201088 --shards 8 && echo "generate: $(since $t0) s" &&
-    source_vs_cp gptoss $G 120 || fail+=("gptoss")
+    --head-dim 64 --vocab 201088 --shards $go_layers && echo "generate: $(since $t0) s" &&
+    source_vs_cp gptoss $G 150 || fail+=("gptoss")
   rm -rf $G $G-*
 fi
 

@@ -168,6 +168,13 @@ mq_status mq_cpu_dequantize_mxfp4_bf16(const uint8_t* blocks, const uint8_t* sca
                                        int64_t cols, uint16_t* out);
 mq_status mq_cuda_dequantize_mxfp4_bf16(const uint8_t* blocks, const uint8_t* scales, int64_t rows,
                                         int64_t cols, uint16_t* out, mq_stream_t stream);
+/* *amax = max |value| that mq_cpu_dequantize_mxfp4_bf16 gives over `rows` rows of `nblk` blocks,
+ * read from the codes without decoding them (a float; Inf where a value overflows bf16, NaN when
+ * a scale read is 255). Row r's 16-byte blocks start at blocks + r * pitch * 16, its scales at
+ * scales + r * pitch (pitch >= nblk: a column range of a wider matrix, or pitch = 2 * width for
+ * every other row of an interleaved gate/up tensor). CPU only: the sources it reads are mapped. */
+mq_status mq_cpu_mxfp4_amax(const uint8_t* blocks, const uint8_t* scales, int64_t rows,
+                            int64_t nblk, int64_t pitch, float* amax);
 
 /* 1 when this build has CUDA kernels and a CUDA device is visible. */
 int32_t mq_cuda_available(void);

@@ -40,5 +40,31 @@ TEST(ScaleChecks, ZeroNanAndInfAreRefusedNamingTheElement) {
   EXPECT_EQ(error_of("a.weight", DType::kF32, at::zeros({2}, at::kFloat)), "");  // not a scale
 }
 
+// The bit-pattern scan agrees with is_valid_scale on every e4m3 and fp16 pattern and on f32's
+// edges, each pattern alone and behind valid ones (the scan counts, the error names the first).
+TEST(ScaleChecks, EveryBitPatternAsIsValidScaleSays) {
+  for (int b = 0; b < 256; ++b) {
+    at::Tensor t = at::full({37}, num::float_to_e4m3(2.0f), at::kByte);
+    t[33] = b;
+    const bool valid = is_valid_scale(num::e4m3_to_float(static_cast<uint8_t>(b)));
+    EXPECT_EQ(error_of("x.weight_scale", DType::kF8E4M3, t).empty(), valid) << "e4m3 " << b;
+    if (!valid) {
+      EXPECT_NE(error_of("x.weight_scale", DType::kF8E4M3, t).find("element 33"),
+                std::string::npos);
+    }
+  }
+  for (int b = 0; b < 65536; b += 7) {
+    at::Tensor t = at::full({19}, 0x3c00, at::kShort);  // fp16 1.0
+    t[5] = static_cast<int16_t>(static_cast<uint16_t>(b));
+    const bool valid = is_valid_scale(num::half_to_float(static_cast<uint16_t>(b)));
+    EXPECT_EQ(error_of("x.scales", DType::kF16, t).empty(), valid) << "f16 " << b;
+  }
+  for (float v : {1e-45f, 3.4028235e38f, -0.0f, -1e-45f, INFINITY, -INFINITY, NAN, 0.0f}) {
+    at::Tensor t = at::ones({70}, at::kFloat);
+    t[69] = v;
+    EXPECT_EQ(error_of("x.input_scale", DType::kF32, t).empty(), is_valid_scale(v)) << v;
+  }
+}
+
 }  // namespace
 }  // namespace moequant

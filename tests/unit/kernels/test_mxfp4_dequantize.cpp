@@ -3,6 +3,7 @@
 // exact) over every code and every scale byte, and its argument checks.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -90,6 +91,50 @@ TEST(Mxfp4Dequantize, ScaleNanAndBadArguments) {
   EXPECT_NE(MQ_OK, mq_cpu_dequantize_mxfp4_bf16(blocks.data(), scales.data(), 1, 16, out.data()));
   EXPECT_NE(std::string(mq_last_error()).find("mq_cpu_dequantize_mxfp4_bf16"), std::string::npos);
   EXPECT_NE(MQ_OK, mq_cpu_dequantize_mxfp4_bf16(nullptr, scales.data(), 1, 32, out.data()));
+}
+
+// mq_cpu_mxfp4_amax against the decoder on a [rows, 2 * nb] matrix read as every other row
+// (pitch 2 * nb) and as the first nb blocks of each row (pitch > nblk); NaN scales and bad
+// arguments.
+TEST(Mxfp4Amax, EqualsTheDecodedMaxUnderPitches) {
+  const int64_t rows = 6, nb = 3, cols = 2 * nb * 32;
+  std::vector<uint8_t> blocks(rows * cols / 2), scales(rows * cols / 32);
+  uint32_t x = 7;
+  for (uint8_t& b : blocks) b = static_cast<uint8_t>((x = x * 1103515245u + 12345u) >> 16);
+  for (uint8_t& s : scales)
+    s = static_cast<uint8_t>(115 + ((x = x * 1103515245u + 12345u) >> 16) % 20);
+  std::vector<uint16_t> out(rows * cols);
+  ASSERT_EQ(MQ_OK,
+            mq_cpu_dequantize_mxfp4_bf16(blocks.data(), scales.data(), rows, cols, out.data()));
+  // max |bf16| over rows r0, r0 + step, ... and columns [0, ncols).
+  auto decoded = [&](int64_t r0, int64_t step, int64_t ncols) {
+    float m = 0;
+    for (int64_t r = r0; r < rows; r += step)
+      for (int64_t c = 0; c < ncols; ++c) {
+        const uint32_t bits = static_cast<uint32_t>(out[r * cols + c] & 0x7fffu) << 16;
+        float f;
+        std::memcpy(&f, &bits, sizeof(f));
+        m = std::max(m, f);
+      }
+    return m;
+  };
+  float a = -1;
+  ASSERT_EQ(MQ_OK, mq_cpu_mxfp4_amax(blocks.data(), scales.data(), rows, 2 * nb, 2 * nb, &a));
+  EXPECT_EQ(decoded(0, 1, cols), a);
+  const int64_t row_bytes = 2 * nb * 16;  // odd rows (the up rows of an interleaved gate_up)
+  ASSERT_EQ(MQ_OK, mq_cpu_mxfp4_amax(blocks.data() + row_bytes, scales.data() + 2 * nb, rows / 2,
+                                     2 * nb, 4 * nb, &a));
+  EXPECT_EQ(decoded(1, 2, cols), a);
+  ASSERT_EQ(MQ_OK, mq_cpu_mxfp4_amax(blocks.data(), scales.data(), rows, nb, 2 * nb, &a));
+  EXPECT_EQ(decoded(0, 1, cols / 2), a);
+  scales[2 * nb + 1] = 255;  // a NaN scale in a row read
+  ASSERT_EQ(MQ_OK, mq_cpu_mxfp4_amax(blocks.data(), scales.data(), rows, 2 * nb, 2 * nb, &a));
+  EXPECT_TRUE(std::isnan(a));
+  EXPECT_NE(MQ_OK, mq_cpu_mxfp4_amax(blocks.data(), scales.data(), rows, 2 * nb, nb, &a));
+  EXPECT_NE(std::string(mq_last_error()).find("pitch 3 is below"), std::string::npos)
+      << mq_last_error();
+  EXPECT_NE(MQ_OK, mq_cpu_mxfp4_amax(blocks.data(), nullptr, rows, nb, nb, &a));
+  EXPECT_NE(MQ_OK, mq_cpu_mxfp4_amax(blocks.data(), scales.data(), 0, nb, nb, &a));
 }
 
 }  // namespace
