@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "commands.h"
+#include "flag_checks.h"
 #include "moequant/calib/calibration_data.h"
 #include "moequant/calib/sequence_limits.h"
 #include "moequant/common/error.h"
@@ -26,13 +27,13 @@ CLI::App* add_eval_command(CLI::App& app, EvalArgs& a) {
                 "{\"text\": ...} lines, tokenized with the source's tokenizer.json), or 'random'")
       ->required();
   c->add_option("--samples", a.samples, "Sequences (default: every line; random: 16)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   c->add_option("--seq-len", a.seq_len,
                 "Tokens per sequence (default: 512, or the source's max_position_embeddings "
                 "when smaller; at most that)")
-      ->check(CLI::Range(2, 1 << 20));
+      ->check(number_in(2, 1 << 20));
   c->add_option("--batch", a.batch, "Sequences per forward batch")
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
+      ->check(number_in(1, 1 << 20))
       ->capture_default_str();
   c->add_option("--device", a.device, "cpu or cuda")
       ->check(CLI::IsMember({"cpu", "cuda"}))

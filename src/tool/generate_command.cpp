@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "commands.h"
+#include "flag_checks.h"
 #include "moequant/common/error.h"
 #include "moequant/model/config_values.h"
 #include "moequant/model/model_family.h"
@@ -21,37 +22,37 @@ CLI::App* add_generate_command(CLI::App& app, GenerateArgs& a) {
       ->check(CLI::IsMember(supported_model_types()))
       ->capture_default_str();
   c->add_option("--layers", a.layers, "Decoder layers")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str();
   c->add_option("--experts", a.experts, "Routed experts per layer")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str();
   c->add_option("--hidden", a.hidden, "Hidden size H")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str();
   c->add_option("--intermediate", a.intermediate, "Expert intermediate size I")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str();
   c->add_option("--top-k", a.top_k, "Experts per token")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str();
   c->add_option("--heads", a.heads, "Attention heads")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str();
   c->add_option("--kv-heads", a.kv_heads, "Key/value heads (grouped-query attention)")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str();
   c->add_option("--head-dim", a.head_dim, "Head dimension (default: hidden / heads)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   c->add_option("--vocab", a.vocab, "Vocabulary size")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str();
   c->add_option("--dense-layers", a.dense_layers,
                 "Layers with a dense MLP instead of experts (Qwen's mlp_only_layers, any; "
                 "DeepSeek's and GLM's first_k_dense_replace, the first ones), e.g. 0,3")
       ->delimiter(',');
   c->add_option("--shards", a.shards, "Safetensors files (>1 writes an index)")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str();
   c->add_flag("--fused", a.fused,
               "Store experts fused as 3-D gate_up_proj [E, 2I, H] and down_proj [E, H, I]");
@@ -63,7 +64,7 @@ CLI::App* add_generate_command(CLI::App& app, GenerateArgs& a) {
       ->capture_default_str();
   c->add_option("--dense-intermediate", a.dense_intermediate,
                 "Width of the dense MLP layers and shared experts (default: 4 x intermediate)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   c->add_option("--mtp-layers", a.mtp_layers,
                 "Multi-token-prediction layers past --layers, carried over unquantized "
                 "(DeepSeek-V3 and GLM-4.5 families, 0 to 16; default: as released, 1)");

@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "flag_checks.h"
 #include "moequant/common/error.h"
 #include "moequant/common/interrupt_cleanup.h"
 #include "moequant/common/strings.h"
@@ -36,11 +37,11 @@ CLI::App* add_quantize_command(CLI::App& app, QuantizeArgs& a) {
       ->check(CLI::IsMember({"none", "fp8", "nvfp4", "fp8_block", "int4"}))
       ->capture_default_str();
   c->add_option("--out", a.out, "Output folder (must not exist unless --overwrite)");
-  c->add_option("--tp", a.tp, "Tensor-parallel size (dense layers)")->check(CLI::PositiveNumber);
+  c->add_option("--tp", a.tp, "Tensor-parallel size (dense layers)")->check(positive_number());
   c->add_option("--ep", a.ep, "Expert-parallel size (default: all ranks when no size is given)")
-      ->check(CLI::PositiveNumber);
-  c->add_option("--etp", a.etp, "Expert-tensor-parallel size")->check(CLI::PositiveNumber);
-  c->add_option("--pp", a.pp, "Pipeline-parallel size")->check(CLI::PositiveNumber);
+      ->check(positive_number());
+  c->add_option("--etp", a.etp, "Expert-tensor-parallel size")->check(positive_number());
+  c->add_option("--pp", a.pp, "Pipeline-parallel size")->check(positive_number());
   c->add_option("--quantize", a.quantize,
                 "experts: the routed experts only; all-linear: also attention (q/k/v/o, MLA's "
                 "projections), shared experts and dense MLPs, as ModelOpt's default configs do "
@@ -76,7 +77,7 @@ CLI::App* add_quantize_command(CLI::App& app, QuantizeArgs& a) {
       ->capture_default_str();
   c->add_option("--threads", a.threads,
                 "Producer threads per rank (default: the rank's share of its node's cores)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   c->add_option("--calib-data", a.calib_data,
                 "Calibration data run through the model's forward so that every expert's input "
                 "is calibrated (static FP8 / NVFP4 activation scales): a .jsonl of "
@@ -86,11 +87,11 @@ CLI::App* add_quantize_command(CLI::App& app, QuantizeArgs& a) {
                 "Without it only weights are calibrated");
   c->add_option("--calib-samples", a.calib_samples,
                 "Calibration sequences (default: every line of the file; random: 16)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   c->add_option("--calib-seq-len", a.calib_seq_len,
                 "Tokens per calibration sequence (default: 512, or the model's "
                 "max_position_embeddings when smaller; at most that)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   c->add_flag("--calib-all-experts", a.calib_all_experts,
               "Every routed expert also observes the inputs of all tokens of its layer (as "
               "llm-compressor's moe_calibrate_all_experts), so none is left without an input "
@@ -112,13 +113,13 @@ CLI::App* add_quantize_command(CLI::App& app, QuantizeArgs& a) {
                 "in a warning); --calib-all-experts gives every expert all rows")
       ->capture_default_str();
   c->add_option("--calib-batch", a.calib_batch, "Sequences per forward batch on a rank")
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
+      ->check(number_in(1, 1 << 20))
       ->capture_default_str();
   c->add_option("--seed", a.calib_seed, "Seed of --calib-data random")->capture_default_str();
   c->add_option("--timeout", a.timeout_s,
                 "Seconds before a collective with a dead or stuck peer fails (default: "
                 "$MOEQUANT_COLLECTIVE_TIMEOUT_S or 600)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   c->add_option("--report-json", a.report_json,
                 "Also write the run's report as JSON (stage times, every rank's producer time per "
                 "stage and peak RSS): what bench/bench_export.sh reads");

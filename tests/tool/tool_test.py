@@ -576,6 +576,34 @@ def test_unknown_format(ctx):
     expect_no_output(ctx.path("out"))
 
 
+def test_usage_errors_are_one_line(ctx):
+    """Every option-parser error: one 'moequant: error:' line naming the flag and the value in
+    words (no 'not in range 0.000000 to 1.79e308'), exit code 2, nothing written."""
+    out = ctx.path("out")
+    src = ctx.fixture("qwen3moe")
+    cases = [
+        (("quantize", "--model", src, "--out", out, "--threads", "-3"), ("--threads", "-3", "not positive")),
+        (("quantize", "--model", src, "--out", out, "--calib-samples", "abc"), ("--calib-samples", "'abc'", "not a finite number")),
+        (("quantize", "--model", src, "--out", out, "--timeout", "nan"), ("--timeout", "'nan'")),
+        (("quantize", "--model", src, "--out", out, "--calib-batch", "0"), ("--calib-batch", "out of range", "1 to 1048576")),
+        (("quantize", "--model", src, "--out", out, "--ep", "1.5"), ("--ep", "'1.5'", "whole number")),
+        (("quantize", "--model", src, "--out", out, "--bogus"), ("--bogus", "moequant quantize --help")),
+        (("generate", "--out", out, "--layers", "0"), ("--layers", "0 is not positive")),
+        (("generate", "--out", out, "--experts", "99999999999"), ("--experts", "'99999999999'")),
+        (("eval", "--source", src, "--quantized", src, "--data", "random", "--seq-len", "1"), ("--seq-len", "from 2")),
+        (("frobnicate",), ("unknown command 'frobnicate'", "quantize, inspect")),
+        ((), ("subcommand is required",)),
+    ]
+    for args, needles in cases:
+        proc = ctx.run(*args)
+        expect_error(proc, *needles)
+        check(proc.returncode == 2, f"{args}: exit {proc.returncode}, expected 2 (usage error)")
+        check("Run with --help" not in proc.stderr, f"{args}: CLI11's second line: {proc.stderr!r}")
+        expect_no_output(out)
+    help_proc = ctx.run("quantize", "--help")
+    check(help_proc.returncode == 0 and "--format" in help_proc.stdout, "quantize --help failed")
+
+
 # ---- inspect / verify on bad input ---------------------------------------------------------
 
 def test_inspect_bad_input(ctx):
