@@ -125,7 +125,7 @@ SwiGluWeights read_expert_weights(const io::CheckpointFolder& ckpt, const ModelC
   add_expert_extras(w, ckpt, config, decoder_config(config), layer, expert, 0, I, true, device);
   // Copied: the mapped pages of a per-expert source need not stay in this process's memory.
   for (bool f : {true, false})
-    for (const std::string& name : storage.unit_tensors(layer, expert, f)) ckpt.release(name);
+    for (const io::TensorSpan& span : storage.unit_spans(layer, expert, f)) ckpt.release(span);
   return w;
 }
 

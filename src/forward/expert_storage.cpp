@@ -234,14 +234,26 @@ std::optional<ExpertStorage::Amax> ExpertStorage::encoded_amax(int layer, int ex
   return a;
 }
 
-std::vector<std::string> ExpertStorage::unit_tensors(int layer, int expert, bool fc1) const {
-  if (kind(layer) != Kind::kPerExpert) return {};
-  std::vector<std::string> out;
+std::vector<io::TensorSpan> ExpertStorage::unit_spans(int layer, int expert, bool fc1) const {
+  std::vector<io::TensorSpan> out;
+  if (kind(layer) != Kind::kPerExpert) {
+    // A fused tensor holds its experts in order along dimension 0, equal byte slices each.
+    const std::string fused = fc1 ? c_.fused_gate_up_name(layer) : c_.fused_down_name(layer);
+    const std::vector<std::string> names =
+        kind(layer) == Kind::kFused
+            ? std::vector<std::string>{fused}
+            : std::vector<std::string>{fused + "_blocks", fused + "_scales"};
+    for (const std::string& name : names) {
+      const uint64_t per_expert = ckpt_.info(name).nbytes() / static_cast<uint64_t>(c_.num_experts);
+      out.push_back({name, static_cast<uint64_t>(expert) * per_expert, per_expert});
+    }
+    return out;
+  }
   for (ExpertProj p : fc1 ? std::vector<ExpertProj>{ExpertProj::kGate, ExpertProj::kUp}
                           : std::vector<ExpertProj>{ExpertProj::kDown}) {
-    out.push_back(c_.expert_weight_name(layer, expert, p));
-    if (ckpt_.has(fp8_block_scale_name(out.back())))
-      out.push_back(fp8_block_scale_name(out.back()));
+    out.push_back({c_.expert_weight_name(layer, expert, p)});
+    if (ckpt_.has(fp8_block_scale_name(out.back().name)))
+      out.push_back({fp8_block_scale_name(out.back().name)});
   }
   return out;
 }

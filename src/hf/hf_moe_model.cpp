@@ -208,16 +208,16 @@ ExpertShard HfMoeModel::expert_shard(int layer, int expert, bool fc1) const {
   return {w.gate, w.up, w.down};
 }
 
-std::vector<std::string> HfMoeModel::unit_tensors(int layer, int expert, bool fc1) const {
-  return ExpertStorage(config_, *checkpoint_).unit_tensors(layer, expert, fc1);
+std::vector<io::TensorSpan> HfMoeModel::unit_spans(int layer, int expert, bool fc1) const {
+  return ExpertStorage(config_, *checkpoint_).unit_spans(layer, expert, fc1);
 }
 
 void HfMoeModel::prefetch_expert(int layer, int expert, bool fc1) const {
-  for (const std::string& name : unit_tensors(layer, expert, fc1)) checkpoint_->prefetch(name);
+  for (const io::TensorSpan& span : unit_spans(layer, expert, fc1)) checkpoint_->prefetch(span);
 }
 
 void HfMoeModel::release_expert(int layer, int expert, bool fc1) const {
-  for (const std::string& name : unit_tensors(layer, expert, fc1)) checkpoint_->release(name);
+  for (const io::TensorSpan& span : unit_spans(layer, expert, fc1)) checkpoint_->release(span);
 }
 
 std::shared_ptr<TensorQuantizer> HfMoeModel::weight_quantizer(int layer, int expert,
@@ -322,6 +322,8 @@ std::optional<size_t> HfMoeModel::calibrate_encoded_layer_weights(int layer) {
     const float v1[] = {std::max(a1->gate, a1->up)}, v2[] = {a2->down};
     m->linear_fc1->quantizer_for(i)->merge_amax(v1, 1);
     m->linear_fc2->quantizer_for(i)->merge_amax(v2, 1);
+    release_expert(layer, e, true);  // the export reads them again, from the page cache
+    release_expert(layer, e, false);
   }
   return static_cast<size_t>(3 * n);
 }

@@ -191,18 +191,18 @@ const uint8_t* CheckpointFolder::data(const std::string& name) const {
   return file.data(*t);
 }
 
-void CheckpointFolder::release(const std::string& name) const {
-  const SafetensorsFile& file = shard(file_index_of(name));
-  const TensorInfo* t = file.find(name);
-  MQ_CHECK(t != nullptr, state_->dir, ": no tensor '", name, "' in this checkpoint");
-  file.release(*t);
+void CheckpointFolder::release(const TensorSpan& span) const {
+  const SafetensorsFile& file = shard(file_index_of(span.name));
+  const TensorInfo* t = file.find(span.name);
+  MQ_CHECK(t != nullptr, state_->dir, ": no tensor '", span.name, "' in this checkpoint");
+  file.release(*t, span.offset, span.nbytes);
 }
 
-void CheckpointFolder::prefetch(const std::string& name) const {
-  const SafetensorsFile& file = shard(file_index_of(name));
-  const TensorInfo* t = file.find(name);
-  MQ_CHECK(t != nullptr, state_->dir, ": no tensor '", name, "' in this checkpoint");
-  file.prefetch(*t);
+void CheckpointFolder::prefetch(const TensorSpan& span) const {
+  const SafetensorsFile& file = shard(file_index_of(span.name));
+  const TensorInfo* t = file.find(span.name);
+  MQ_CHECK(t != nullptr, state_->dir, ": no tensor '", span.name, "' in this checkpoint");
+  file.prefetch(*t, span.offset, span.nbytes);
 }
 
 std::string CheckpointFolder::file_of(const std::string& name) const {

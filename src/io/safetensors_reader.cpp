@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
 
 #include <cerrno>
 #include <cstring>
@@ -108,23 +109,35 @@ void SafetensorsFile::check_unchanged_size(const TensorInfo& info) const {
            info.name, "'): the checkpoint must not change during a run");
 }
 
-void SafetensorsFile::release(const TensorInfo& info) const {
-  // Whole pages inside the tensor's range only: a neighbour sharing an edge page keeps it.
+namespace {
+
+// [begin, end) of the tensor's bytes [offset, offset + nbytes), clamped to the tensor.
+std::pair<uintptr_t, uintptr_t> byte_range(const uint8_t* data, const TensorInfo& info,
+                                           uint64_t offset, uint64_t nbytes) {
+  const uint64_t from = std::min(offset, info.nbytes());
+  const uint64_t n = std::min(nbytes, info.nbytes() - from);
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(data) + from;
+  return {begin, begin + n};
+}
+
+}  // namespace
+
+void SafetensorsFile::release(const TensorInfo& info, uint64_t offset, uint64_t nbytes) const {
+  // Whole pages inside the range only: a neighbour sharing an edge page keeps it.
   const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(data(info));
-  const uintptr_t end = begin + info.nbytes();
+  const auto [begin, end] = byte_range(data(info), info, offset, nbytes);
   const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
   // The mapping is a private, read-only file mapping: dropped pages are read again from the file
   // if touched later, so this only lowers resident memory. Failure is harmless and ignored.
   if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
-void SafetensorsFile::prefetch(const TensorInfo& info) const {
-  // Asks the kernel to start reading the tensor's pages now (readahead), so that a reader that
+void SafetensorsFile::prefetch(const TensorInfo& info, uint64_t offset, uint64_t nbytes) const {
+  // Asks the kernel to start reading the range's pages now (readahead), so that a reader that
   // touches them a little later finds them in memory. Advisory: failure is ignored.
   const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(data(info)) / page * page;
-  const uintptr_t end = reinterpret_cast<uintptr_t>(data(info)) + info.nbytes();
+  const auto [begin_byte, end] = byte_range(data(info), info, offset, nbytes);
+  const uintptr_t begin = begin_byte / page * page;
   if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_WILLNEED);
 }
 

@@ -51,9 +51,10 @@ class ExpertStorage {
   };
   std::optional<Amax> encoded_amax(int layer, int expert, bool fc1, int64_t begin,
                                    int64_t end) const;
-  // The checkpoint tensors that read(layer, expert, fc1, ...) touches alone (to prefetch and
-  // release); none for fused tensors, whose pages serve every expert of the layer.
-  std::vector<std::string> unit_tensors(int layer, int expert, bool fc1) const;
+  // The checkpoint bytes that read(layer, expert, fc1, ...) touches for this expert (to prefetch
+  // and release): its own tensors, or its slice of each fused tensor (whose edge pages, shared
+  // with a neighbour expert, a release keeps).
+  std::vector<io::TensorSpan> unit_spans(int layer, int expert, bool fc1) const;
   // What errors call a projection of an expert: its tensor, or "<fused>[E, gate rows]".
   std::string label(int layer, int expert, ExpertProj p) const;
 

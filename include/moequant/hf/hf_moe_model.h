@@ -115,8 +115,8 @@ class HfMoeModel : public torch::nn::Module, public ExportSource {
   // Weight calibration from encoded experts without decoding them (ExpertStorage::encoded_amax);
   // nullopt where the layer's storage or quantizers do not allow it.
   std::optional<size_t> calibrate_encoded_layer_weights(int layer);
-  // The checkpoint tensors one expert unit reads (none for fused layouts; ExpertStorage).
-  std::vector<std::string> unit_tensors(int layer, int expert, bool fc1) const;
+  // The checkpoint bytes one expert unit reads (its slice of a fused tensor; ExpertStorage).
+  std::vector<io::TensorSpan> unit_spans(int layer, int expert, bool fc1) const;
   std::string shard_label(int layer, int expert, ExpertProj p) const;
   void check_expert_tensors();
   GroupedLinear linear(int layer, bool fc1) const;

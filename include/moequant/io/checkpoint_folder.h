@@ -15,6 +15,14 @@ namespace detail {
 struct FolderState;
 }  // namespace detail
 
+// Bytes [offset, offset + nbytes) of one tensor, clamped to it (by default all of it): what a
+// reader of one expert of a fused tensor touches.
+struct TensorSpan {
+  std::string name;
+  uint64_t offset = 0;
+  uint64_t nbytes = UINT64_MAX;
+};
+
 constexpr const char* kSingleFileName = "model.safetensors";
 constexpr const char* kIndexFileName = "model.safetensors.index.json";
 
@@ -44,9 +52,11 @@ class CheckpointFolder {
   // The tensor's bytes, valid while this object lives (see SafetensorsFile::data).
   const uint8_t* data(const std::string& name) const;
   // Drops the resident pages of a tensor already read (see SafetensorsFile::release).
-  void release(const std::string& name) const;
+  void release(const std::string& name) const { release(TensorSpan{name}); }
+  void release(const TensorSpan& span) const;
   // Starts reading a tensor's pages ahead of use (see SafetensorsFile::prefetch).
-  void prefetch(const std::string& name) const;
+  void prefetch(const std::string& name) const { prefetch(TensorSpan{name}); }
+  void prefetch(const TensorSpan& span) const;
   // The file holding `name`, relative to dir() (e.g. "model-00001-of-00002.safetensors").
   std::string file_of(const std::string& name) const;
   // The distinct weight files, sorted.

@@ -92,9 +92,12 @@ class SafetensorsFile {
   // Lets the kernel drop the resident pages of a tensor that was read (madvise DONTNEED on the
   // private read-only mapping): a streaming reader keeps its memory bounded this way. The bytes
   // stay readable; touching them again reads them from the file.
-  void release(const TensorInfo& info) const;
-  // Starts reading a tensor's pages ahead of use (madvise WILLNEED); advisory.
-  void prefetch(const TensorInfo& info) const;
+  // Bytes [offset, offset + nbytes) of the tensor only (clamped to it) when given: one expert of
+  // a fused tensor.
+  void release(const TensorInfo& info, uint64_t offset = 0, uint64_t nbytes = UINT64_MAX) const;
+  // Starts reading a tensor's pages ahead of use (madvise WILLNEED); advisory. A byte range as
+  // release's.
+  void prefetch(const TensorInfo& info, uint64_t offset = 0, uint64_t nbytes = UINT64_MAX) const;
 
  private:
   SafetensorsFile() = default;

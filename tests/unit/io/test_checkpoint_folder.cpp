@@ -1,4 +1,7 @@
 // Sharded Hugging Face folders: the index writer, CheckpointFolder, and broken indexes.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstring>
 #include <thread>
 
@@ -217,6 +220,64 @@ TEST(CheckpointFolderHostile, BrokenShardNamesTheShard) {
   EXPECT_NE(folder.data("a.weight"), nullptr);  // the good shard stays readable
   EXPECT_CONTAINS(error_of([&] { folder.info("b.weight"); }),
                   "s2.safetensors: file is 7 bytes, too short");
+}
+
+// Whether the page holding `p` is mapped in this process (/proc/self/pagemap bit 63, readable
+// without privileges).
+bool page_present(const void* p) {
+  const long page = ::sysconf(_SC_PAGESIZE);
+  const int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  uint64_t entry = 0;
+  const off_t at = static_cast<off_t>(reinterpret_cast<uintptr_t>(p) / page * 8);
+  const bool read = fd >= 0 && ::pread(fd, &entry, sizeof(entry), at) == sizeof(entry);
+  if (fd >= 0) ::close(fd);
+  return read && (entry >> 63) != 0;
+}
+
+// One expert's slice of a fused tensor (TensorSpan): its whole pages are dropped from the
+// mapping, the edge pages shared with neighbours and everything outside stay; the bytes read the
+// same afterwards; a span past the tensor's end is clamped.
+TEST(CheckpointFolder, ReleasingASpanDropsItsWholePagesOnly) {
+  TempDir dir;
+  const long page = ::sysconf(_SC_PAGESIZE);
+  const int64_t n = 64 * page;
+  std::string bytes(static_cast<size_t>(n), '\0');
+  for (int64_t i = 0; i < n; ++i) bytes[static_cast<size_t>(i)] = static_cast<char>(i * 7 + 3);
+  {
+    SafetensorsWriter writer(dir.file("model.safetensors"), {{"experts", DType::kU8, {n}}}, {});
+    writer.write("experts", bytes.data(), static_cast<uint64_t>(n));
+    writer.finish();
+  }
+  const CheckpointFolder folder = CheckpointFolder::open(dir.path());
+  const uint8_t* data = folder.data("experts");
+  uint64_t sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += data[i];  // every page mapped
+  if (!page_present(data)) GTEST_SKIP() << "/proc/self/pagemap does not say which pages are mapped";
+  const uint64_t offset = 10 * static_cast<uint64_t>(page) + 100, length = 20 * page;
+  folder.release(TensorSpan{"experts", offset, length});
+  // The pages of [offset, offset + length) that lie wholly inside it, relative to the tensor's
+  // first byte (the data section need not start on a page boundary).
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(data) + offset, end = begin + length;
+  int dropped = 0, kept_inside_edges = 0;
+  for (uintptr_t a = reinterpret_cast<uintptr_t>(data) / page * page;
+       a < reinterpret_cast<uintptr_t>(data) + n; a += page) {
+    const bool whole = a >= begin && a + page <= end;
+    const bool present = page_present(reinterpret_cast<const void*>(a));
+    if (whole) {
+      EXPECT_FALSE(present) << "page at +" << a - reinterpret_cast<uintptr_t>(data);
+      dropped += !present;
+    } else {
+      EXPECT_TRUE(present) << "page at +" << a - reinterpret_cast<uintptr_t>(data);
+      kept_inside_edges += present && a < end && a + page > begin;
+    }
+  }
+  EXPECT_EQ(19, dropped);           // 20 pages long, starting mid-page
+  EXPECT_EQ(2, kept_inside_edges);  // the two shared edge pages
+  EXPECT_EQ(0, std::memcmp(data, bytes.data(), static_cast<size_t>(n)));           // read again
+  folder.release(TensorSpan{"experts", static_cast<uint64_t>(n) - 10, 1u << 30});  // clamped
+  folder.prefetch(TensorSpan{"experts", static_cast<uint64_t>(n) + 5, 10});        // empty
+  EXPECT_EQ(0, std::memcmp(data, bytes.data(), static_cast<size_t>(n)));
+  EXPECT_GT(sum, 0u);
 }
 
 }  // namespace
