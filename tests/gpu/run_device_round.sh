@@ -385,6 +385,11 @@ if [[ $phase == scale2 || $phase == final || $phase == gptoss ]]; then
     --head-dim 64 --vocab 201088 --shards $go_layers && echo "generate: $(since $t0) s" &&
     source_vs_cp gptoss $G 150 || fail+=("gptoss")
   rm -rf $G $G-*
+  if [[ $phase == gptoss ]]; then
+    step "transformers on the MXFP4 fixture: where its logits leave the bf16 model's (diagnostics)"
+    timeout 120 python3 tests/gpu/transformers_layout_check.py --fixtures "$FIX" --device cuda 2>&1 |
+      grep -v Warning | tail -16
+  fi
 fi
 
 step "summary"

@@ -41,9 +41,27 @@ def check_mxfp4(fixtures, tmp, device, out):
     subprocess.run([sys.executable, os.path.join(DATA, "make_mxfp4_source.py"), "--source", src,
                     "--mxfp4-out", mx, "--bf16-out", bf], check=True)
     ids = np.load(os.path.join(src, "logit_ids.npy"))
-    a = logits_of(AutoModelForCausalLM.from_pretrained(
-        mx, dtype=torch.float32, quantization_config=Mxfp4Config(dequantize=True)), ids, device)
-    b = logits_of(AutoModelForCausalLM.from_pretrained(bf, dtype=torch.float32), ids, device)
+    mx_model = AutoModelForCausalLM.from_pretrained(
+        mx, dtype=torch.float32, quantization_config=Mxfp4Config(dequantize=True))
+    bf_model = AutoModelForCausalLM.from_pretrained(bf, dtype=torch.float32)
+    # Where a difference comes from: the loaded parameters (dtype, values) of the two models.
+    mx_params, bf_params = dict(mx_model.named_parameters()), dict(bf_model.named_parameters())
+    print("mxfp4 model parameter dtypes:", sorted({str(p.dtype) for p in mx_params.values()}),
+          "| bf16 model:", sorted({str(p.dtype) for p in bf_params.values()}))
+    print("parameters only in one:", sorted(set(mx_params) ^ set(bf_params))[:8])
+    diffs = []
+    for name in sorted(set(mx_params) & set(bf_params)):
+        x, y = mx_params[name].detach().float(), bf_params[name].detach().float()
+        if x.shape != y.shape:
+            diffs.append((float("inf"), name, f"shape {tuple(x.shape)} vs {tuple(y.shape)}"))
+        else:
+            diffs.append((float((x - y).abs().max()), name, ""))
+    for d, name, note in sorted(diffs, reverse=True)[:6]:
+        print(f"  parameter {name}: max |mxfp4 - bf16| {d:.3g} {note}")
+    print("experts class:", type(mx_model.model.layers[0].mlp.experts).__name__, "vs",
+          type(bf_model.model.layers[0].mlp.experts).__name__)
+    a = logits_of(mx_model, ids, device)
+    b = logits_of(bf_model, ids, device)
     diff = float(np.abs(a - b).max())
     scale = float(np.abs(b).max())
     print(f"mxfp4 (dequantize=True) vs its bf16: max |diff| {diff:.3g} of max |logit| {scale:.3g}")
