@@ -60,6 +60,10 @@ def check_mxfp4(fixtures, tmp, device, out):
         print(f"  parameter {name}: max |mxfp4 - bf16| {d:.3g} {note}")
     print("experts class:", type(mx_model.model.layers[0].mlp.experts).__name__, "vs",
           type(bf_model.model.layers[0].mlp.experts).__name__)
+    # transformers keeps the dequantized experts in bf16 whatever dtype was asked for, so its
+    # expert GEMMs run in bf16 (1.3e-3 off the float32 model on this fixture) although every
+    # parameter equals the bf16 model's: upcast, the float32 forward of the same weights.
+    mx_model = mx_model.float()
     a = logits_of(mx_model, ids, device)
     b = logits_of(bf_model, ids, device)
     diff = float(np.abs(a - b).max())
@@ -68,7 +72,7 @@ def check_mxfp4(fixtures, tmp, device, out):
     if out:
         os.makedirs(out, exist_ok=True)
         np.save(os.path.join(out, "gpt_oss_mxfp4_logits_f32.npy"), a)
-        np.save(os.path.join(out, "gpt_oss_mxfp4_bf16_logits_f32.npy"), b)
+        np.save(os.path.join(out, "gpt_oss_mxfp4_logit_ids.npy"), ids)
     return diff <= 1e-5 * max(scale, 1.0)
 
 

@@ -69,6 +69,12 @@ TEST(DecoderForward, OlmoeWithWholeProjectionQkNormEqualsTransformers) {
 TEST(DecoderForward, GptOssWithSinksBiasesAndClampedSwiGluEqualsTransformers) {
   expect_transformers_logits("gpt_oss");
 }
+// GPT-OSS's MXFP4 release layout (tests/data/make_mxfp4_source.py, subnormal blocks included):
+// transformers' logits of the folder loaded with Mxfp4Config(dequantize=True), in float32
+// (tests/gpu/transformers_layout_check.py), as our reader decodes the blocks.
+TEST(DecoderForward, GptOssFromItsMxfp4ReleaseEqualsTransformers) {
+  expect_transformers_logits("gpt_oss_mxfp4");
+}
 
 TEST(DecoderForward, TokenOutsideTheVocabularyIsAnError) {
   const std::string dir = kFixtures + "/qwen3moe";

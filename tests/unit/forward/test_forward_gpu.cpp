@@ -44,7 +44,8 @@ TEST_P(ForwardGpu, CudaEqualsCpuAndTransformers) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, ForwardGpu,
                          ::testing::Values("qwen3moe", "mixtral", "qwen2_moe", "deepseek_v3",
-                                           "glm4_moe", "olmoe", "gpt_oss"));
+                                           "deepseek_v3_fp8", "glm4_moe", "olmoe", "gpt_oss",
+                                           "gpt_oss_mxfp4"));
 
 }  // namespace
 }  // namespace moequant
