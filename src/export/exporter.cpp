@@ -302,6 +302,19 @@ ExportSummary export_checkpoint(const ModelConfig& config, const parallel::Paral
   summary.side_files = split_lines(world.all_gather_bytes(join(copied, "\n"))[0]);
   leftovers = world.all_gather_bytes(leftovers)[0];
   if (!leftovers.empty()) summary.warnings.push_back(leftovers);
+  int64_t e2m1_blocks = 0, requantized = 0;
+  for (const ExportRankStats& s : summary.ranks) {
+    e2m1_blocks += s.e2m1_blocks;
+    requantized += s.e2m1_requantized_blocks;
+  }
+  if (e2m1_blocks > 0)
+    summary.notes.push_back(str_cat(
+        "nvfp4 from the MXFP4 experts: ", e2m1_blocks - requantized, " of ", e2m1_blocks,
+        " 16-blocks keep their E2M1 codes exactly (weight_scale_2 a power of two, block scale "
+        "2^k); ",
+        requantized,
+        " re-quantized by the ordinary rule (a block scale e4m3 cannot hold, or values on no "
+        "single E2M1 grid)"));
   if (!fallbacks.empty())
     summary.warnings.push_back(
         str_cat(fallbacks.size(),

@@ -16,6 +16,7 @@
 #include "moequant/common/error.h"
 #include "moequant/common/stopwatch.h"
 #include "moequant/common/work_queue.h"
+#include "moequant/core/nvfp4_from_e2m1.h"
 #include "moequant/core/tensor_bridge.h"
 #include "moequant/export/scale_checks.h"
 #include "moequant/io/placed_file.h"
@@ -47,6 +48,7 @@ constexpr int kMaxGpuThreads = 8;
 struct ThreadStats {
   double read_s = 0, quantize_s = 0, write_s = 0;
   uint64_t bytes = 0;
+  int64_t e2m1_blocks = 0, e2m1_requantized_blocks = 0;
 };
 
 uint64_t peak_rss_bytes() {
@@ -60,6 +62,16 @@ int tensors_produced_by(const ExportPlan& plan, int rank) {
   int n = 0;
   for (const PlannedTensor& t : plan.tensors) n += t.producer == rank;
   return std::max(1, n);
+}
+
+// Whether the expert units are nvfp4 of E2M1-coded experts (an MXFP4 source): those are cast
+// on the CPU (RankProducer::keeps_e2m1), so a CUDA run is not limited to the GPU's few producer
+// threads.
+bool casts_e2m1_units(const ExportPlan& plan, const ExportSource& source) {
+  if (!source.experts_are_e2m1_coded()) return false;
+  for (const PlannedUnit& u : plan.units)
+    if (!u.dense && u.format == QuantFormat::kNVFP4) return true;
+  return false;
 }
 
 class RankProducer {
@@ -76,7 +88,8 @@ class RankProducer {
         plan_(plan),
         dir_(dir),
         me_(world.rank()),
-        batched_(at::Device(options.device).is_cuda() && ps.sizes().etp == 1),
+        batched_(at::Device(options.device).is_cuda() && ps.sizes().etp == 1 &&
+                 !casts_e2m1_units(plan, source)),
         threads_(std::min(
             batched_ ? std::max(1, std::min(threads, kMaxGpuThreads)) : std::max(1, threads),
             tensors_produced_by(plan, world.rank()))),
@@ -126,6 +139,8 @@ class RankProducer {
       out.stats.quantize_s += s.quantize_s;
       out.stats.write_s += s.write_s;
       out.stats.bytes_written += s.bytes;
+      out.stats.e2m1_blocks += s.e2m1_blocks;
+      out.stats.e2m1_requantized_blocks += s.e2m1_requantized_blocks;
     }
     out.stats.peak_rss_bytes = peak_rss_bytes();
     return out;
@@ -180,7 +195,7 @@ class RankProducer {
         if (u.producer != me_) continue;
         source_.prefetch_expert(u.layer, u.expert, u.fc1);
         const bool quantized = plan_.tensors[u.tensors.front()].format != QuantFormat::kNone;
-        if (!batched_ || !quantized || precomputed(u)) {
+        if (!batched_ || !quantized || precomputed(u) || keeps_e2m1(u)) {
           push({kNone, unit, {}, {}});
           continue;
         }
@@ -405,11 +420,32 @@ class RankProducer {
     const UnitAmax amax = amax_of(u, weights);
     st.read_s += seconds_since(t0);
     t0 = Clock::now();
-    const std::vector<at::Tensor> bytes = quantize_unit(plan_, u, weights, amax, options_.device);
+    const std::vector<at::Tensor> bytes =
+        keeps_e2m1(u) ? quantize_keeping_e2m1(u, weights, amax, st)
+                      : quantize_unit(plan_, u, weights, amax, options_.device);
     st.quantize_s += seconds_since(t0);
     for (size_t k = 0; k < u.tensors.size(); ++k)
       write(plan_.tensors[u.tensors[k]], bytes[k].data_ptr(), st);
     source_.release_expert(u.layer, u.expert, u.fc1);
+  }
+
+  // An nvfp4 unit of E2M1-coded experts (an MXFP4 source): its codes kept where the block scale
+  // fits e4m3 (core/nvfp4_from_e2m1.h), on the CPU whatever the device (a byte-level cast; CPU
+  // and CUDA runs write the same bytes).
+  bool keeps_e2m1(const PlannedUnit& u) const {
+    return !u.dense && u.format == QuantFormat::kNVFP4 && source_.experts_are_e2m1_coded();
+  }
+  std::vector<at::Tensor> quantize_keeping_e2m1(const PlannedUnit& u,
+                                                const std::vector<at::Tensor>& weights,
+                                                const UnitAmax& amax, ThreadStats& st) {
+    std::vector<std::vector<StoredTensor>> stored;
+    for (size_t w = 0; w < weights.size(); ++w) {
+      Nvfp4FromE2m1 r = quantize_nvfp4_keeping_e2m1(weights[w], amax.weight.at(0), u.weights.at(w));
+      st.e2m1_blocks += r.blocks;
+      st.e2m1_requantized_blocks += r.requantized;
+      stored.push_back(std::move(r.stored));
+    }
+    return finish_unit(plan_, u, stored, amax.input);
   }
 
   // A unit whose codes the source holds (GPTQ): its stored tensors, checked against the plan and

@@ -266,6 +266,10 @@ void HfMoeModel::release_passthrough(const std::string& name) const {
   checkpoint_->release(name);
 }
 
+bool HfMoeModel::experts_are_e2m1_coded() const {
+  return config_.source.format == SourceFormat::kMxfp4;
+}
+
 uint64_t HfMoeModel::checkpoint_bytes() const {
   uint64_t n = 0;
   for (const std::string& name : checkpoint_->names()) n += checkpoint_->info(name).nbytes();

@@ -242,7 +242,9 @@ void write_report_json(const std::string& path, const QuantizeReport& r) {
                      {"write_s", st.write_s},
                      {"wait_s", st.wait_s},
                      {"sync_s", st.sync_s},
-                     {"peak_rss_bytes", st.peak_rss_bytes}});
+                     {"peak_rss_bytes", st.peak_rss_bytes},
+                     {"e2m1_blocks", st.e2m1_blocks},
+                     {"e2m1_requantized_blocks", st.e2m1_requantized_blocks}});
   const nlohmann::json j = {
       {"model_type", r.config.model_type},
       {"layout", r.layout},

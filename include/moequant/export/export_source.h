@@ -80,6 +80,11 @@ class ExportSource {
     return nullptr;
   }
 
+  // Whether the routed experts' weights are E2M1 codes times power-of-two scales (an MXFP4
+  // source): an nvfp4 export then keeps each code where e4m3 holds its block's scale
+  // (core/nvfp4_from_e2m1.h) instead of re-rounding the weights.
+  virtual bool experts_are_e2m1_coded() const { return false; }
+
   // ---- Beyond the routed experts (--quantize all-linear, --kv-cache fp8): none by default ----
   // Whether the source holds the quantizers of every dense linear / KV cache of its stage.
   virtual bool has_dense_quantizers() const { return false; }

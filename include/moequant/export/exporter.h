@@ -59,6 +59,9 @@ struct ExportRankStats {
   double sync_s = 0;  // closing this rank's files (with ExportOptions::durable: their fsync)
   int threads = 0;
   uint64_t peak_rss_bytes = 0;
+  // nvfp4 of E2M1-coded experts (an MXFP4 source): 16-blocks written, and of them those not kept
+  // exactly (quantized by the ordinary rule).
+  int64_t e2m1_blocks = 0, e2m1_requantized_blocks = 0;
 };
 
 struct ExportSummary {

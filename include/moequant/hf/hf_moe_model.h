@@ -103,6 +103,7 @@ class HfMoeModel : public torch::nn::Module, public ExportSource {
   void release_passthrough(const std::string& name) const override;
   const std::vector<std::vector<StoredTensor>>* precomputed_unit(int layer, int expert,
                                                                  bool fc1) const override;
+  bool experts_are_e2m1_coded() const override;
   bool has_dense_quantizers() const override { return options_.quantize_dense; }
   bool has_kv_cache_quantizers() const override { return options_.kv_cache; }
   at::Tensor dense_weight(const DenseLinear& linear) const override;

@@ -176,6 +176,16 @@ mq_status mq_cuda_dequantize_mxfp4_bf16(const uint8_t* blocks, const uint8_t* sc
 mq_status mq_cpu_mxfp4_amax(const uint8_t* blocks, const uint8_t* scales, int64_t rows,
                             int64_t nblk, int64_t pitch, float* amax);
 
+/* NVFP4 of bf16 w [rows, cols] (cols % 16 == 0) with weight_scale_2 = `scale2`, a power of two,
+ * keeping exactly every 16-block whose values are e2m1 codes times one power of two 2^g for which
+ * e4m3 holds 2^g / scale2 (2^-9 .. 2^8): block scale 2^g / scale2, each code the value / 2^g (the
+ * smallest such g above amax / 6, or up to three more). An MXFP4 source's values are of that form
+ * (ModelOpt's cast of MXFP4 to NVFP4 keeps them too). Other blocks take mq_cpu_quantize_nvfp4's
+ * rule with the same scale2; *requantized_blocks counts them. Layout as mq_cpu_quantize_nvfp4. */
+mq_status mq_cpu_quantize_nvfp4_exact(const uint16_t* w, int64_t rows, int64_t cols, float scale2,
+                                      uint8_t* packed, uint8_t* block_scales,
+                                      int64_t* requantized_blocks);
+
 /* 1 when this build has CUDA kernels and a CUDA device is visible. */
 int32_t mq_cuda_available(void);
 

@@ -137,4 +137,56 @@ TEST(Mxfp4Amax, EqualsTheDecodedMaxUnderPitches) {
   EXPECT_NE(MQ_OK, mq_cpu_mxfp4_amax(blocks.data(), scales.data(), 0, nb, nb, &a));
 }
 
+// mq_cpu_quantize_nvfp4_exact: blocks of e2m1 codes times 2^g (random codes, several g) come back
+// exactly through mq_cpu_dequantize_nvfp4; a block whose scale e4m3 cannot hold (2^g / scale2
+// below 2^-9) and a block of values on no e2m1 grid take mq_cpu_quantize_nvfp4's bytes and are
+// counted; scale2 must be a power of two.
+TEST(Nvfp4Exact, KeepsE2m1CodesAndCountsTheRest) {
+  const int64_t rows = 4, cols = 64;  // 16 blocks
+  std::vector<uint16_t> w(rows * cols);
+  uint32_t x = 11;
+  auto next = [&] { return (x = x * 1103515245u + 12345u) >> 16; };
+  const float mags[8] = {0, 0.5f, 1, 1.5f, 2, 3, 4, 6};
+  for (int64_t b = 0; b < rows * cols / 16; ++b) {
+    const int g = static_cast<int>(b % 5) - 3;  // 2^-3 .. 2^1
+    for (int i = 0; i < 16; ++i) {
+      const float v = mags[next() % 8] * std::ldexp(1.0f, g) * ((next() & 1) ? -1.0f : 1.0f);
+      uint32_t bits;
+      std::memcpy(&bits, &v, sizeof(bits));
+      w[b * 16 + i] = static_cast<uint16_t>(bits >> 16);
+    }
+  }
+  for (int i = 0; i < 16; ++i) w[3 * 16 + i] = static_cast<uint16_t>(0x3f80 | (i + 1));  // 1.0078..
+  for (int i = 0; i < 16; ++i) w[5 * 16 + i] = i % 2 ? 0x2000 : 0;  // 2^-63: far below the rest
+  const float scale2 = 0.0625f;
+  std::vector<uint8_t> packed(rows * cols / 2), scales(rows * cols / 16);
+  int64_t requantized = -1;
+  ASSERT_EQ(MQ_OK, mq_cpu_quantize_nvfp4_exact(w.data(), rows, cols, scale2, packed.data(),
+                                               scales.data(), &requantized))
+      << mq_last_error();
+  EXPECT_EQ(2, requantized);
+  std::vector<float> back(rows * cols);
+  ASSERT_EQ(MQ_OK,
+            mq_cpu_dequantize_nvfp4(packed.data(), scales.data(), scale2, rows, cols, back.data()));
+  std::vector<uint8_t> ref_packed(rows * cols / 2), ref_scales(rows * cols / 16);
+  ASSERT_EQ(MQ_OK, mq_cpu_quantize_nvfp4(w.data(), MQ_DTYPE_BF16, rows, cols, scale2,
+                                         ref_packed.data(), ref_scales.data()));
+  for (int64_t b = 0; b < rows * cols / 16; ++b) {
+    if (b == 3 || b == 5) {  // the ordinary rule's bytes
+      EXPECT_EQ(ref_scales[b], scales[b]) << b;
+      for (int j = 0; j < 8; ++j) EXPECT_EQ(ref_packed[b * 8 + j], packed[b * 8 + j]) << b;
+      continue;
+    }
+    for (int i = 0; i < 16; ++i) {
+      const uint32_t bits = static_cast<uint32_t>(w[b * 16 + i]) << 16;
+      float v;
+      std::memcpy(&v, &bits, sizeof(v));
+      EXPECT_EQ(v, back[b * 16 + i]) << "block " << b << " element " << i;
+    }
+  }
+  EXPECT_NE(MQ_OK, mq_cpu_quantize_nvfp4_exact(w.data(), rows, cols, 0.1f, packed.data(),
+                                               scales.data(), &requantized));
+  EXPECT_NE(std::string(mq_last_error()).find("power of two"), std::string::npos);
+}
+
 }  // namespace
