@@ -9,8 +9,8 @@
 #   bash tests/gpu/run_device_round.sh scale1   build, GPU kernel tests in full, GPTQ timing (12
 #                                               layers of Qwen3-30B-A3B's shape)
 #   bash tests/gpu/run_device_round.sh scale2   DeepSeek-V3 FP8 and GPT-OSS MXFP4 sources to nvfp4
-#                                               against cp (right after scale1: the machine keeps
-#                                               the build while warm)
+#                                               against cp (bench/bench_release_sources.sh; right
+#                                               after scale1: the machine keeps the build while warm)
 #   bash tests/gpu/run_device_round.sh gptq     GPTQ on CUDA == CPU and its timing; `final`: that and
 #                                               the GPT-OSS benchmark of scale2
 #   bash tests/gpu/run_device_round.sh gptoss   build the tool, the GPT-OSS benchmark alone (as
@@ -219,41 +219,11 @@ if [[ $phase == coverage ]]; then
   fi
   rm -rf $Q
 
-  step "DeepSeek-V3-shaped FP8 source (hidden 7168, 256 experts x 2048) to nvfp4 against cp"
-  D=/tmp/dsv3
-  if timed 150 "$TOOL" generate --out $D --model-type deepseek_v3 --source-dtype fp8 --layers 2 \
-       --experts 256 --hidden 7168 --intermediate 2048 --dense-intermediate 2048 --top-k 8 \
-       --heads 32 --head-dim 128 --vocab 129280 --shards 8 > /dev/null; then
-    du -sb $D; sync; cat $D/* > /dev/null
-    t0=$(date +%s.%N); cp -r $D /tmp/dsv3-cp; sync; echo "cp (incl. sync): $(since $t0) s"
-    rm -rf /tmp/dsv3-cp; sync
-    for dev in cpu cuda; do
-      t0=$(date +%s.%N)
-      timed 90 "$TOOL" quantize --model $D --out /tmp/dsv3-$dev --format nvfp4 --device $dev -q \
-        --report-json "$OUT/dsv3_$dev.json" || fail+=("dsv3 $dev"); sync
-      echo "quantize $dev (incl. sync): $(since $t0) s"
-      [[ $dev == cuda ]] && { diff -rq /tmp/dsv3-cpu /tmp/dsv3-cuda > /dev/null && echo "dsv3 CUDA == CPU" || fail+=("dsv3 cuda differs"); }
-    done
-    rm -rf /tmp/dsv3-cpu /tmp/dsv3-cuda
-  fi
-  rm -rf $D
-
-  step "GPT-OSS-120B-shaped MXFP4 source (hidden 2880, 128 experts x 2880) to nvfp4 against cp"
-  G=/tmp/gptoss
-  if timed 100 "$TOOL" generate --out $G --model-type gpt_oss --source-dtype mxfp4 --layers 8 \
-       --experts 128 --hidden 2880 --intermediate 2880 --top-k 4 --heads 64 --kv-heads 8 \
-       --head-dim 64 --vocab 201088 --shards 8 > /dev/null; then
-    du -sb $G; sync; cat $G/* > /dev/null
-    t0=$(date +%s.%N); cp -r $G /tmp/gptoss-cp; sync; echo "cp (incl. sync): $(since $t0) s"
-    rm -rf /tmp/gptoss-cp; sync
-    for dev in cpu cuda; do
-      t0=$(date +%s.%N)
-      timed 60 "$TOOL" quantize --model $G --out /tmp/gptoss-$dev --format nvfp4 --device $dev -q \
-        --report-json "$OUT/gptoss_$dev.json" || fail+=("gptoss $dev"); sync
-      echo "quantize $dev (incl. sync): $(since $t0) s"
-    done
-    rm -rf /tmp/gptoss-*
-  fi
+  step "DeepSeek-V3 FP8 (2 layers) and GPT-OSS MXFP4 (8 layers) sources to nvfp4 against cp"
+  timed 240 bash bench/bench_release_sources.sh --family deepseek_v3 --layers 2 --tool "$TOOL" \
+    --work /tmp/bench-release --report-dir "$OUT" || fail+=("dsv3")
+  timed 200 bash bench/bench_release_sources.sh --family gpt_oss --layers 8 --tool "$TOOL" \
+    --work /tmp/bench-release --report-dir "$OUT" || fail+=("gptoss")
 
   step "background (training, transformers references)"
   l=$(left); (( l > 5 )) && timeout "$((l - 5))" tail --pid=$bg -f /dev/null
@@ -332,63 +302,24 @@ if [[ $phase == scale1 || $phase == gptq || $phase == final ]]; then
   rm -rf $Q
 fi
 
+# The release-source benchmarks (bench/bench_release_sources.sh: generated source, its cp, each
+# device's nvfp4 export, all timed with sync in one run, CUDA == CPU by hash).
 if [[ $phase == scale2 || $phase == final || $phase == gptoss ]]; then
-  # Source, then its cp (timed, with sync, then deleted), then each export (timed, with sync).
-  # The CPU export is hashed and deleted before the CUDA one runs, so the disk holds the source
-  # and one export at a time (more layers fit); the CUDA export must hash the same.
-  hash_dir() { (cd "$1" && ls | xargs -P16 -n1 sha256sum | sort -k2); }
-  source_vs_cp() { local name=$1 dir=$2 budget=$3
-    du -sb "$dir"; df -h /tmp | tail -1; sync; cat "$dir"/* > /dev/null
-    t0=$(date +%s.%N); cp -r "$dir" "$dir-cp"; sync; local cp_s; cp_s=$(since $t0)
-    echo "$name cp -r (incl. sync): $cp_s s"
-    rm -rf "$dir-cp"; sync
-    for dev in cpu cuda; do
-      t0=$(date +%s.%N)
-      timeout "$budget" "$TOOL" quantize --model "$dir" --out "$dir-$dev" --format nvfp4 --device $dev -q \
-        --report-json "$OUT/${name}_$dev.json" || fail+=("$name $dev"); sync
-      local q_s; q_s=$(since $t0)
-      echo "$name quantize $dev (incl. sync): $q_s s = $(awk -v c="$cp_s" -v q="$q_s" 'BEGIN { printf "%.2f", c / q }') of cp"
-      python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); print("seconds", {k: round(v, 2) for k, v in r["seconds"].items() if v}, "rank 0", {k: round(v, 2) for k, v in r["ranks"][0].items() if k.endswith("_s")}, "peak RSS GB", round(r["ranks"][0]["peak_rss_bytes"] / 1e9, 1))' \
-        "$OUT/${name}_$dev.json" 2>/dev/null || true
-      hash_dir "$dir-$dev" > "/tmp/$name-$dev.sums"
-      [[ $dev == cpu ]] && { "$TOOL" inspect "$dir-cpu" 2>&1 | tail -3; }
-      [[ $dev == cuda ]] && { cmp -s "/tmp/$name-cpu.sums" "/tmp/$name-cuda.sums" && echo "$name CUDA == CPU ($(wc -l < /tmp/$name-cpu.sums) files)" || fail+=("$name cuda differs"); }
-      rm -rf "$dir-$dev"; sync
-    done
-    return 0  # failures are in fail[]; the loop's last test is not one
-  }
   if [[ $phase == scale2 ]]; then
-    # As many MoE layers (11.3 GB each in FP8) as leave room for the cp: 2 x (L x 11.4 + 4) GB.
-    free_gb=$(df -BG --output=avail /tmp | tail -1 | tr -dc 0-9)
-    DS_LAYERS=${DS_LAYERS:-$(( (free_gb / 2 - 5) / 12 ))}; (( DS_LAYERS >= 1 )) || DS_LAYERS=1
-    step "DeepSeek-V3-shaped FP8 source (hidden 7168, 256 experts x 2048, $DS_LAYERS MoE layers, ${free_gb} GB free) to nvfp4 against cp"
-    D=/tmp/dsv3; rm -rf $D
-    t0=$(date +%s.%N)
-    timeout 200 "$TOOL" generate --out $D --model-type deepseek_v3 --source-dtype fp8 --layers "$DS_LAYERS" --mtp-layers 0 \
-      --experts 256 --hidden 7168 --intermediate 2048 --dense-intermediate 2048 --top-k 8 \
-      --heads 128 --head-dim 128 --vocab 129280 --shards 16 && echo "generate: $(since $t0) s" &&
-      source_vs_cp dsv3 $D 200 || fail+=("dsv3")
-    rm -rf $D $D-*
+    step "DeepSeek-V3-shaped FP8 source to nvfp4 against cp"
+    bash bench/bench_release_sources.sh --family deepseek_v3 --tool "$TOOL" --work /tmp/bench-release \
+      --report-dir "$OUT" ${DS_LAYERS:+--layers $DS_LAYERS} || fail+=("dsv3")
   fi
-
-  # The source S (1.75 GB a layer + 2.3 GB of embeddings) needs 2 S for its cp and 2.05 S with
-  # one export: as many of gpt-oss-120b's 36 layers as fit the free disk (8 in scale2 / final).
-  free_gb=$(df -BG --output=avail /tmp | tail -1 | tr -dc 0-9)
-  go_layers=8
-  [[ $phase == gptoss ]] && go_layers=$(( ((free_gb - 4) * 10 / 21 - 3) * 100 / 175 ))
-  go_layers=${GPTOSS_LAYERS:-$go_layers}; (( go_layers > 36 )) && go_layers=36; (( go_layers >= 1 )) || go_layers=1
-  step "GPT-OSS-120B-shaped MXFP4 source (hidden 2880, 128 experts x 2880, $go_layers layers, ${free_gb} GB free) to nvfp4 against cp"
-  G=/tmp/gptoss; rm -rf $G
-  t0=$(date +%s.%N)
-  timeout 300 "$TOOL" generate --out $G --model-type gpt_oss --source-dtype mxfp4 --layers $go_layers \
-    --experts 128 --hidden 2880 --intermediate 2880 --top-k 4 --heads 64 --kv-heads 8 \
-    --head-dim 64 --vocab 201088 --shards $go_layers && echo "generate: $(since $t0) s" &&
-    source_vs_cp gptoss $G 150 || fail+=("gptoss")
-  rm -rf $G $G-*
+  # 8 layers in scale2 / final (time for the rest of the round); gptoss: as many as the disk holds.
+  go_layers=8; [[ $phase == gptoss ]] && go_layers=""
+  go_layers=${GPTOSS_LAYERS:-$go_layers}
+  step "GPT-OSS-120B-shaped MXFP4 source to nvfp4 against cp"
+  bash bench/bench_release_sources.sh --family gpt_oss --tool "$TOOL" --work /tmp/bench-release \
+    --report-dir "$OUT" ${go_layers:+--layers $go_layers} || fail+=("gptoss")
   if [[ $phase == gptoss ]]; then
     step "transformers on the MXFP4 fixture: where its logits leave the bf16 model's (diagnostics)"
     timeout 120 python3 tests/gpu/transformers_layout_check.py --fixtures "$FIX" --device cuda 2>&1 |
-      grep -v Warning | tail -16
+      grep -v -i "warn\|missing\|falling back" | tail -16
   fi
 fi
 
