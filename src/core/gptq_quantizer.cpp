@@ -1,5 +1,5 @@
-// Helpers the GPTQ column quantizers and the solver share: the stored tensors in layout order, and
-// which matrix of a batch failed a check.
+// Helpers the GPTQ column quantizers, the solver and the exact NVFP4 cast share: the stored
+// tensors in layout order, and which matrix of a batch failed a check.
 #include "gptq_quantizer.h"
 
 #include <ATen/ATen.h>
@@ -16,11 +16,11 @@ std::vector<StoredTensor> stored_in_layout(QuantFormat format, int64_t rows, int
   for (const StoredTensorSpec& s :
        format_descriptor(format).stored_tensors(rows, cols, DType::kF32, name)) {
     const auto it = data.find(s.suffix);
-    MQ_CHECK(it != data.end(), name, ": GPTQ produced no '", s.suffix, "'");
+    MQ_CHECK(it != data.end(), name, ": the quantizer produced no '", s.suffix, "'");
     const at::Tensor& t = it->second;
     MQ_CHECK(t.sizes().vec() == s.shape && t.scalar_type() == storage_scalar_type(s.dtype) &&
                  t.is_contiguous(),
-             name, ": GPTQ's '", s.suffix, "' has shape ", t.sizes(), " and dtype ",
+             name, ": the quantizer's '", s.suffix, "' has shape ", t.sizes(), " and dtype ",
              t.scalar_type(), " where the layout says ", c10::IntArrayRef(s.shape));
     out.push_back({s.suffix, s.dtype, s.shape, t});
   }
